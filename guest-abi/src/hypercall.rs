@@ -1,0 +1,144 @@
+//! Hypercall numbers and results: requests from the guest kernel to H.
+//!
+//! The same numbers on both backends (design section 7). Soft backend: the guest kernel writes
+//! the request into its vCPU's [`crate::pvcs::VcpuPage`] and hands off with a futex. KVM
+//! backend: the arguments go in registers (`rax` = number, `rdi`, `rsi`, `rdx`, `r10` =
+//! arguments, result in `rax`) and the guest writes the number to [`HYPERCALL_PORT`].
+//!
+//! Results are `i64`: `>= 0` success (meaning per call), `< 0` a negated Linux errno.
+
+/// I/O port the KVM backend's guest writes to for a hypercall (`out dx, eax`).
+pub const HYPERCALL_PORT: u16 = 0x0cf0;
+
+/// Hypercall numbers. Arguments are listed as `(a0, a1, a2, a3)`.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hypercall {
+    /// `(root_gpa)`: make `root_gpa` (GPA of a PML4) a live shadow space. Returns the space id
+    /// (`0 .. MAX_SPACES`) whose PVCS the guest uses to enter user code in that address space.
+    /// Idempotent: the same root returns the same id until released.
+    LoadPgtbl = 1,
+    /// `(root_gpa, gva, len)`: the guest changed present PTEs in `gva .. gva+len`; drop their
+    /// shadow. Returns 0.
+    FlushTlb = 2,
+    /// `(root_gpa)`: drop the whole shadow of `root_gpa`. Returns 0.
+    FlushTlbAll = 3,
+    /// `(root_gpa)`: the guest freed this page-table root; its space id becomes invalid.
+    ReleasePgtbl = 4,
+    /// `(root_gpa, gva, len)`: fill the shadow for present PTEs in the range now. Returns the
+    /// number of pages mapped.
+    Prefault = 5,
+    /// `(root_gpa, gva, error_code)`: a user access at `gva` with x86 #PF error code bits
+    /// faulted in the shadow. Returns [`FAULT_FILLED`] when the guest page table allows the
+    /// access (the shadow now maps it), [`FAULT_INJECT`] when the guest must handle it as a
+    /// #PF of its own.
+    ShadowFault = 6,
+    /// `(fd, gpa, len)`: write `len` bytes at `gpa` to host fd 1 (stdout), 2 (stderr) or
+    /// [`CONSOLE_KERNEL_LOG`]. Returns bytes written.
+    ConsoleWrite = 7,
+    /// `(gpa, len)`: read up to `len` bytes from host stdin into `gpa`. Returns bytes read, 0 at
+    /// end of file. Blocks the vCPU.
+    ConsoleRead = 8,
+    /// `(deadline_ns)`: raise a timer interrupt on this vCPU at `CLOCK_MONOTONIC` deadline
+    /// (0 cancels).
+    SetTimer = 9,
+    /// `()`: idle this vCPU until an interrupt is pending. Returns 0.
+    Halt = 10,
+    /// `(vcpu)`: raise an IPI on `vcpu`.
+    SendIpi = 11,
+    /// `(vcpu)`: give this host CPU to `vcpu` (a lock holder), if it is runnable.
+    YieldTo = 12,
+    /// `(kind, value)`: the VM is over; see [`ShutdownKind`]. Does not return.
+    Shutdown = 13,
+    /// `(clock_id)`: current time of Linux clock `clock_id` (0 realtime, 1 monotonic), ns.
+    GetTime = 14,
+}
+
+impl Hypercall {
+    /// Decodes a raw number read from shared memory or a register.
+    pub fn from_raw(raw: u64) -> Option<Self> {
+        Some(match raw {
+            1 => Self::LoadPgtbl,
+            2 => Self::FlushTlb,
+            3 => Self::FlushTlbAll,
+            4 => Self::ReleasePgtbl,
+            5 => Self::Prefault,
+            6 => Self::ShadowFault,
+            7 => Self::ConsoleWrite,
+            8 => Self::ConsoleRead,
+            9 => Self::SetTimer,
+            10 => Self::Halt,
+            11 => Self::SendIpi,
+            12 => Self::YieldTo,
+            13 => Self::Shutdown,
+            14 => Self::GetTime,
+            _ => return None,
+        })
+    }
+
+    /// Short name for statistics tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LoadPgtbl => "load_pgtbl",
+            Self::FlushTlb => "flush_tlb",
+            Self::FlushTlbAll => "flush_tlb_all",
+            Self::ReleasePgtbl => "release_pgtbl",
+            Self::Prefault => "prefault",
+            Self::ShadowFault => "shadow_fault",
+            Self::ConsoleWrite => "console_write",
+            Self::ConsoleRead => "console_read",
+            Self::SetTimer => "set_timer",
+            Self::Halt => "halt",
+            Self::SendIpi => "send_ipi",
+            Self::YieldTo => "yield_to",
+            Self::Shutdown => "shutdown",
+            Self::GetTime => "get_time",
+        }
+    }
+}
+
+/// Number of hypercall kinds (numbers are `1 ..= HYPERCALL_COUNT`).
+pub const HYPERCALL_COUNT: usize = 14;
+
+/// [`Hypercall::ShadowFault`] result: the shadow now maps the page; resume user code.
+pub const FAULT_FILLED: i64 = 0;
+/// [`Hypercall::ShadowFault`] result: the guest page table does not allow the access; the
+/// guest kernel handles it as its own #PF.
+pub const FAULT_INJECT: i64 = 1;
+
+/// [`Hypercall::ConsoleWrite`] fd for the guest kernel's own log (H prefixes and routes it to
+/// its stderr according to its log level).
+pub const CONSOLE_KERNEL_LOG: u64 = 3;
+
+/// First argument of [`Hypercall::Shutdown`]: why the VM ends.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownKind {
+    /// The first guest process exited; `value` = its exit status (0..=255).
+    Exited = 0,
+    /// The first guest process was killed by a signal; `value` = the signal number.
+    Signaled = 1,
+    /// The first program could not be found; `value` = errno (ENOENT, ENOTDIR, ...).
+    /// H exits with 127.
+    NotFound = 2,
+    /// The first program could not be executed; `value` = errno (ENOEXEC, EACCES, ELIBBAD,
+    /// ...). H exits with 126.
+    CannotExecute = 3,
+    /// The guest kernel hit a fatal error (panic, out of memory at boot); `value` is a code.
+    /// The kernel logs the reason before. H exits with 125.
+    KernelPanic = 4,
+}
+
+impl ShutdownKind {
+    /// Decodes a raw value.
+    pub fn from_raw(raw: u64) -> Option<Self> {
+        Some(match raw {
+            0 => Self::Exited,
+            1 => Self::Signaled,
+            2 => Self::NotFound,
+            3 => Self::CannotExecute,
+            4 => Self::KernelPanic,
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! pvm-core (in progress).

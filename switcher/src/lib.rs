@@ -1,0 +1,1 @@
+//! switcher (in progress).
