@@ -16,6 +16,7 @@ pub mod layout;
 pub mod mapper;
 pub mod pvcs;
 pub mod stats;
+pub mod stub;
 
 /// Version of this ABI. H writes it into [`boot::BootInfo::abi_version`]; the guest kernel and
 /// the stub refuse to run against another version. Bump on any layout or numbering change.

@@ -12,7 +12,7 @@
 //! space's PVCS (it is mapped in U), the guest kernel can write all of it. Each reader copies
 //! what it needs once and validates the copy. Handoff words sit alone on their cache line.
 
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64};
 
 /// Guest user register file, as the x86-64 SYSCALL/SYSRET and signal-frame paths see it.
 /// Written by U on a trap, by K before entering user code.
@@ -285,12 +285,13 @@ pub struct VcpuPage {
     /// [`HcallState`] as `u32`: the handoff word (futex).
     pub state: AtomicU32,
     _pad0: [u8; 60],
-    /// [`crate::hypercall::Hypercall`] number (K -> H).
-    pub nr: u64,
+    /// [`crate::hypercall::Hypercall`] number (K -> H). Atomics so both sides can access the
+    /// shared page through shared references; `Relaxed` suffices, `state` orders them.
+    pub nr: AtomicU64,
     /// Arguments (K -> H).
-    pub args: [u64; 4],
+    pub args: [AtomicU64; 4],
     /// Result (H -> K): `>= 0` success, `< 0` negated errno.
-    pub ret: i64,
+    pub ret: AtomicI64,
     /// Pending interrupt bits H posts for this vCPU while its guest kernel runs (bit 0: timer,
     /// bit 1: IPI). K clears what it handles.
     pub pending_irq: AtomicU32,

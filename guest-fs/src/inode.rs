@@ -1,0 +1,286 @@
+//! Inodes: the objects of the in-memory store (regular files, directories, symlinks, device
+//! nodes, FIFOs, sockets) with their metadata, and the filesystem-wide counters.
+//!
+//! Locking: each inode has one spin lock ([`Inode::lock`]) over its metadata and contents.
+//! Code holds at most one inode lock at a time, except under the VFS namespace lock
+//! (`Vfs::ns`), which every operation that changes a directory takes first; so at most one
+//! thread ever holds two inode locks and no lock-order cycle can form.
+
+use crate::dir::DirData;
+use crate::errno::{Errno, Result};
+use crate::filedata::FileData;
+use crate::time::{Clock, Timespec};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use linux_raw_sys::general as g;
+use spin::{Mutex, MutexGuard};
+
+/// The type of an inode, the `S_IFMT` part of its mode (`inode(7)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileType {
+    /// Regular file (`S_IFREG`).
+    Regular,
+    /// Directory (`S_IFDIR`).
+    Directory,
+    /// Symbolic link (`S_IFLNK`).
+    Symlink,
+    /// Character device (`S_IFCHR`).
+    CharDevice,
+    /// Block device (`S_IFBLK`).
+    BlockDevice,
+    /// Named pipe (`S_IFIFO`).
+    Fifo,
+    /// Unix socket node (`S_IFSOCK`).
+    Socket,
+}
+
+impl FileType {
+    /// The `S_IFMT` bits of this type.
+    pub fn mode_bits(self) -> u32 {
+        match self {
+            Self::Regular => g::S_IFREG,
+            Self::Directory => g::S_IFDIR,
+            Self::Symlink => g::S_IFLNK,
+            Self::CharDevice => g::S_IFCHR,
+            Self::BlockDevice => g::S_IFBLK,
+            Self::Fifo => g::S_IFIFO,
+            Self::Socket => g::S_IFSOCK,
+        }
+    }
+
+    /// Decodes the `S_IFMT` bits of `mode`; `None` for an invalid type.
+    pub fn from_mode(mode: u32) -> Option<Self> {
+        Some(match mode & g::S_IFMT {
+            g::S_IFREG => Self::Regular,
+            g::S_IFDIR => Self::Directory,
+            g::S_IFLNK => Self::Symlink,
+            g::S_IFCHR => Self::CharDevice,
+            g::S_IFBLK => Self::BlockDevice,
+            g::S_IFIFO => Self::Fifo,
+            g::S_IFSOCK => Self::Socket,
+            _ => return None,
+        })
+    }
+
+    /// The `d_type` of `getdents64(2)` (`DT_REG`...).
+    pub fn dirent_type(self) -> u8 {
+        (match self {
+            Self::Regular => g::DT_REG,
+            Self::Directory => g::DT_DIR,
+            Self::Symlink => g::DT_LNK,
+            Self::CharDevice => g::DT_CHR,
+            Self::BlockDevice => g::DT_BLK,
+            Self::Fifo => g::DT_FIFO,
+            Self::Socket => g::DT_SOCK,
+        }) as u8
+    }
+}
+
+/// Encodes a device number like Linux `new_encode_dev` (`st_dev`/`st_rdev` of `stat(2)`).
+pub fn encode_dev(major: u32, minor: u32) -> u64 {
+    let (major, minor) = (u64::from(major), u64::from(minor));
+    (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12) | ((major & !0xfff) << 32)
+}
+
+/// Filesystem-wide state shared by every inode: counters, limit and clock.
+pub(crate) struct FsShared {
+    pub clock: Arc<dyn Clock>,
+    pub next_ino: AtomicU64,
+    pub inodes: AtomicU64,
+    /// Bytes of file data pages allocated.
+    pub data_bytes: AtomicU64,
+    /// Upper bound of `data_bytes`; writes past it fail with `ENOSPC`.
+    pub limit: AtomicU64,
+}
+
+impl FsShared {
+    pub fn now(&self) -> Timespec {
+        self.clock.now()
+    }
+
+    /// Accounts `bytes` more of file data, or fails with `ENOSPC` past the limit.
+    pub fn charge(&self, bytes: u64) -> Result<()> {
+        let limit = self.limit.load(Ordering::Relaxed);
+        self.data_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                cur.checked_add(bytes).filter(|&n| n <= limit)
+            })
+            .map(|_| ())
+            .map_err(|_| Errno::ENOSPC)
+    }
+
+    pub fn uncharge(&self, bytes: u64) {
+        self.data_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Contents of an inode, by type.
+pub(crate) enum Body {
+    /// Regular file data.
+    File(FileData),
+    /// Directory entries.
+    Dir(DirData),
+    /// Symlink target (no NUL).
+    Symlink(Vec<u8>),
+    /// Device nodes, FIFOs, sockets: no contents here.
+    Special,
+}
+
+/// Mutable state of an inode, behind its lock.
+pub(crate) struct InodeState {
+    /// Permission bits and set-id/sticky (`0o7777`).
+    pub perm: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    /// Device number of a device node: (major, minor).
+    pub rdev: (u32, u32),
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+    pub btime: Timespec,
+    pub body: Body,
+}
+
+impl InodeState {
+    pub fn file(&self) -> Option<&FileData> {
+        match &self.body {
+            Body::File(f) => Some(f),
+            _ => None,
+        }
+    }
+    pub fn file_mut(&mut self) -> Option<&mut FileData> {
+        match &mut self.body {
+            Body::File(f) => Some(f),
+            _ => None,
+        }
+    }
+    pub fn dir(&self) -> Option<&DirData> {
+        match &self.body {
+            Body::Dir(d) => Some(d),
+            _ => None,
+        }
+    }
+    pub fn dir_mut(&mut self) -> Option<&mut DirData> {
+        match &mut self.body {
+            Body::Dir(d) => Some(d),
+            _ => None,
+        }
+    }
+    /// Size as `st_size` reports it.
+    pub fn size(&self) -> u64 {
+        match &self.body {
+            Body::File(f) => f.size(),
+            Body::Symlink(t) => t.len() as u64,
+            // tmpfs reports directories as (entries + 2) * 20 bytes (BOGO_DIRENT_SIZE).
+            Body::Dir(d) => (d.len() as u64 + 2) * 20,
+            Body::Special => 0,
+        }
+    }
+    /// Touches mtime and ctime (content changed).
+    pub fn touch_modify(&mut self, now: Timespec) {
+        self.mtime = now;
+        self.ctime = now;
+    }
+}
+
+/// One inode. Shared as [`InodeRef`]; freed when neither a directory entry nor an open file
+/// nor a process context refers to it any more (so unlinked open files keep their data).
+pub struct Inode {
+    ino: u64,
+    ftype: FileType,
+    state: Mutex<InodeState>,
+    pub(crate) shared: Arc<FsShared>,
+}
+
+/// Shared reference to an inode.
+pub type InodeRef = Arc<Inode>;
+
+impl Inode {
+    /// Creates an inode with a fresh number; `nlink` starts at 0 (the caller links it).
+    pub(crate) fn new(
+        shared: &Arc<FsShared>,
+        ftype: FileType,
+        perm: u32,
+        uid: u32,
+        gid: u32,
+        body: Body,
+    ) -> Self {
+        let now = shared.now();
+        shared.inodes.fetch_add(1, Ordering::Relaxed);
+        Self {
+            ino: shared.next_ino.fetch_add(1, Ordering::Relaxed),
+            ftype,
+            state: Mutex::new(InodeState {
+                perm: perm & 0o7777,
+                uid,
+                gid,
+                nlink: 0,
+                rdev: (0, 0),
+                atime: now,
+                mtime: now,
+                ctime: now,
+                btime: now,
+                body,
+            }),
+            shared: shared.clone(),
+        }
+    }
+
+    /// The inode number (`st_ino`).
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    /// The file type.
+    pub fn file_type(&self) -> FileType {
+        self.ftype
+    }
+
+    /// True for directories.
+    pub fn is_dir(&self) -> bool {
+        self.ftype == FileType::Directory
+    }
+
+    /// Full `st_mode` (type and permission bits).
+    pub fn mode(&self) -> u32 {
+        self.ftype.mode_bits() | self.lock().perm
+    }
+
+    /// Size in bytes (`st_size`).
+    pub fn size(&self) -> u64 {
+        self.lock().size()
+    }
+
+    /// Device numbers (major, minor) of a device node; (0, 0) otherwise.
+    pub fn rdev(&self) -> (u32, u32) {
+        self.lock().rdev
+    }
+
+    /// Reads file data at `offset` into `buf` without touching times; returns bytes read
+    /// (0 at or past end of file). `EISDIR` for directories, `EINVAL` for other non-files.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let st = self.lock();
+        match &st.body {
+            Body::File(f) => Ok(f.read_at(offset, buf)),
+            Body::Dir(_) => Err(Errno::EISDIR),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, InodeState> {
+        self.state.lock()
+    }
+}
+
+impl Drop for Inode {
+    fn drop(&mut self) {
+        let st = self.state.get_mut();
+        if let Body::File(f) = &mut st.body {
+            let bytes = f.allocated_bytes();
+            self.shared.uncharge(bytes);
+        }
+        self.shared.inodes.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,225 @@
+//! The inode store: the root directory, registered devices, terminal states, the random
+//! generator and the namespace primitives (link an inode into a directory, make nodes).
+
+use crate::device::{CharDevice, NullDevice, RandomDevice, ZeroDevice};
+use crate::dir::DirData;
+use crate::errno::{Errno, Result};
+use crate::inode::{Body, FileType, FsShared, Inode, InodeRef};
+use crate::time::Clock;
+use crate::tty::TtyState;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::{Mutex, MutexGuard, RwLock};
+
+/// Filesystem usage, for the kernel's statistics and `statfs(2)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FsStats {
+    /// Live inodes (linked, open or otherwise referenced).
+    pub inodes: u64,
+    /// Bytes of file data pages held in the kernel heap.
+    pub data_bytes: u64,
+    /// Limit on `data_bytes` (`u64::MAX` = none); writes past it fail with `ENOSPC`.
+    pub data_limit: u64,
+}
+
+/// The in-memory filesystem. `Sync`: share it as `Arc<Vfs>` between vCPUs.
+pub struct Vfs {
+    pub(crate) shared: Arc<FsShared>,
+    root: InodeRef,
+    devices: RwLock<BTreeMap<(u32, u32), Arc<dyn CharDevice>>>,
+    ttys: Mutex<BTreeMap<(u32, u32), Arc<Mutex<TtyState>>>>,
+    random: Arc<RandomDevice>,
+    /// Namespace lock: held by every operation that changes a directory.
+    ns: Mutex<()>,
+}
+
+impl Vfs {
+    /// An empty filesystem: a root directory (mode 0755, uid/gid 0) and the built-in memory
+    /// devices registered (1:3 null, 1:5 zero, 1:8 random, 1:9 urandom), but no nodes for
+    /// them yet (see [`Vfs::create_standard_nodes`]).
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        let shared = Arc::new(FsShared {
+            clock,
+            next_ino: AtomicU64::new(1),
+            inodes: AtomicU64::new(0),
+            data_bytes: AtomicU64::new(0),
+            limit: AtomicU64::new(u64::MAX),
+        });
+        let root = Arc::new_cyclic(|me| {
+            Inode::new(
+                &shared,
+                FileType::Directory,
+                0o755,
+                0,
+                0,
+                Body::Dir(DirData::new(me.clone(), Vec::new())),
+            )
+        });
+        root.lock().nlink = 2;
+        let random = Arc::new(RandomDevice::new(&[0; 32]));
+        let mut devices: BTreeMap<(u32, u32), Arc<dyn CharDevice>> = BTreeMap::new();
+        devices.insert((1, 3), Arc::new(NullDevice));
+        devices.insert((1, 5), Arc::new(ZeroDevice));
+        devices.insert((1, 8), random.clone());
+        devices.insert((1, 9), random.clone());
+        Self {
+            shared,
+            root,
+            devices: RwLock::new(devices),
+            ttys: Mutex::new(BTreeMap::new()),
+            random,
+            ns: Mutex::new(()),
+        }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> InodeRef {
+        self.root.clone()
+    }
+
+    /// Registers (or replaces) the driver of character device `major:minor`. Files opened
+    /// before keep the driver they were opened with (as Linux binds `f_op` at open).
+    pub fn register_device(&self, major: u32, minor: u32, dev: Arc<dyn CharDevice>) {
+        self.devices.write().insert((major, minor), dev);
+    }
+
+    /// The driver of `major:minor`, if registered.
+    pub fn device(&self, major: u32, minor: u32) -> Option<Arc<dyn CharDevice>> {
+        self.devices.read().get(&(major, minor)).cloned()
+    }
+
+    /// The terminal state of tty device `major:minor` (created with defaults on first use);
+    /// the kernel's tty driver reads `termios` from it (ICANON, ECHO...).
+    pub fn tty_state(&self, major: u32, minor: u32) -> Arc<Mutex<TtyState>> {
+        self.ttys.lock().entry((major, minor)).or_default().clone()
+    }
+
+    /// Keys `/dev/random` and `/dev/urandom` (ChaCha20) with 32 bytes of kernel entropy.
+    pub fn seed_random(&self, seed: &[u8; 32]) {
+        self.random.reseed(seed);
+    }
+
+    /// Limits the bytes of file data (tmpfs `size=`); `u64::MAX` for no limit.
+    pub fn set_data_limit(&self, bytes: u64) {
+        self.shared.limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Current usage.
+    pub fn stats(&self) -> FsStats {
+        FsStats {
+            inodes: self.shared.inodes.load(Ordering::Relaxed),
+            data_bytes: self.shared.data_bytes.load(Ordering::Relaxed),
+            data_limit: self.shared.limit.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn ns_lock(&self) -> MutexGuard<'_, ()> {
+        self.ns.lock()
+    }
+
+    /// A new unlinked inode of `ftype` (directories get `parent`'s weak ref and `name`).
+    pub(crate) fn new_inode(
+        &self,
+        ftype: FileType,
+        perm: u32,
+        owner: (u32, u32),
+        parent: &InodeRef,
+        name: &[u8],
+        body: Option<Body>,
+    ) -> InodeRef {
+        let body = match (ftype, body) {
+            (_, Some(b)) => b,
+            (FileType::Regular, None) => Body::File(Default::default()),
+            (FileType::Directory, None) => Body::Dir(DirData::new(Arc::downgrade(parent), name.to_vec())),
+            (_, None) => Body::Special,
+        };
+        Arc::new(Inode::new(&self.shared, ftype, perm, owner.0, owner.1, body))
+    }
+
+    /// Links the new inode `child` into `dir` as `name`. Must hold the namespace lock.
+    /// `ENOENT` if `dir` was removed, `EEXIST` if `name` exists, `ENOTDIR` if `dir` is not
+    /// a directory. Updates link counts and the directory's mtime/ctime.
+    pub(crate) fn attach_locked(&self, dir: &InodeRef, name: &[u8], child: &InodeRef) -> Result<()> {
+        let now = self.shared.now();
+        let is_dir = child.is_dir();
+        {
+            let mut d = dir.lock();
+            if d.nlink == 0 {
+                return Err(Errno::ENOENT);
+            }
+            let entries = d.dir_mut().ok_or(Errno::ENOTDIR)?;
+            if entries.get(name).is_some() {
+                return Err(Errno::EEXIST);
+            }
+            entries.insert(name, child.clone());
+            if is_dir {
+                d.nlink += 1;
+            }
+            d.touch_modify(now);
+        }
+        let mut c = child.lock();
+        c.nlink += if is_dir { 2 } else { 1 };
+        c.ctime = now;
+        if let Some(cd) = c.dir_mut() {
+            cd.parent = Arc::downgrade(dir);
+            cd.name = name.to_vec();
+        }
+        Ok(())
+    }
+
+    /// Creates a node `name` in `dir` (no permission checks: for loaders and the kernel).
+    pub(crate) fn make_node(
+        &self,
+        dir: &InodeRef,
+        name: &[u8],
+        ftype: FileType,
+        perm: u32,
+        owner: (u32, u32),
+        body: Option<Body>,
+        rdev: (u32, u32),
+    ) -> Result<InodeRef> {
+        let node = self.new_inode(ftype, perm, owner, dir, name, body);
+        node.lock().rdev = rdev;
+        let _ns = self.ns_lock();
+        self.attach_locked(dir, name, &node)?;
+        Ok(node)
+    }
+
+    /// Creates the standard nodes a container expects, leaving existing entries alone:
+    /// `/dev` (0755) with `null` 1:3, `zero` 1:5, `random` 1:8, `urandom` 1:9 (all 0666),
+    /// `tty` 5:0 (0666), `console` 5:1 (0600); `/tmp` (1777); `/proc` (0555).
+    pub fn create_standard_nodes(&self) -> Result<()> {
+        let root = self.root();
+        let dev = self.ensure_dir(&root, b"dev", 0o755)?;
+        let nodes: [(&[u8], u32, u32, u32); 6] = [
+            (b"null", 1, 3, 0o666),
+            (b"zero", 1, 5, 0o666),
+            (b"random", 1, 8, 0o666),
+            (b"urandom", 1, 9, 0o666),
+            (b"tty", 5, 0, 0o666),
+            (b"console", 5, 1, 0o600),
+        ];
+        for (name, major, minor, perm) in nodes {
+            let exists = dev.lock().dir().ok_or(Errno::ENOTDIR)?.get(name).is_some();
+            if !exists {
+                self.make_node(&dev, name, FileType::CharDevice, perm, (0, 0), None, (major, minor))?;
+            }
+        }
+        self.ensure_dir(&root, b"tmp", 0o1777)?;
+        self.ensure_dir(&root, b"proc", 0o555)?;
+        Ok(())
+    }
+
+    /// The directory `name` in `dir`, created with `perm` if absent; `ENOTDIR` if a
+    /// non-directory has that name.
+    pub(crate) fn ensure_dir(&self, dir: &InodeRef, name: &[u8], perm: u32) -> Result<InodeRef> {
+        let existing = dir.lock().dir().ok_or(Errno::ENOTDIR)?.get(name);
+        match existing {
+            Some(i) if i.is_dir() => Ok(i),
+            Some(_) => Err(Errno::ENOTDIR),
+            None => self.make_node(dir, name, FileType::Directory, perm, (0, 0), None, (0, 0)),
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Hypercalls to H (design section 7, `guest_abi::hypercall`), soft backend: the request goes
+//! into this vCPU's `VcpuPage` in the shared window, handed over with a shared futex.
+
+use crate::arch::{futex_wait, futex_wake};
+use core::sync::atomic::Ordering;
+use guest_abi::hypercall::{Hypercall, ShutdownKind};
+use guest_abi::layout::{vcpu_page_offset, K_SHARED_BASE};
+use guest_abi::pvcs::{HcallState, VcpuPage};
+
+/// The hypercall page of `vcpu` in K's shared window.
+fn page(vcpu: u32) -> *mut VcpuPage {
+    (K_SHARED_BASE + vcpu_page_offset(vcpu)) as *mut VcpuPage
+}
+
+/// Issues hypercall `nr` with `args` on the calling vCPU and returns H's result
+/// (`>= 0` success, `< 0` negated errno).
+pub fn call(nr: Hypercall, args: [u64; 4]) -> i64 {
+    let p = page(crate::percpu::current());
+    // SAFETY: the stub mapped the shared window at K_SHARED_BASE before calling _start; this
+    // vCPU's page is only written by this thread while its state is Idle/Response (K owns it),
+    // and we use raw pointer writes for the plain fields and the atomic for the handoff word.
+    unsafe {
+        core::ptr::addr_of_mut!((*p).nr).write_volatile(nr as u64);
+        core::ptr::addr_of_mut!((*p).args).write_volatile(args);
+        let state = &(*p).state;
+        state.store(HcallState::Request as u32, Ordering::Release);
+        futex_wake(state, 1);
+        loop {
+            let s = state.load(Ordering::Acquire);
+            if s == HcallState::Response as u32 {
+                break;
+            }
+            futex_wait(state, s);
+        }
+        let ret = core::ptr::addr_of!((*p).ret).read_volatile();
+        state.store(HcallState::Idle as u32, Ordering::Release);
+        ret
+    }
+}
+
+/// `LOAD_PGTBL(root)` → space id.
+pub fn load_pgtbl(root: u64) -> i64 {
+    call(Hypercall::LoadPgtbl, [root, 0, 0, 0])
+}
+/// `RELEASE_PGTBL(root)`.
+pub fn release_pgtbl(root: u64) {
+    call(Hypercall::ReleasePgtbl, [root, 0, 0, 0]);
+}
+/// `FLUSH_TLB(root, gva, len)`.
+pub fn flush_tlb(root: u64, gva: u64, len: u64) {
+    call(Hypercall::FlushTlb, [root, gva, len, 0]);
+}
+/// `PREFAULT(root, gva, len)` → pages mapped.
+pub fn prefault(root: u64, gva: u64, len: u64) -> i64 {
+    call(Hypercall::Prefault, [root, gva, len, 0])
+}
+/// `SHADOW_FAULT(root, gva, error_code)` → `FAULT_FILLED` or `FAULT_INJECT`.
+pub fn shadow_fault(root: u64, gva: u64, error_code: u64) -> i64 {
+    call(Hypercall::ShadowFault, [root, gva, error_code, 0])
+}
+/// `CONSOLE_WRITE(fd, gpa, len)` → bytes written.
+pub fn console_write(fd: u64, gpa: u64, len: u64) -> i64 {
+    call(Hypercall::ConsoleWrite, [fd, gpa, len, 0])
+}
+/// `CONSOLE_READ(gpa, len)` → bytes read (0 = end of file).
+pub fn console_read(gpa: u64, len: u64) -> i64 {
+    call(Hypercall::ConsoleRead, [gpa, len, 0, 0])
+}
+/// `HALT()`: idle until an interrupt is pending.
+pub fn halt() {
+    call(Hypercall::Halt, [0; 4]);
+}
+/// `GET_TIME(clock)` → ns.
+pub fn get_time(clock: u64) -> i64 {
+    call(Hypercall::GetTime, [clock, 0, 0, 0])
+}
+/// `SHUTDOWN(kind, value)`: never returns.
+pub fn shutdown(kind: ShutdownKind, value: u64) -> ! {
+    call(Hypercall::Shutdown, [kind as u64, value, 0, 0]);
+    crate::arch::host_exit(1)
+}

@@ -1,0 +1,247 @@
+//! Physical frame allocator over guest RAM: a bitmap of 4 KiB frames with searches for
+//! contiguous (optionally aligned) runs, so that address spaces can be given physically
+//! contiguous extents (design section 6, "VMA budget": every GVA→GPA discontinuity costs H a
+//! host VMA). Frames come back unzeroed.
+
+use super::PAGE_SIZE;
+
+/// Bitmap allocator state. Bit set = frame in use.
+pub struct FrameAllocator {
+    /// GPA of frame 0 of the bitmap.
+    base: u64,
+    /// Number of frames covered.
+    nframes: usize,
+    bitmap: &'static mut [u64],
+    /// Frames currently free.
+    free: usize,
+    /// Where the next first-fit search starts (frame index).
+    hint: usize,
+    /// Highest number of frames in use at once.
+    peak_used: usize,
+}
+
+/// Frames in a 2 MiB run.
+pub const LARGE_FRAMES: usize = 512;
+
+impl FrameAllocator {
+    /// An allocator for `nframes` frames starting at GPA `base`, all marked used; call
+    /// [`FrameAllocator::free`] on the ranges that are available. `bitmap` must have at least
+    /// `nframes.div_ceil(64)` words.
+    pub fn new(base: u64, nframes: usize, bitmap: &'static mut [u64]) -> Self {
+        let words = nframes.div_ceil(64).min(bitmap.len());
+        bitmap[..words].fill(u64::MAX);
+        FrameAllocator { base, nframes: nframes.min(words * 64), bitmap, free: 0, hint: 0, peak_used: 0 }
+    }
+
+    fn bit(&self, i: usize) -> bool {
+        self.bitmap[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    fn set(&mut self, i: usize, used: bool) {
+        if used {
+            self.bitmap[i / 64] |= 1 << (i % 64);
+        } else {
+            self.bitmap[i / 64] &= !(1 << (i % 64));
+        }
+    }
+
+    fn index(&self, gpa: u64) -> Option<usize> {
+        if gpa < self.base || gpa % PAGE_SIZE != 0 {
+            return None;
+        }
+        let i = ((gpa - self.base) / PAGE_SIZE) as usize;
+        (i < self.nframes).then_some(i)
+    }
+
+    /// Number of free frames.
+    pub fn free_frames(&self) -> usize {
+        self.free
+    }
+
+    /// Number of frames in use.
+    pub fn used_frames(&self) -> usize {
+        self.nframes - self.free
+    }
+
+    /// Peak number of frames in use.
+    pub fn peak_frames(&self) -> usize {
+        self.peak_used
+    }
+
+    /// Total frames managed.
+    pub fn total_frames(&self) -> usize {
+        self.nframes
+    }
+
+    /// First index `>= i` of a run of `n` free frames, or the index where the run broke.
+    fn run_free(&self, i: usize, n: usize) -> Result<(), usize> {
+        let mut j = i;
+        while j < i + n {
+            if j % 64 == 0 && i + n - j >= 64 && self.bitmap[j / 64] == 0 {
+                j += 64;
+                continue;
+            }
+            if self.bit(j) {
+                return Err(j);
+            }
+            j += 1;
+        }
+        Ok(())
+    }
+
+    /// Allocates `n` contiguous frames whose first GPA is a multiple of `align` frames (GPA
+    /// alignment relative to GPA 0). Returns the GPA of the first frame.
+    pub fn alloc_run(&mut self, n: usize, align: usize) -> Option<u64> {
+        if n == 0 || n > self.free {
+            return None;
+        }
+        let align = align.max(1);
+        let base_frame = (self.base / PAGE_SIZE) as usize;
+        // Search from the hint to the end, then from 0 to the hint.
+        for (from, to) in [(self.hint, self.nframes), (0, self.hint.min(self.nframes))] {
+            let mut i = from;
+            loop {
+                // Align (base_frame + i) up to `align`.
+                let abs = base_frame + i;
+                i = abs.div_ceil(align) * align - base_frame;
+                if i + n > self.nframes || i >= to {
+                    break;
+                }
+                // Skip full words quickly.
+                if i % 64 == 0 && self.bitmap[i / 64] == u64::MAX {
+                    i += 64;
+                    continue;
+                }
+                match self.run_free(i, n) {
+                    Ok(()) => {
+                        self.mark(i, n);
+                        self.hint = if align == 1 { i + n } else { self.hint };
+                        return Some(self.base + i as u64 * PAGE_SIZE);
+                    }
+                    Err(busy) => i = busy + 1,
+                }
+            }
+        }
+        None
+    }
+
+    fn mark(&mut self, i: usize, n: usize) {
+        for j in i..i + n {
+            self.set(j, true);
+        }
+        self.free -= n;
+        self.peak_used = self.peak_used.max(self.nframes - self.free);
+    }
+
+    /// Allocates exactly the `n` frames at `gpa` if they are all free.
+    pub fn alloc_at(&mut self, gpa: u64, n: usize) -> bool {
+        let Some(i) = self.index(gpa) else { return false };
+        if n == 0 || i + n > self.nframes || self.run_free(i, n).is_err() {
+            return false;
+        }
+        self.mark(i, n);
+        true
+    }
+
+    /// Allocates one frame.
+    pub fn alloc(&mut self) -> Option<u64> {
+        self.alloc_run(1, 1)
+    }
+
+    /// Frees `n` frames at `gpa`. Frames outside the managed range or already free are
+    /// ignored (returns the number actually freed).
+    pub fn free(&mut self, gpa: u64, n: usize) -> usize {
+        let Some(i) = self.index(gpa) else { return 0 };
+        let mut freed = 0;
+        for j in i..(i + n).min(self.nframes) {
+            if self.bit(j) {
+                self.set(j, false);
+                freed += 1;
+            }
+        }
+        self.free += freed;
+        freed
+    }
+}
+
+/// The global frame allocator (set at boot).
+pub static FRAMES: spin::Mutex<Option<FrameAllocator>> = spin::Mutex::new(None);
+
+/// Allocates `n` contiguous frames aligned to `align` frames from the global allocator.
+pub fn alloc_run(n: usize, align: usize) -> Option<u64> {
+    FRAMES.lock().as_mut()?.alloc_run(n, align)
+}
+
+/// Allocates exactly the frames at `gpa` from the global allocator.
+pub fn alloc_at(gpa: u64, n: usize) -> bool {
+    FRAMES.lock().as_mut().is_some_and(|f| f.alloc_at(gpa, n))
+}
+
+/// Allocates one zeroed frame.
+pub fn alloc_zeroed() -> Option<u64> {
+    let gpa = alloc_run(1, 1)?;
+    super::zero_phys(gpa, PAGE_SIZE);
+    Some(gpa)
+}
+
+/// Returns frames to the global allocator.
+pub fn free(gpa: u64, n: usize) {
+    if let Some(f) = FRAMES.lock().as_mut() {
+        f.free(gpa, n);
+    }
+}
+
+/// (used, peak, total) frames of the global allocator.
+pub fn usage() -> (usize, usize, usize) {
+    FRAMES.lock().as_ref().map_or((0, 0, 0), |f| (f.used_frames(), f.peak_frames(), f.total_frames()))
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::boxed::Box;
+    use std::vec;
+
+    fn fa(base: u64, n: usize) -> FrameAllocator {
+        let bm: &'static mut [u64] = Box::leak(vec![0u64; n.div_ceil(64)].into_boxed_slice());
+        let mut f = FrameAllocator::new(base, n, bm);
+        f.free(base, n);
+        f
+    }
+
+    #[test]
+    fn runs_are_contiguous_and_disjoint() {
+        let mut f = fa(0x10_0000, 4096);
+        let a = f.alloc_run(10, 1).unwrap();
+        let b = f.alloc_run(10, 1).unwrap();
+        assert!(b >= a + 10 * PAGE_SIZE || a >= b + 10 * PAGE_SIZE);
+        assert_eq!(f.free_frames(), 4096 - 20);
+        assert_eq!(f.free(a, 10), 10);
+        assert_eq!(f.free(a, 10), 0, "double free is ignored");
+        assert_eq!(f.free_frames(), 4096 - 10);
+    }
+
+    #[test]
+    fn aligned_runs() {
+        let mut f = fa(0x10_1000, 4096);
+        let _ = f.alloc_run(3, 1).unwrap();
+        let big = f.alloc_run(LARGE_FRAMES, LARGE_FRAMES).unwrap();
+        assert_eq!(big % (2 << 20), 0);
+        assert!(!f.alloc_at(big + PAGE_SIZE, 1), "inside an allocated run");
+        assert!(f.alloc_at(big + LARGE_FRAMES as u64 * PAGE_SIZE, 2));
+    }
+
+    #[test]
+    fn exhaustion_and_wraparound() {
+        let mut f = fa(0, 128);
+        let a = f.alloc_run(100, 1).unwrap();
+        assert!(f.alloc_run(29, 1).is_none());
+        let b = f.alloc_run(28, 1).unwrap();
+        assert_eq!(b, 100 * PAGE_SIZE);
+        assert!(f.alloc().is_none());
+        f.free(a + 5 * PAGE_SIZE, 1);
+        assert_eq!(f.alloc(), Some(a + 5 * PAGE_SIZE), "search wraps around to the start");
+        assert_eq!(f.peak_frames(), 128);
+    }
+}

@@ -1,0 +1,173 @@
+//! x86-64 4-level page tables of one guest address space (Intel SDM vol. 3A, 4.5), user half
+//! only, built with the `x86_64` crate's `PageTable`/`PageTableFlags` and reached through the
+//! physmap. Leaves are 4 KiB; intermediate entries are present + writable + user (permissions
+//! are decided at the leaf). The TLB rule of the ABI (flush after changing a present PTE) is
+//! the caller's job: these functions return what they changed.
+
+use super::{frame, phys_to_virt, PAGE_SIZE};
+use x86_64::structures::paging::{PageTable, PageTableFlags as F};
+
+/// Flags of intermediate (non-leaf) entries.
+const TABLE_FLAGS: F = F::PRESENT.union(F::WRITABLE).union(F::USER_ACCESSIBLE);
+/// Physical address bits of an entry.
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// A leaf translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// GPA of the 4 KiB frame.
+    pub gpa: u64,
+    /// Leaf flags.
+    pub flags: F,
+}
+
+/// Out of guest memory while allocating a page-table page.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NoMemory;
+
+/// The page tables of one address space, identified by the GPA of the PML4.
+#[derive(Debug)]
+pub struct PageTables {
+    root: u64,
+}
+
+fn table(gpa: u64) -> *mut PageTable {
+    phys_to_virt(gpa).cast()
+}
+
+fn index(va: u64, level: u32) -> usize {
+    ((va >> (12 + 9 * (level - 1))) & 511) as usize
+}
+
+impl PageTables {
+    /// Allocates an empty PML4.
+    pub fn new() -> Result<Self, NoMemory> {
+        Ok(PageTables { root: frame::alloc_zeroed().ok_or(NoMemory)? })
+    }
+
+    /// GPA of the PML4 (the "CR3" H shadows).
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// Pointer to the level-1 entry of `va`; allocates missing tables when `create`.
+    fn pte(&mut self, va: u64, create: bool) -> Result<Option<*mut u64>, NoMemory> {
+        let mut t = self.root;
+        for level in (2..=4).rev() {
+            let i = index(va, level);
+            // SAFETY: `t` is a page-table page owned by this address space (allocated by us),
+            // inside guest RAM; entries are plain u64s.
+            let e = unsafe { (table(t) as *mut u64).add(i) };
+            // SAFETY: as above.
+            let v = unsafe { e.read() };
+            if v & F::PRESENT.bits() == 0 {
+                if !create {
+                    return Ok(None);
+                }
+                let n = frame::alloc_zeroed().ok_or(NoMemory)?;
+                // SAFETY: as above.
+                unsafe { e.write(n | TABLE_FLAGS.bits()) };
+                t = n;
+            } else {
+                t = v & ADDR_MASK;
+            }
+        }
+        // SAFETY: `t` is a level-1 table of this address space.
+        Ok(Some(unsafe { (table(t) as *mut u64).add(index(va, 1)) }))
+    }
+
+    /// The present leaf mapping `va`, if any.
+    pub fn translate(&self, va: u64) -> Option<Leaf> {
+        let mut t = self.root;
+        for level in (1..=4).rev() {
+            // SAFETY: page-table pages of this space, inside guest RAM.
+            let v = unsafe { (table(t) as *const u64).add(index(va, level)).read() };
+            if v & F::PRESENT.bits() == 0 {
+                return None;
+            }
+            if level == 1 {
+                return Some(Leaf { gpa: v & ADDR_MASK, flags: F::from_bits_truncate(v & !ADDR_MASK) });
+            }
+            t = v & ADDR_MASK;
+        }
+        None
+    }
+
+    /// Maps `va` to frame `gpa` with `flags` (PRESENT is added). Returns the previous leaf if
+    /// one was present (the caller must flush it).
+    pub fn map(&mut self, va: u64, gpa: u64, flags: F) -> Result<Option<Leaf>, NoMemory> {
+        let e = self.pte(va, true)?.ok_or(NoMemory)?;
+        // SAFETY: e points into a level-1 table of this space.
+        let old = unsafe { e.read() };
+        // SAFETY: as above.
+        unsafe { e.write((gpa & ADDR_MASK) | (flags | F::PRESENT).bits()) };
+        Ok(leaf_of(old))
+    }
+
+    /// Removes the mapping of `va`, returning it if it was present.
+    pub fn unmap(&mut self, va: u64) -> Option<Leaf> {
+        let e = self.pte(va, false).ok()??;
+        // SAFETY: e points into a level-1 table of this space.
+        let old = unsafe { e.read() };
+        // SAFETY: as above.
+        unsafe { e.write(0) };
+        leaf_of(old)
+    }
+
+    /// Replaces the permission flags of a present leaf (keeps A/D). Returns true if the entry
+    /// was present and changed.
+    pub fn protect(&mut self, va: u64, flags: F) -> bool {
+        let Ok(Some(e)) = self.pte(va, false) else { return false };
+        // SAFETY: e points into a level-1 table of this space.
+        let old = unsafe { e.read() };
+        if old & F::PRESENT.bits() == 0 {
+            return false;
+        }
+        let keep = old & (ADDR_MASK | F::ACCESSED.bits() | F::DIRTY.bits());
+        let new = keep | (flags | F::PRESENT).bits();
+        // SAFETY: as above.
+        unsafe { e.write(new) };
+        new != old
+    }
+
+    /// Frees every page-table page (not the leaf frames: the VMA layer owns those).
+    pub fn destroy(self) {
+        free_table(self.root, 4);
+    }
+}
+
+fn leaf_of(v: u64) -> Option<Leaf> {
+    (v & F::PRESENT.bits() != 0).then(|| Leaf { gpa: v & ADDR_MASK, flags: F::from_bits_truncate(v & !ADDR_MASK) })
+}
+
+fn free_table(gpa: u64, level: u32) {
+    if level > 1 {
+        for i in 0..512 {
+            // SAFETY: page-table page of the space being destroyed.
+            let v = unsafe { (table(gpa) as *const u64).add(i).read() };
+            if v & F::PRESENT.bits() != 0 {
+                free_table(v & ADDR_MASK, level - 1);
+            }
+        }
+    }
+    frame::free(gpa, 1);
+}
+
+/// Leaf flags for Linux `PROT_*` bits (user pages; no PROT_READ-only distinction on x86).
+pub fn flags_for_prot(prot: u32) -> F {
+    if prot & 7 == 0 {
+        // PROT_NONE: keep the frame but deny every user access.
+        return F::PRESENT | F::NO_EXECUTE;
+    }
+    let mut f = F::PRESENT | F::USER_ACCESSIBLE;
+    if prot & 2 != 0 {
+        f |= F::WRITABLE;
+    }
+    if prot & 4 == 0 {
+        f |= F::NO_EXECUTE;
+    }
+    f
+}
+
+/// Size of one page, bytes (re-exported for callers iterating ranges).
+pub const PAGE: u64 = PAGE_SIZE;

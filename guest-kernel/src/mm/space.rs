@@ -1,0 +1,352 @@
+//! One guest address space: page tables + VMAs + brk + the shadow space id, and every
+//! operation that changes them (demand paging with contiguous extents, mmap/munmap/mprotect/
+//! mremap/brk, populate, teardown). Present-PTE changes are queued and flushed in batches
+//! (`FLUSH_TLB`) before the frames they referenced are reused (design section 6).
+
+use super::paging::{flags_for_prot, Leaf, NoMemory, PageTables};
+use super::vma::{Vma, VmaKind, VmaSet};
+use super::{frame, page_down, page_up, zero_phys, PAGE_SIZE};
+use alloc::vec::Vec;
+use guest_abi::layout::{USER_END, USER_START};
+use x86_64::structures::paging::PageTableFlags as F;
+
+/// Top of the initial stack (one guard page below the end of user space).
+pub const STACK_TOP: u64 = USER_END - PAGE_SIZE;
+/// Maximum stack size (RLIMIT_STACK default, 8 MiB).
+pub const STACK_MAX: u64 = 8 << 20;
+/// Highest address for top-down mmap placement.
+pub const MMAP_TOP: u64 = STACK_TOP - STACK_MAX - (256 << 20);
+/// 2 MiB.
+const LARGE: u64 = guest_abi::LARGE_PAGE_SIZE;
+
+/// Why a user access cannot be satisfied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultError {
+    /// No VMA at the address (`SEGV_MAPERR`).
+    Unmapped,
+    /// The VMA forbids the access (`SEGV_ACCERR`).
+    Denied,
+    /// Guest memory exhausted.
+    OutOfMemory,
+}
+
+/// Kind of a user access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Data read.
+    Read,
+    /// Data write.
+    Write,
+    /// Instruction fetch.
+    Exec,
+}
+
+/// A guest address space.
+#[derive(Debug)]
+pub struct AddrSpace {
+    /// The page tables.
+    pub pt: PageTables,
+    /// The areas.
+    pub vmas: VmaSet,
+    /// Shadow space id from `LOAD_PGTBL`, once loaded.
+    pub space_id: Option<u32>,
+    /// Start of the brk heap (page aligned).
+    pub brk_start: u64,
+    /// Current program break (byte precise, as `brk(2)` returns it).
+    pub brk: u64,
+    /// Present-PTE ranges changed since the last flush: `(gva, len)`.
+    pending_flush: Vec<(u64, u64)>,
+    /// Frames to free after the next flush: `(gpa, frames)`.
+    pending_free: Vec<(u64, usize)>,
+    /// Frames mapped in user space (resident set), pages.
+    pub resident: u64,
+}
+
+fn allowed(prot: u32, access: Access) -> bool {
+    match access {
+        Access::Read => prot & 7 != 0,
+        Access::Write => prot & 2 != 0,
+        Access::Exec => prot & 4 != 0,
+    }
+}
+
+impl AddrSpace {
+    /// An empty address space.
+    pub fn new() -> Result<Self, NoMemory> {
+        Ok(AddrSpace {
+            pt: PageTables::new()?,
+            vmas: VmaSet::new(),
+            space_id: None,
+            brk_start: 0,
+            brk: 0,
+            pending_flush: Vec::new(),
+            pending_free: Vec::new(),
+            resident: 0,
+        })
+    }
+
+    /// GPA of the PML4.
+    pub fn root(&self) -> u64 {
+        self.pt.root()
+    }
+
+    /// Adds a VMA over `[start, end)` (page aligned, must be free).
+    pub fn add_vma(&mut self, start: u64, end: u64, prot: u32, kind: VmaKind) {
+        self.vmas.insert(Vma { start, end, prot, kind });
+    }
+
+    /// Resolves a user access at `addr` that the page table does not allow yet: demand-fills
+    /// a contiguous chunk around it (or fixes a PTE whose flags lag behind its VMA). Returns
+    /// the range now mapped, to `PREFAULT`.
+    pub fn fault_in(&mut self, addr: u64, access: Access) -> Result<(u64, u64), FaultError> {
+        let vma = *self.vmas.find(addr).ok_or(FaultError::Unmapped)?;
+        if !allowed(vma.prot, access) {
+            return Err(FaultError::Denied);
+        }
+        let page = page_down(addr);
+        let want = flags_for_prot(vma.prot);
+        if let Some(leaf) = self.pt.translate(page) {
+            // Present: the VMA allows the access, so the PTE just needs the VMA's flags.
+            if leaf.flags & (F::WRITABLE | F::USER_ACCESSIBLE | F::NO_EXECUTE) != want & (F::WRITABLE | F::USER_ACCESSIBLE | F::NO_EXECUTE)
+                && self.pt.protect(page, want)
+            {
+                self.queue_flush(page, PAGE_SIZE);
+            }
+            return Ok((page, PAGE_SIZE));
+        }
+        let chunk = match vma.kind {
+            VmaKind::Stack => 128 << 10,
+            VmaKind::Anon | VmaKind::Heap => LARGE,
+        };
+        let mut lo = (page & !(chunk - 1)).max(vma.start);
+        let mut hi = (page.saturating_add(chunk) & !(chunk - 1)).min(vma.end);
+        // Shrink to the run of non-present pages around `page`.
+        let mut a = page;
+        while a > lo && self.pt.translate(a - PAGE_SIZE).is_none() {
+            a -= PAGE_SIZE;
+        }
+        lo = a;
+        let mut b = page + PAGE_SIZE;
+        while b < hi && self.pt.translate(b).is_none() {
+            b += PAGE_SIZE;
+        }
+        hi = b;
+        let (start, gpa, n) = self.alloc_extent(lo, hi, page).ok_or(FaultError::OutOfMemory)?;
+        zero_phys(gpa, n as u64 * PAGE_SIZE);
+        self.map_frames(start, gpa, n, want).map_err(|_| FaultError::OutOfMemory)?;
+        Ok((start, n as u64 * PAGE_SIZE))
+    }
+
+    /// Picks frames for (part of) `[lo, hi)` containing `page`, preferring a run that continues
+    /// the GPA of the neighbouring pages (constant GVA→GPA offset). Returns (gva, gpa, pages).
+    fn alloc_extent(&self, lo: u64, hi: u64, page: u64) -> Option<(u64, u64, usize)> {
+        let n = ((hi - lo) / PAGE_SIZE) as usize;
+        if lo >= PAGE_SIZE {
+            if let Some(prev) = self.pt.translate(lo - PAGE_SIZE) {
+                if frame::alloc_at(prev.gpa + PAGE_SIZE, n) {
+                    return Some((lo, prev.gpa + PAGE_SIZE, n));
+                }
+            }
+        }
+        if let Some(next) = self.pt.translate(hi) {
+            let need = n as u64 * PAGE_SIZE;
+            if next.gpa >= need && frame::alloc_at(next.gpa - need, n) {
+                return Some((lo, next.gpa - need, n));
+            }
+        }
+        let align = if n == frame::LARGE_FRAMES && lo % LARGE == 0 { frame::LARGE_FRAMES } else { 1 };
+        if let Some(g) = frame::alloc_run(n, align).or_else(|| frame::alloc_run(n, 1)) {
+            return Some((lo, g, n));
+        }
+        // Fragmented memory: smaller pieces around the faulting page.
+        for pages in [64u64, 16, 1] {
+            let s = page_down(page.saturating_sub((pages / 2) * PAGE_SIZE)).max(lo);
+            let e = (s + pages * PAGE_SIZE).min(hi);
+            let k = ((e - s) / PAGE_SIZE) as usize;
+            if let Some(g) = frame::alloc_run(k, 1) {
+                return Some((s, g, k));
+            }
+        }
+        None
+    }
+
+    /// Maps `n` frames starting at `gpa` at `va` with `flags`; frames that were already
+    /// mapped are replaced (the old frame is queued for freeing after a flush).
+    pub fn map_frames(&mut self, va: u64, gpa: u64, n: usize, flags: F) -> Result<(), NoMemory> {
+        for i in 0..n as u64 {
+            match self.pt.map(va + i * PAGE_SIZE, gpa + i * PAGE_SIZE, flags) {
+                Ok(Some(old)) => {
+                    self.queue_flush(va + i * PAGE_SIZE, PAGE_SIZE);
+                    self.pending_free.push((old.gpa, 1));
+                }
+                Ok(None) => self.resident += 1,
+                Err(e) => {
+                    // Give back the frames we did not map.
+                    frame::free(gpa + i * PAGE_SIZE, n - i as usize);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Allocates and zeroes frames for every non-present page of `[start, end)` (which must be
+    /// inside VMAs), e.g. for `MAP_POPULATE` and ELF segments.
+    pub fn populate(&mut self, start: u64, end: u64) -> Result<(), FaultError> {
+        let mut a = page_down(start);
+        while a < end {
+            if self.pt.translate(a).is_some() {
+                a += PAGE_SIZE;
+                continue;
+            }
+            let vma = *self.vmas.find(a).ok_or(FaultError::Unmapped)?;
+            let hi = end.min(vma.end);
+            let mut b = a + PAGE_SIZE;
+            while b < hi && self.pt.translate(b).is_none() {
+                b += PAGE_SIZE;
+            }
+            let (s, gpa, n) = self.alloc_extent(a, b, a).ok_or(FaultError::OutOfMemory)?;
+            zero_phys(gpa, n as u64 * PAGE_SIZE);
+            self.map_frames(s, gpa, n, flags_for_prot(vma.prot)).map_err(|_| FaultError::OutOfMemory)?;
+            a = s + n as u64 * PAGE_SIZE;
+        }
+        Ok(())
+    }
+
+    /// Translates a user address for a kernel access (copy to/from user), demand-filling it
+    /// when the VMA allows. Returns the GPA of the byte.
+    pub fn user_gpa(&mut self, va: u64, access: Access) -> Result<u64, FaultError> {
+        if !(USER_START..USER_END).contains(&va) {
+            return Err(FaultError::Unmapped);
+        }
+        let page = page_down(va);
+        let ok = |l: &Leaf| {
+            l.flags.contains(F::USER_ACCESSIBLE) && (access != Access::Write || l.flags.contains(F::WRITABLE))
+        };
+        let leaf = match self.pt.translate(page) {
+            Some(l) if ok(&l) => l,
+            _ => {
+                self.fault_in(va, access)?;
+                self.pt.translate(page).filter(ok).ok_or(FaultError::Denied)?
+            }
+        };
+        Ok(leaf.gpa + (va - page))
+    }
+
+    fn queue_flush(&mut self, va: u64, len: u64) {
+        if let Some(last) = self.pending_flush.last_mut() {
+            if last.0 + last.1 == va {
+                last.1 += len;
+                return;
+            }
+        }
+        self.pending_flush.push((va, len));
+    }
+
+    /// Issues the queued `FLUSH_TLB`s, then frees the frames they referenced.
+    pub fn flush(&mut self) {
+        if !self.pending_flush.is_empty() {
+            if self.space_id.is_some() && !cfg!(test) {
+                for &(va, len) in &self.pending_flush {
+                    crate::hcall::flush_tlb(self.root(), va, len);
+                }
+            }
+            self.pending_flush.clear();
+        }
+        for (gpa, n) in self.pending_free.drain(..) {
+            frame::free(gpa, n);
+        }
+    }
+
+    /// Removes `[start, end)` (page aligned) from the address space: VMAs, PTEs, frames.
+    /// The flush is queued; call [`AddrSpace::flush`].
+    pub fn unmap(&mut self, start: u64, end: u64) {
+        let removed = self.vmas.remove(start, end);
+        for v in removed {
+            let mut a = v.start;
+            while a < v.end {
+                if let Some(old) = self.pt.unmap(a) {
+                    self.queue_flush(a, PAGE_SIZE);
+                    self.pending_free.push((old.gpa, 1));
+                    self.resident -= 1;
+                }
+                a += PAGE_SIZE;
+            }
+        }
+    }
+
+    /// `mprotect(2)` on `[start, end)`; `false` if part of it is unmapped (ENOMEM).
+    pub fn protect(&mut self, start: u64, end: u64, prot: u32) -> bool {
+        if self.vmas.protect(start, end, prot).is_none() {
+            return false;
+        }
+        let flags = flags_for_prot(prot);
+        let mut a = start;
+        while a < end {
+            if self.pt.protect(a, flags) {
+                self.queue_flush(a, PAGE_SIZE);
+            }
+            a += PAGE_SIZE;
+        }
+        true
+    }
+
+    /// Finds a free range of `len` bytes for mmap (top-down below [`MMAP_TOP`]); 2 MiB aligned
+    /// for large requests so demand paging can use whole aligned extents.
+    pub fn find_free(&self, len: u64) -> Option<u64> {
+        let align = if len >= LARGE { LARGE } else { PAGE_SIZE };
+        self.vmas.find_free_top_down(len, align, USER_START, MMAP_TOP)
+    }
+
+    /// Moves the pages of `[old, old+len)` to `new` (page-table entries move, data does not);
+    /// the VMA goes along. `[new, new+len)` must be free.
+    pub fn move_range(&mut self, old: u64, new: u64, len: u64) -> Result<(), NoMemory> {
+        let pieces = self.vmas.remove(old, old + len);
+        for v in &pieces {
+            self.vmas.insert(Vma { start: v.start - old + new, end: v.end - old + new, ..*v });
+        }
+        let mut off = 0;
+        while off < len {
+            if let Some(leaf) = self.pt.unmap(old + off) {
+                self.queue_flush(old + off, PAGE_SIZE);
+                self.pt.map(new + off, leaf.gpa, leaf.flags)?;
+            }
+            off += PAGE_SIZE;
+        }
+        Ok(())
+    }
+
+    /// `brk(2)`: moves the break to `new` if possible; returns the resulting break.
+    pub fn set_brk(&mut self, new: u64) -> u64 {
+        if new < self.brk_start || new >= MMAP_TOP {
+            return self.brk;
+        }
+        let old_end = page_up(self.brk);
+        let new_end = page_up(new);
+        if new_end > old_end {
+            if self.vmas.overlaps(old_end, new_end) {
+                return self.brk;
+            }
+            self.add_vma(old_end, new_end, 3, VmaKind::Heap);
+        } else if new_end < old_end {
+            self.unmap(new_end, old_end);
+            self.flush();
+        }
+        self.brk = new;
+        self.brk
+    }
+
+    /// Tears the address space down: frees every user frame and page-table page. The caller
+    /// releases the shadow space (`RELEASE_PGTBL`) first.
+    pub fn destroy(mut self) {
+        let all: Vec<Vma> = self.vmas.iter().copied().collect();
+        for v in all {
+            self.unmap(v.start, v.end);
+        }
+        self.pending_flush.clear();
+        for (gpa, n) in self.pending_free.drain(..) {
+            frame::free(gpa, n);
+        }
+        self.pt.destroy();
+    }
+}

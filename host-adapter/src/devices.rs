@@ -1,0 +1,177 @@
+//! Hypercalls every backend serves the same way: the console, time, and shutdown.
+//!
+//! The guest's console is pvm's own stdin/stdout/stderr, byte for byte.
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use guest_abi::hypercall::{CONSOLE_KERNEL_LOG, ShutdownKind};
+
+use crate::{ExitReason, GuestRam};
+
+/// Largest console transfer per hypercall, bytes (the guest loops for more).
+pub const CONSOLE_CHUNK: u64 = 1 << 20;
+
+const EINVAL: i64 = 22;
+const EFAULT: i64 = 14;
+const EIO: i64 = 5;
+
+/// The console: host stdio.
+pub struct Console {
+    verbose: bool,
+    stdin_eof: AtomicBool,
+}
+
+impl Console {
+    /// A console; guest-kernel log lines reach stderr only when `verbose`.
+    pub fn new(verbose: bool) -> Self {
+        Self { verbose, stdin_eof: AtomicBool::new(false) }
+    }
+
+    /// `CONSOLE_WRITE(fd, gpa, len)`: copies the guest bytes once, then writes them all.
+    /// Returns bytes written or a negated errno.
+    pub fn write(&self, ram: &GuestRam, fd: u64, gpa: u64, len: u64) -> i64 {
+        if len > CONSOLE_CHUNK {
+            return -EINVAL;
+        }
+        let mut buf = vec![0u8; len as usize];
+        if ram.read(gpa, &mut buf).is_err() {
+            return -EFAULT;
+        }
+        let result = match fd {
+            1 => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&buf).and_then(|()| out.flush())
+            }
+            2 => std::io::stderr().lock().write_all(&buf),
+            CONSOLE_KERNEL_LOG => {
+                if self.verbose {
+                    let text = String::from_utf8_lossy(&buf);
+                    let mut err = std::io::stderr().lock();
+                    for line in text.lines() {
+                        let _ = writeln!(err, "pvm: guest kernel: {line}");
+                    }
+                }
+                Ok(())
+            }
+            _ => return -EINVAL,
+        };
+        match result {
+            Ok(()) => len as i64,
+            // A closed pipe on our side: the guest sees EPIPE like a native program would.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => -32,
+            Err(_) => -EIO,
+        }
+    }
+
+    /// `CONSOLE_READ(gpa, len)`: reads what host stdin has (blocking), 0 at end of file.
+    pub fn read(&self, ram: &GuestRam, gpa: u64, len: u64) -> i64 {
+        if len > CONSOLE_CHUNK || gpa.checked_add(len).is_none_or(|end| end > ram.size()) {
+            return -EFAULT;
+        }
+        if self.stdin_eof.load(Ordering::Relaxed) || len == 0 {
+            return 0;
+        }
+        let mut buf = vec![0u8; len as usize];
+        let n = loop {
+            match std::io::stdin().lock().read(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return -EIO,
+            }
+        };
+        if n == 0 {
+            self.stdin_eof.store(true, Ordering::Relaxed);
+        }
+        match ram.write(gpa, &buf[..n]) {
+            Ok(()) => n as i64,
+            Err(_) => -EFAULT,
+        }
+    }
+}
+
+/// `GET_TIME(clock_id)`: Linux clock 0 (realtime) or 1 (monotonic), ns; negated errno else.
+pub fn get_time(clock_id: u64) -> i64 {
+    let id = match clock_id {
+        0 => libc::CLOCK_REALTIME,
+        1 => libc::CLOCK_MONOTONIC,
+        _ => return -EINVAL,
+    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer for the duration of the call.
+    if unsafe { libc::clock_gettime(id, &mut ts) } != 0 {
+        return -EINVAL;
+    }
+    ts.tv_sec.saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec)
+}
+
+/// Decodes `SHUTDOWN(kind, value)` into why the VM ends.
+pub fn shutdown_reason(kind: u64, value: u64) -> ExitReason {
+    match ShutdownKind::from_raw(kind) {
+        Some(ShutdownKind::Exited) if value <= 255 => ExitReason::Exited(value as u8),
+        Some(ShutdownKind::Signaled) if (1..=64).contains(&value) => {
+            ExitReason::Signaled(value as u32)
+        }
+        Some(ShutdownKind::NotFound) => ExitReason::NotFound(value),
+        Some(ShutdownKind::CannotExecute) => ExitReason::CannotExecute(value),
+        Some(ShutdownKind::KernelPanic) => ExitReason::KernelPanic(value),
+        _ => ExitReason::BadShutdown(kind, value),
+    }
+}
+
+/// TSC frequency of this host in kHz, from CPUID leaf 0x15 when it is complete, else measured
+/// against `CLOCK_MONOTONIC` over 20 ms. Source: Intel SDM vol. 2A, CPUID leaf 15H.
+pub fn tsc_khz() -> u64 {
+    // SAFETY: CPUID is available on every x86-64 CPU.
+    let max = unsafe { core::arch::x86_64::__cpuid(0) }.eax;
+    if max >= 0x15 {
+        // SAFETY: leaf 0x15 is supported (checked above).
+        let l = unsafe { core::arch::x86_64::__cpuid(0x15) };
+        if l.eax != 0 && l.ebx != 0 && l.ecx != 0 {
+            return u64::from(l.ecx) * u64::from(l.ebx) / u64::from(l.eax) / 1000;
+        }
+    }
+    let t0 = get_time(1);
+    let c0 = rdtsc();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let t1 = get_time(1);
+    let c1 = rdtsc();
+    let ns = (t1 - t0).max(1) as u64;
+    (c1 - c0).saturating_mul(1_000_000) / ns
+}
+
+/// Reads the TSC.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no memory effects and is allowed at CPL 3 on Linux.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_kinds_decode() {
+        assert_eq!(shutdown_reason(0, 42), ExitReason::Exited(42));
+        assert_eq!(shutdown_reason(0, 256), ExitReason::BadShutdown(0, 256));
+        assert_eq!(shutdown_reason(1, 11), ExitReason::Signaled(11));
+        assert_eq!(shutdown_reason(2, 2), ExitReason::NotFound(2));
+        assert_eq!(shutdown_reason(3, 8), ExitReason::CannotExecute(8));
+        assert_eq!(shutdown_reason(9, 0), ExitReason::BadShutdown(9, 0));
+    }
+
+    #[test]
+    fn console_rejects_out_of_range() {
+        let ram = GuestRam::new(1 << 20).expect("memfd");
+        let c = Console::new(false);
+        assert_eq!(c.write(&ram, 1, (1 << 20) - 1, 2), -EFAULT);
+        assert_eq!(c.write(&ram, 7, 0, 1), -EINVAL);
+        assert_eq!(c.write(&ram, 1, 0, CONSOLE_CHUNK + 1), -EINVAL);
+    }
+
+    #[test]
+    fn tsc_frequency_is_plausible() {
+        let khz = tsc_khz();
+        assert!((100_000..10_000_000).contains(&khz), "{khz}");
+    }
+}

@@ -1,0 +1,142 @@
+//! The software backend: the guest kernel in a sandbox process K, each guest address space in
+//! a sandbox process U whose mappings are the shadow of its page table, H serving hypercalls
+//! on one thread per vCPU. See docs/ARCHITECTURE.md.
+
+mod monitor;
+mod spaces;
+mod vcpu;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use switcher::{KernelSpawn, SharedMemory};
+
+use crate::devices::Console;
+use crate::stats::RunStats;
+use crate::{Backend, BackendError, ExitReason, RunOutcome, VmSetup};
+
+pub use spaces::Spaces;
+
+/// The software backend (no hardware virtualization; see the module docs).
+#[derive(Debug, Default)]
+pub struct SoftBackend;
+
+/// State shared by H's vCPU threads and the monitor for one run.
+pub(crate) struct Vm {
+    pub(crate) setup: VmSetup,
+    pub(crate) shared: SharedMemory,
+    pub(crate) spaces: Spaces,
+    pub(crate) console: Console,
+    /// Set once the VM is over; every H thread then returns.
+    pub(crate) stop: AtomicBool,
+    /// Why it is over (first writer wins).
+    pub(crate) reason: Mutex<Option<ExitReason>>,
+}
+
+impl Vm {
+    /// Ends the VM with `reason` unless it already ended, and wakes every H thread.
+    pub(crate) fn finish(&self, reason: ExitReason) {
+        {
+            let mut r = self.reason.lock();
+            if r.is_none() {
+                *r = Some(reason);
+            }
+        }
+        self.stop.store(true, Ordering::Release);
+        for v in 0..self.setup.vcpus {
+            switcher::futex::wake(&self.shared.vcpu_page(v).state, i32::MAX);
+        }
+    }
+}
+
+impl Backend for SoftBackend {
+    fn name(&self) -> &'static str {
+        "soft"
+    }
+
+    fn run(&mut self, setup: VmSetup) -> Result<RunOutcome, BackendError> {
+        let start = Instant::now();
+        if let Some(cpu) = setup.pin_cpu {
+            pin_process(cpu)?;
+        }
+        let shared = SharedMemory::create()?;
+        let segments: Vec<switcher::KernelSegment> = setup
+            .kernel_segments
+            .iter()
+            .map(|s| switcher::KernelSegment { vaddr: s.vaddr, gpa: s.gpa, len: s.len, prot: s.prot })
+            .collect();
+        let console = Console::new(setup.verbose);
+        let vm = Arc::new(Vm {
+            spaces: Spaces::new(setup.vcpus),
+            shared,
+            console,
+            stop: AtomicBool::new(false),
+            reason: Mutex::new(None),
+            setup,
+        });
+        let kernel = switcher::spawn_kernel(&KernelSpawn {
+            guest_mem: vm.setup.memory.fd(),
+            guest_mem_size: vm.setup.memory.size(),
+            shared: &vm.shared,
+            segments: &segments,
+            entry: vm.setup.kernel_entry,
+            vcpus: vm.setup.vcpus,
+        })?;
+
+        let mut stats = RunStats::default();
+        std::thread::scope(|scope| {
+            let monitor = scope.spawn(|| monitor::run(&vm, &kernel));
+            let handles: Vec<_> = (0..vm.setup.vcpus)
+                .map(|id| {
+                    let vm = &vm;
+                    std::thread::Builder::new()
+                        .name(format!("pvm-vcpu{id}"))
+                        .spawn_scoped(scope, move || vcpu::run(vm, id))
+                })
+                .collect();
+            for h in handles {
+                match h {
+                    Ok(h) => match h.join() {
+                        Ok(counters) => {
+                            for (total, c) in stats.hypercalls.iter_mut().zip(counters.hypercalls) {
+                                total.merge(c);
+                            }
+                            stats.shadow.filled.merge(counters.filled);
+                            stats.shadow.injected.merge(counters.injected);
+                            stats.shadow.prefaults.merge(counters.prefaults);
+                            stats.shadow.flushes.merge(counters.flushes);
+                        }
+                        Err(_) => vm.finish(ExitReason::KernelDied("an H vCPU thread panicked".into())),
+                    },
+                    Err(e) => vm.finish(ExitReason::KernelDied(format!("starting a vCPU thread: {e}"))),
+                }
+            }
+            vm.finish(ExitReason::KernelDied("vCPU threads ended".into()));
+            let _ = monitor.join();
+        });
+        kernel.kill();
+        vm.spaces.release_all(&mut stats.shadow);
+        let reason = vm.reason.lock().take().unwrap_or(ExitReason::KernelDied("no reason".into()));
+        stats.guest = crate::stats::read_guest_stats(&vm.setup.memory);
+        Ok(RunOutcome { reason, wall: start.elapsed(), stats })
+    }
+}
+
+/// Pins this process's threads (and the K and U processes it spawns, which inherit the mask)
+/// to host CPU `cpu`: a futex wakeup across CPUs costs about 28 us on these VMs, on one CPU
+/// about 1 us (design section 4).
+fn pin_process(cpu: usize) -> Result<(), BackendError> {
+    // SAFETY: `set` is a plain bitmask initialised by CPU_ZERO/CPU_SET below.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is checked against CPU_SETSIZE by the caller's parse; CPU_SET writes
+    // into `set` only.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 = this thread; `set` is valid for its size.
+    let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        return Err(BackendError::Host { what: "pinning to a CPU", source: std::io::Error::last_os_error() });
+    }
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! Watches the VM's sandbox processes with their pidfds: a dead K ends the VM; a dead U marks
+//! its space's PVCSs `SpaceDead` so the guest kernel learns it at its next switch.
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+
+use guest_abi::pvcs::SwitchState;
+use switcher::StubProcess;
+
+use super::Vm;
+use crate::ExitReason;
+
+/// Poll period while nothing happens, ms (also bounds how late a new U process is watched).
+const PERIOD_MS: i32 = 50;
+
+/// Runs until the VM stops.
+pub(crate) fn run(vm: &Vm, kernel: &StubProcess) {
+    let mut dead_spaces = std::collections::HashSet::new();
+    while !vm.stop.load(Ordering::Acquire) {
+        let spaces = vm.spaces.live();
+        let mut fds = vec![libc::pollfd { fd: kernel.pidfd().as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        fds.extend(spaces.iter().map(|s| libc::pollfd {
+            fd: s.process.pidfd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }));
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd entries for the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, PERIOD_MS) };
+        if n <= 0 {
+            continue;
+        }
+        if fds[0].revents != 0 {
+            // Give a shutdown hypercall that raced with K's exit the chance to win.
+            std::thread::sleep(std::time::Duration::from_millis(PERIOD_MS as u64));
+            let how = match kernel.try_wait() {
+                Ok(Some(info)) => format!("guest kernel process ended: {info}"),
+                Ok(None) => "guest kernel process ended".to_string(),
+                Err(e) => format!("guest kernel process ended ({e})"),
+            };
+            vm.finish(ExitReason::KernelDied(how));
+            return;
+        }
+        for (space, fd) in spaces.iter().zip(&fds[1..]) {
+            if fd.revents != 0 && dead_spaces.insert(space.process.pid()) {
+                tracing::warn!(space = space.id, "a guest address-space process died");
+                for v in 0..vm.setup.vcpus {
+                    let pvcs = vm.shared.pvcs(space.id, v);
+                    pvcs.state.store(SwitchState::SpaceDead as u32, Ordering::Release);
+                    switcher::futex::wake(&pvcs.state, i32::MAX);
+                }
+            }
+        }
+    }
+}

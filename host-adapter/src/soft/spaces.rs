@@ -1,0 +1,152 @@
+//! Live shadow spaces: guest page-table roots, each with its U process, its mapper channel
+//! and its `ShadowSpace`. Space ids index the PVCS window (`guest_abi::layout::pvcs_offset`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use guest_abi::MAX_SPACES;
+use guest_abi::mapper::MapOp;
+use guest_abi::pvcs::SwitchState;
+use parking_lot::{Mutex, RwLock};
+use shadow_mmu::{ShadowConfig, ShadowSpace};
+use switcher::{MapperChannel, SharedMemory, SpaceSpawn, StubProcess};
+
+use crate::GuestRam;
+use crate::stats::ShadowTotals;
+
+/// The mapper channel of a U process as the shadow MMU's `Mapper`.
+pub struct ChannelMapper(MapperChannel);
+
+impl shadow_mmu::Mapper for ChannelMapper {
+    fn apply(&self, ops: &[MapOp]) -> Result<(), shadow_mmu::MapperError> {
+        self.0.apply(ops).map_err(|e| shadow_mmu::MapperError::new(e.to_string()))
+    }
+}
+
+/// One live space.
+pub struct Space {
+    /// Space id (PVCS index).
+    pub id: u32,
+    /// The shadow of the guest page table rooted at `shadow.root()`.
+    pub shadow: ShadowSpace<ChannelMapper>,
+    /// The U process.
+    pub process: StubProcess,
+}
+
+/// The registry of live spaces.
+pub struct Spaces {
+    vcpus: u32,
+    by_root: Mutex<HashMap<u64, u32>>,
+    slots: Vec<RwLock<Option<Arc<Space>>>>,
+    retired: Mutex<ShadowTotals>,
+}
+
+/// Why a space could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum SpaceError {
+    /// All `MAX_SPACES` ids are in use.
+    #[error("too many live address spaces ({MAX_SPACES})")]
+    Exhausted,
+    /// The root is not a page-aligned GPA inside guest memory.
+    #[error("invalid page-table root {0:#x}")]
+    BadRoot(u64),
+    /// Spawning the U process failed.
+    #[error("spawning a shadow space: {0}")]
+    Spawn(#[from] switcher::SwitcherError),
+}
+
+impl Spaces {
+    /// An empty registry for a VM with `vcpus` vCPUs.
+    pub fn new(vcpus: u32) -> Self {
+        Self {
+            vcpus,
+            by_root: Mutex::new(HashMap::new()),
+            slots: (0..MAX_SPACES).map(|_| RwLock::new(None)).collect(),
+            retired: Mutex::new(ShadowTotals::default()),
+        }
+    }
+
+    /// The live space of `root`, if any.
+    pub fn get(&self, root: u64) -> Option<Arc<Space>> {
+        let id = *self.by_root.lock().get(&root)?;
+        self.slots.get(id as usize)?.read().clone()
+    }
+
+    /// Every live space (for the monitor).
+    pub fn live(&self) -> Vec<Arc<Space>> {
+        self.slots.iter().filter_map(|s| s.read().clone()).collect()
+    }
+
+    /// `LOAD_PGTBL`: the id of `root`'s space, creating it (and its U process) if needed.
+    ///
+    /// # Errors
+    /// [`SpaceError`].
+    pub fn load(&self, ram: &GuestRam, shared: &SharedMemory, root: u64) -> Result<u32, SpaceError> {
+        if root % guest_abi::PAGE_SIZE != 0 || root >= ram.size() {
+            return Err(SpaceError::BadRoot(root));
+        }
+        let mut by_root = self.by_root.lock();
+        if let Some(&id) = by_root.get(&root) {
+            return Ok(id);
+        }
+        let used: std::collections::HashSet<u32> = by_root.values().copied().collect();
+        let id = (0..MAX_SPACES).find(|i| !used.contains(i)).ok_or(SpaceError::Exhausted)?;
+        for v in 0..self.vcpus {
+            shared.pvcs(id, v).state.store(SwitchState::Empty as u32, Ordering::Release);
+        }
+        let (process, channel) = switcher::spawn_space(&SpaceSpawn {
+            guest_mem: ram.fd(),
+            guest_mem_size: ram.size(),
+            shared,
+            space: id,
+            vcpus: self.vcpus,
+        })?;
+        let shadow = ShadowSpace::new(root, ChannelMapper(channel), ShadowConfig::default());
+        *self.slots[id as usize].write() = Some(Arc::new(Space { id, shadow, process }));
+        by_root.insert(root, id);
+        let mut r = self.retired.lock();
+        r.spaces_created += 1;
+        r.spaces_peak = r.spaces_peak.max(by_root.len() as u64);
+        Ok(id)
+    }
+
+    /// `RELEASE_PGTBL`: ends `root`'s space (its U process is killed). Returns whether it
+    /// existed.
+    pub fn release(&self, root: u64) -> bool {
+        let Some(id) = self.by_root.lock().remove(&root) else {
+            return false;
+        };
+        let space = self.slots[id as usize].write().take();
+        if let Some(space) = space {
+            space.process.kill();
+            self.retire(&space);
+        }
+        true
+    }
+
+    fn retire(&self, space: &Space) {
+        let s = space.shadow.stats();
+        let mut r = self.retired.lock();
+        r.pages_mapped += s.pages_mapped;
+        r.mapper_ops += s.map_ops + s.unmap_ops;
+        r.mapper_batches.count += s.mapper_batches;
+        r.mapper_batches.total_ns += s.mapper_ns;
+        r.host_vmas_peak += s.host_vmas_peak;
+    }
+
+    /// Ends every space and adds all shadow statistics into `totals`.
+    pub fn release_all(&self, totals: &mut ShadowTotals) {
+        let roots: Vec<u64> = self.by_root.lock().keys().copied().collect();
+        for root in roots {
+            self.release(root);
+        }
+        let r = self.retired.lock();
+        totals.pages_mapped += r.pages_mapped;
+        totals.mapper_ops += r.mapper_ops;
+        totals.mapper_batches.merge(r.mapper_batches);
+        totals.host_vmas_peak += r.host_vmas_peak;
+        totals.spaces_created += r.spaces_created;
+        totals.spaces_peak = totals.spaces_peak.max(r.spaces_peak);
+    }
+}

@@ -1,0 +1,160 @@
+//! Assembles a VM before its first vCPU runs: guest memory, the kernel image, boot info, the
+//! launch block and the initramfs (guest-physical layout in `guest_abi::layout`).
+
+use guest_abi::boot::{BOOT_MAGIC, BootInfo, CONSOLE_STDERR_TTY, CONSOLE_STDIN_TTY, CONSOLE_STDOUT_TTY, LaunchHeader};
+use guest_abi::layout::{BOOT_INFO_GPA, KERNEL_GPA, LAUNCH_GPA, LAUNCH_MAX, MIN_GUEST_MEMORY};
+use guest_abi::{ABI_VERSION, Backend, PAGE_SIZE};
+use host_adapter::{GuestRam, VmSetup, devices};
+
+use crate::kernel_image;
+use crate::program::Launch;
+
+/// Guest memory the kernel needs beyond its image and the initramfs to run anything, bytes.
+const WORKING_MEMORY: u64 = 8 << 20;
+/// Host VMAs pvm lets all shadows of a VM use together (host `vm.max_map_count` is 65530).
+const VMA_BUDGET: u32 = 60_000;
+
+/// Why a VM could not be assembled (pvm's own failure, exit status 125).
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// `--memory` cannot hold the kernel, the root filesystem and working memory.
+    #[error("--memory {given} is too small: this guest needs at least {needed} MiB")]
+    MemoryTooSmall {
+        /// What the user gave, bytes, shown in MiB or bytes.
+        given: String,
+        /// Minimum, MiB.
+        needed: u64,
+    },
+    /// argv + environment do not fit the launch block (Linux would say E2BIG).
+    #[error("arguments and environment are too long ({0} bytes; the limit is {LAUNCH_MAX})")]
+    ArgsTooLong(usize),
+    /// Host resources.
+    #[error("{0}")]
+    Host(String),
+}
+
+/// Options that shape the VM.
+pub struct BootOptions {
+    /// Guest memory, bytes.
+    pub memory: u64,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Host CPU to pin to.
+    pub pin_cpu: Option<usize>,
+    /// Verbose logging (guest kernel log on stderr).
+    pub verbose: bool,
+}
+
+fn launch_block(launch: &Launch) -> Result<Vec<u8>, BootError> {
+    let mut strings = Vec::new();
+    for s in std::iter::once(&launch.path).chain(&launch.argv).chain(&launch.env).chain(std::iter::once(&launch.workdir)) {
+        strings.extend_from_slice(s.as_bytes());
+        strings.push(0);
+    }
+    let header = LaunchHeader {
+        argc: launch.argv.len() as u32,
+        envc: launch.env.len() as u32,
+        strings_len: strings.len() as u32,
+        reserved: 0,
+    };
+    let mut block = Vec::with_capacity(size_of::<LaunchHeader>() + strings.len());
+    // SAFETY: LaunchHeader is a #[repr(C)] struct of u32s: its bytes are its value.
+    block.extend_from_slice(unsafe {
+        std::slice::from_raw_parts((&header as *const LaunchHeader).cast::<u8>(), size_of::<LaunchHeader>())
+    });
+    block.extend_from_slice(&strings);
+    if block.len() as u64 > LAUNCH_MAX {
+        return Err(BootError::ArgsTooLong(block.len()));
+    }
+    Ok(block)
+}
+
+fn console_flags() -> (u32, u16, u16) {
+    let mut flags = 0;
+    for (fd, flag) in [(0, CONSOLE_STDIN_TTY), (1, CONSOLE_STDOUT_TTY), (2, CONSOLE_STDERR_TTY)] {
+        // SAFETY: isatty only inspects the descriptor.
+        if unsafe { libc::isatty(fd) } == 1 {
+            flags |= flag;
+        }
+    }
+    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ writes one winsize into `ws`.
+    if flags & CONSOLE_STDOUT_TTY == 0 || unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } != 0 {
+        ws.ws_row = 24;
+        ws.ws_col = 80;
+    }
+    (flags, ws.ws_row, ws.ws_col)
+}
+
+fn random_seed() -> Result<[u8; 32], BootError> {
+    let mut seed = [0u8; 32];
+    // SAFETY: getrandom writes at most `seed.len()` bytes into `seed`.
+    let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
+    if n != seed.len() as isize {
+        return Err(BootError::Host(format!("getrandom: {}", std::io::Error::last_os_error())));
+    }
+    Ok(seed)
+}
+
+/// Builds guest memory for `launch` and returns what a backend needs.
+///
+/// # Errors
+/// [`BootError`].
+pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result<VmSetup, BootError> {
+    let memory = opts.memory & !(PAGE_SIZE - 1);
+    let image = kernel_image::image_span().map_err(BootError::Host)?;
+    let initrd_len = (launch.initramfs.len() as u64).next_multiple_of(PAGE_SIZE);
+    let needed = (KERNEL_GPA + image + initrd_len + WORKING_MEMORY).max(MIN_GUEST_MEMORY);
+    if memory < needed {
+        let given = if opts.memory >= 1 << 20 {
+            format!("{}M", opts.memory >> 20)
+        } else {
+            format!("{}", opts.memory)
+        };
+        return Err(BootError::MemoryTooSmall { given, needed: needed.div_ceil(1 << 20) });
+    }
+    let ram = GuestRam::new(memory).map_err(|e| BootError::Host(e.to_string()))?;
+    let kernel = kernel_image::load(&ram).map_err(BootError::Host)?;
+    let initrd_gpa = memory - initrd_len;
+    ram.write(initrd_gpa, &launch.initramfs).map_err(|e| BootError::Host(e.to_string()))?;
+    let block = launch_block(launch)?;
+    ram.write(LAUNCH_GPA, &block).map_err(|e| BootError::Host(e.to_string()))?;
+
+    let (console_flags, console_rows, console_cols) = console_flags();
+    let mut hostname = [0u8; 64];
+    hostname[..3].copy_from_slice(b"pvm");
+    let tsc_khz = devices::tsc_khz();
+    let boot_tsc = devices::rdtsc();
+    let info = BootInfo {
+        magic: BOOT_MAGIC,
+        abi_version: ABI_VERSION,
+        backend: backend as u32,
+        mem_size: memory,
+        vcpus: opts.vcpus,
+        log_level: if opts.verbose { 3 } else { 0 },
+        kernel_end_gpa: kernel.end_gpa,
+        initramfs_gpa: initrd_gpa,
+        initramfs_len: launch.initramfs.len() as u64,
+        launch_len: block.len() as u64,
+        tsc_khz,
+        boot_tsc,
+        boot_realtime_ns: devices::get_time(0) as u64,
+        boot_monotonic_ns: devices::get_time(1) as u64,
+        console_flags,
+        console_rows,
+        console_cols,
+        random_seed: random_seed()?,
+        pids_limit: 0,
+        vma_budget: VMA_BUDGET,
+        hostname,
+    };
+    ram.write_pod(BOOT_INFO_GPA, &info).map_err(|e| BootError::Host(e.to_string()))?;
+    Ok(VmSetup {
+        memory: ram,
+        kernel_segments: kernel.segments,
+        kernel_entry: kernel.entry,
+        vcpus: opts.vcpus,
+        pin_cpu: opts.pin_cpu,
+        verbose: opts.verbose,
+    })
+}

@@ -1,0 +1,159 @@
+//! Command-line parsing (`clap`), with `docker run`'s convention that a usage error is pvm's own
+//! failure (exit status 125).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// pvm: a software-only hypervisor for secure containers.
+#[derive(Debug, Parser)]
+#[command(name = "pvm", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// Whether `--verbose` was given.
+    pub fn verbose(&self) -> bool {
+        match &self.command {
+            Command::Run(r) => r.verbose,
+        }
+    }
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a program in a new guest (without PROGRAM: a built-in demo).
+    Run(RunArgs),
+}
+
+/// `pvm run` options.
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct RunArgs {
+    /// Backend: `soft` (no hardware virtualization).
+    #[arg(long, default_value = "soft", value_parser = ["soft"])]
+    pub backend: String,
+    /// Number of vCPUs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(guest_abi::MAX_VCPUS)))]
+    pub cpus: u32,
+    /// Guest memory size (bytes, or with a K, M, G suffix).
+    #[arg(long, default_value = "1G", value_parser = parse_size)]
+    pub memory: u64,
+    /// Directory whose tree becomes the guest's root filesystem (copied in; never written).
+    #[arg(long)]
+    pub rootfs: Option<PathBuf>,
+    /// Environment entry of the guest program (repeatable); the guest gets only these.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<String>,
+    /// Working directory of the guest program (a guest path).
+    #[arg(long, default_value = "/")]
+    pub workdir: String,
+    /// After the run, print a table of every transition kind on stderr.
+    #[arg(long)]
+    pub stats: bool,
+    /// Print what pvm does, and the guest kernel's log, on stderr.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Host CPU to pin the VM's threads and processes to (`none`: no pinning; default: the
+    /// first CPU this process may use).
+    #[arg(long, value_parser = parse_pin)]
+    pub pin: Option<Pin>,
+    /// The program (a host path to a static ELF, or a path inside --rootfs) and its arguments.
+    #[arg(value_name = "PROGRAM [ARGS]...", allow_hyphen_values = true)]
+    pub program: Vec<String>,
+}
+
+/// `--pin` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pin {
+    /// Do not pin.
+    None,
+    /// Pin to this host CPU.
+    Cpu(usize),
+}
+
+fn parse_pin(s: &str) -> Result<Pin, String> {
+    if s == "none" {
+        return Ok(Pin::None);
+    }
+    s.parse::<usize>()
+        .ok()
+        .filter(|&c| c < libc::CPU_SETSIZE as usize)
+        .map(Pin::Cpu)
+        .ok_or_else(|| format!("expected a CPU number or `none`, got `{s}`"))
+}
+
+/// Parses `512M`, `1G`, `65536`, `64k` into bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("unknown size suffix in `{s}` (use K, M, G)")),
+            };
+            (&s[..i], mult)
+        }
+        _ => (s, 1),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("invalid size `{s}`"))?;
+    n.checked_mul(mult).ok_or_else(|| format!("size `{s}` is too large"))
+}
+
+fn parse_env(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((k, _)) if !k.is_empty() && !s.contains('\0') => Ok(s.to_string()),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
+
+/// Parses the command line; on a usage error prints clap's message and returns status 125.
+pub fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                ExitCode::SUCCESS
+            }
+            _ => ExitCode::from(125),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("99999999999999T").is_err());
+    }
+
+    #[test]
+    fn program_args_keep_hyphens() {
+        let cli = Cli::try_parse_from(["pvm", "run", "--stats", "/bin/x", "-a", "--b"]).expect("parses");
+        let Command::Run(r) = cli.command;
+        assert!(r.stats);
+        assert_eq!(r.program, ["/bin/x", "-a", "--b"]);
+    }
+
+    #[test]
+    fn env_needs_a_key() {
+        assert!(parse_env("=x").is_err());
+        assert!(parse_env("A").is_err());
+        assert_eq!(parse_env("A=").as_deref(), Ok("A="));
+    }
+}

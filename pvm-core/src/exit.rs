@@ -1,0 +1,119 @@
+//! `pvm run` from parsed arguments to an exit status, mapped in one place:
+//! guest status, 128+N for a guest killed by signal N, 125 for pvm's own failure, 126 when
+//! the program cannot be run, 127 when it is not found (`docker run`'s convention).
+
+use std::process::ExitCode;
+
+use guest_abi::Backend as BackendKind;
+use host_adapter::soft::SoftBackend;
+use host_adapter::{Backend, ExitReason};
+
+use crate::boot::{self, BootOptions};
+use crate::cli::{Pin, RunArgs};
+use crate::program::{self, ProgramError};
+use crate::stats_table;
+
+/// pvm's own failure.
+const PVM_FAILED: u8 = 125;
+/// The program cannot be run.
+const CANNOT_EXECUTE: u8 = 126;
+/// The program was not found.
+const NOT_FOUND: u8 = 127;
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("pvm: {msg}");
+    ExitCode::from(code)
+}
+
+/// The first CPU this process may run on.
+fn default_pin() -> Option<usize> {
+    // SAFETY: `set` is a plain bitmask the kernel fills.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 = this thread; `set` is valid for its size.
+    if unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return None;
+    }
+    // SAFETY: CPU_ISSET reads `set` only, for indices below CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize).find(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+}
+
+/// The message a shell prints for a child killed by `sig` (bash prints none for SIGINT and
+/// SIGPIPE).
+fn signal_message(sig: u32) -> Option<String> {
+    if sig == libc::SIGINT as u32 || sig == libc::SIGPIPE as u32 {
+        return None;
+    }
+    // SAFETY: strsignal returns a pointer to a static or thread-local NUL-terminated string.
+    let p = unsafe { libc::strsignal(sig as i32) };
+    if p.is_null() {
+        return Some(format!("Signal {sig}"));
+    }
+    // SAFETY: non-null, NUL-terminated (strsignal's contract); copied out at once.
+    Some(unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+fn errno_text(errno: u64) -> String {
+    std::io::Error::from_raw_os_error(i32::try_from(errno).unwrap_or(0)).to_string()
+}
+
+/// Runs `pvm run` and returns the exit status.
+pub fn run_and_exit(args: &RunArgs) -> ExitCode {
+    let launch = match program::resolve(args) {
+        Ok(l) => l,
+        Err(e @ ProgramError::NotFound(_)) => return fail(NOT_FOUND, e),
+        Err(e @ ProgramError::CannotExecute { .. }) => return fail(CANNOT_EXECUTE, e),
+        Err(e) => return fail(PVM_FAILED, e),
+    };
+    let pin_cpu = match args.pin {
+        Some(Pin::None) => None,
+        Some(Pin::Cpu(c)) => Some(c),
+        None => default_pin(),
+    };
+    let opts = BootOptions { memory: args.memory, vcpus: args.cpus, pin_cpu, verbose: args.verbose };
+    let setup = match boot::assemble(&launch, &opts, BackendKind::Soft) {
+        Ok(s) => s,
+        Err(e) => return fail(PVM_FAILED, e),
+    };
+    let mut backend = SoftBackend;
+    tracing::debug!(backend = backend.name(), "starting the VM");
+    let outcome = match backend.run(setup) {
+        Ok(o) => o,
+        Err(e) => return fail(PVM_FAILED, format!("the {} backend failed: {e}", backend.name())),
+    };
+    if args.stats {
+        stats_table::print(&outcome, backend.name());
+    }
+    let shown = launch.argv.first().cloned().unwrap_or_default();
+    match outcome.reason {
+        ExitReason::Exited(code) => ExitCode::from(code),
+        ExitReason::Signaled(sig) => {
+            if let Some(msg) = signal_message(sig) {
+                eprintln!("{msg}");
+            }
+            ExitCode::from(128u8.saturating_add(sig as u8))
+        }
+        ExitReason::NotFound(errno) => fail(NOT_FOUND, format!("{shown}: {}", errno_text(errno))),
+        ExitReason::CannotExecute(errno) => {
+            fail(CANNOT_EXECUTE, format!("{shown}: cannot execute: {}", errno_text(errno)))
+        }
+        ExitReason::KernelPanic(code) => {
+            fail(PVM_FAILED, format!("the guest kernel failed (code {code}); run with --verbose for its log"))
+        }
+        ExitReason::KernelDied(how) => fail(PVM_FAILED, format!("the VM failed: {how}")),
+        ExitReason::BadShutdown(kind, value) => {
+            fail(PVM_FAILED, format!("the guest kernel sent an unknown shutdown ({kind}, {value})"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_signal_messages() {
+        assert_eq!(signal_message(11).as_deref(), Some("Segmentation fault"));
+        assert_eq!(signal_message(9).as_deref(), Some("Killed"));
+        assert_eq!(signal_message(13), None);
+    }
+}

@@ -1,1 +1,0 @@
-//! pvm-core (in progress).

@@ -1,0 +1,38 @@
+//! `pvm`: run a static Linux program in a guest on the software backend.
+//!
+//! Exit statuses follow `docker run`: the guest program's status (128+N when signal N killed
+//! it), 125 for pvm's own failure, 126 when the program cannot be run, 127 when it is not
+//! found.
+
+mod boot;
+mod cli;
+mod exit;
+mod initramfs;
+mod kernel_image;
+mod program;
+mod stats_table;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match cli::parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    init_tracing(cli.verbose());
+    match cli.command {
+        cli::Command::Run(args) => exit::run_and_exit(&args),
+    }
+}
+
+fn init_tracing(verbose: bool) {
+    let filter = if verbose { "debug" } else { "warn" };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PVM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}

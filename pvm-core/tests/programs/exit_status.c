@@ -1,0 +1,10 @@
+/* Exits with the status given as argv[1] (through exit(), so stdio buffers are flushed). */
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(int argc, char **argv)
+{
+    int status = argc > 1 ? atoi(argv[1]) : 0;
+    printf("exiting with %d\n", status);
+    exit(status);
+}
