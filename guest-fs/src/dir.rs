@@ -4,7 +4,7 @@
 
 use crate::inode::{Inode, InodeRef};
 use alloc::collections::BTreeMap;
-use alloc::sync::{Arc, Weak};
+use alloc::sync::Weak;
 use alloc::vec::Vec;
 
 /// Directory positions: 0 = start (".") and 1 = after "."; 2 = after ".."; entry cookies
@@ -82,10 +82,5 @@ impl DirData {
     /// The first entry with cookie greater than `after`, with its cookie.
     pub fn next_after(&self, after: u64) -> Option<(u64, &DirEntry)> {
         self.by_cookie.range(after + 1..).next().map(|(&c, e)| (c, e))
-    }
-
-    /// The name under which `inode` appears here (for `getcwd`'s fallback).
-    pub fn name_of(&self, inode: &InodeRef) -> Option<&[u8]> {
-        self.by_cookie.values().find(|e| Arc::ptr_eq(&e.inode, inode)).map(|e| &e.name[..])
     }
 }

@@ -1,1 +1,59 @@
-//! guest-fs (in progress).
+//! guest-fs: the pvm guest kernel's in-memory filesystem (a tmpfs) and the Linux
+//! file-syscall layer over it, working on kernel buffers.
+//!
+//! `no_std` + `alloc`: compiled into the freestanding guest kernel and tested on the host.
+//! Shapes and errors follow the Linux man pages (section 2 for calls, `path_resolution(7)`,
+//! `inode(7)`); layouts follow the x86-64 UAPI headers (via `linux-raw-sys`).
+//!
+//! - [`Vfs`]: the inode store (`Sync`; share as `Arc<Vfs>`), the initramfs loader
+//!   ([`Vfs::load_cpio_newc`]), device registry, statistics.
+//! - [`FsContext`] (cwd, root, umask, fs credentials) and [`FdTable`] per process, holding
+//!   shared [`OpenFile`] descriptions; kernel objects (pipes) enter fd tables via [`FileOps`].
+//! - One function per syscall ([`openat`], [`read`], [`getdents64`], [`renameat2`]...).
+#![no_std]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+mod context;
+mod cpio;
+mod device;
+mod dir;
+mod errno;
+mod fdtable;
+mod file;
+mod filedata;
+mod inode;
+mod path;
+mod perm;
+mod rng;
+mod stat;
+mod sys;
+mod time;
+mod tty;
+mod vfs;
+
+pub use context::FsContext;
+pub use device::{CharDevice, NullDevice, RandomDevice, ZeroDevice, poll};
+pub use errno::{Errno, Result};
+pub use fdtable::{DEFAULT_FD_LIMIT, FdTable};
+pub use file::{FileOps, OpenFile, SETFL_MASK};
+pub use filedata::MAX_FILE_SIZE;
+pub use inode::{FileType, Inode, InodeRef, encode_dev};
+pub use path::{AT_FDCWD, MAX_SYMLINKS, NAME_MAX, PATH_MAX};
+pub use stat::{BLKSIZE, FS_DEV, Stat, Statfs, Statx, StatxTimestamp, statx_from_stat};
+pub use sys::cwd::{chdir, chroot, fchdir, getcwd, path_of};
+pub use sys::dents::getdents64;
+pub use sys::exec::{open_exec, read_inode, read_whole_file};
+pub use sys::fd::{close, dup, dup2, dup3, fcntl};
+pub use sys::ioctl::{self as ioctls, ioctl, ioctl_arg_size};
+pub use sys::meta::{
+    UTIME_NOW, UTIME_OMIT, faccessat, fchmod, fchmodat, fchown, fchownat, fstat, fstatfs, newfstatat, statfs,
+    statx, utimensat,
+};
+pub use sys::names::{decode_dev, linkat, mkdirat, mknodat, readlinkat, renameat2, symlinkat, unlinkat};
+pub use sys::open::{open_file, openat};
+pub use sys::rw::{MAX_RW_COUNT, fsync, ftruncate, lseek, pread64, pwrite64, read, truncate, write};
+pub use time::{Clock, Timespec};
+pub use tty::{Termios, TtyState};
+pub use vfs::{FsStats, Vfs};

@@ -289,7 +289,7 @@ pub(crate) fn statfs_of(stats: &FsStats) -> Statfs {
         f_fsid: [0, 0],
         f_namelen: crate::path::NAME_MAX as i64,
         f_frsize: bsize as i64,
-        f_flags: 0x20 | 0x400, // ST_VALID | ST_RELATIME
+        f_flags: 0x20 | 0x1000, // ST_VALID | ST_RELATIME
         f_spare: [0; 4],
     }
 }

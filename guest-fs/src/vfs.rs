@@ -13,6 +13,26 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::{Mutex, MutexGuard, RwLock};
 
+/// Terminal states by device number.
+type TtyMap = BTreeMap<(u32, u32), Arc<Mutex<TtyState>>>;
+
+/// What to create: type, permission bits, (uid, gid), contents (default for the type when
+/// `None`) and device number.
+pub(crate) struct NodeSpec {
+    pub ftype: FileType,
+    pub perm: u32,
+    pub owner: (u32, u32),
+    pub body: Option<Body>,
+    pub rdev: (u32, u32),
+}
+
+impl NodeSpec {
+    /// A node of `ftype` with `perm`, owned by root, default contents, no device number.
+    pub fn new(ftype: FileType, perm: u32) -> Self {
+        Self { ftype, perm, owner: (0, 0), body: None, rdev: (0, 0) }
+    }
+}
+
 /// Filesystem usage, for the kernel's statistics and `statfs(2)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FsStats {
@@ -29,7 +49,7 @@ pub struct Vfs {
     pub(crate) shared: Arc<FsShared>,
     root: InodeRef,
     devices: RwLock<BTreeMap<(u32, u32), Arc<dyn CharDevice>>>,
-    ttys: Mutex<BTreeMap<(u32, u32), Arc<Mutex<TtyState>>>>,
+    ttys: Mutex<TtyMap>,
     random: Arc<RandomDevice>,
     /// Namespace lock: held by every operation that changes a directory.
     ns: Mutex<()>,
@@ -170,18 +190,9 @@ impl Vfs {
     }
 
     /// Creates a node `name` in `dir` (no permission checks: for loaders and the kernel).
-    pub(crate) fn make_node(
-        &self,
-        dir: &InodeRef,
-        name: &[u8],
-        ftype: FileType,
-        perm: u32,
-        owner: (u32, u32),
-        body: Option<Body>,
-        rdev: (u32, u32),
-    ) -> Result<InodeRef> {
-        let node = self.new_inode(ftype, perm, owner, dir, name, body);
-        node.lock().rdev = rdev;
+    pub(crate) fn make_node(&self, dir: &InodeRef, name: &[u8], spec: NodeSpec) -> Result<InodeRef> {
+        let node = self.new_inode(spec.ftype, spec.perm, spec.owner, dir, name, spec.body);
+        node.lock().rdev = spec.rdev;
         let _ns = self.ns_lock();
         self.attach_locked(dir, name, &node)?;
         Ok(node)
@@ -204,7 +215,8 @@ impl Vfs {
         for (name, major, minor, perm) in nodes {
             let exists = dev.lock().dir().ok_or(Errno::ENOTDIR)?.get(name).is_some();
             if !exists {
-                self.make_node(&dev, name, FileType::CharDevice, perm, (0, 0), None, (major, minor))?;
+                let spec = NodeSpec { rdev: (major, minor), ..NodeSpec::new(FileType::CharDevice, perm) };
+                self.make_node(&dev, name, spec)?;
             }
         }
         self.ensure_dir(&root, b"tmp", 0o1777)?;
@@ -219,7 +231,7 @@ impl Vfs {
         match existing {
             Some(i) if i.is_dir() => Ok(i),
             Some(_) => Err(Errno::ENOTDIR),
-            None => self.make_node(dir, name, FileType::Directory, perm, (0, 0), None, (0, 0)),
+            None => self.make_node(dir, name, NodeSpec::new(FileType::Directory, perm)),
         }
     }
 }

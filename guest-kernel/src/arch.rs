@@ -58,8 +58,7 @@ pub fn rdtsc() -> u64 {
 
 /// `cpuid(leaf, subleaf)` → (eax, ebx, ecx, edx).
 pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
-    // SAFETY: cpuid is unprivileged and side-effect free.
-    let r = unsafe { core::arch::x86_64::__cpuid_count(leaf, subleaf) };
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
     (r.eax, r.ebx, r.ecx, r.edx)
 }
 

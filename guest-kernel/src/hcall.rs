@@ -15,27 +15,25 @@ fn page(vcpu: u32) -> *mut VcpuPage {
 /// Issues hypercall `nr` with `args` on the calling vCPU and returns H's result
 /// (`>= 0` success, `< 0` negated errno).
 pub fn call(nr: Hypercall, args: [u64; 4]) -> i64 {
-    let p = page(crate::percpu::current());
-    // SAFETY: the stub mapped the shared window at K_SHARED_BASE before calling _start; this
-    // vCPU's page is only written by this thread while its state is Idle/Response (K owns it),
-    // and we use raw pointer writes for the plain fields and the atomic for the handoff word.
-    unsafe {
-        core::ptr::addr_of_mut!((*p).nr).write_volatile(nr as u64);
-        core::ptr::addr_of_mut!((*p).args).write_volatile(args);
-        let state = &(*p).state;
-        state.store(HcallState::Request as u32, Ordering::Release);
-        futex_wake(state, 1);
-        loop {
-            let s = state.load(Ordering::Acquire);
-            if s == HcallState::Response as u32 {
-                break;
-            }
-            futex_wait(state, s);
-        }
-        let ret = core::ptr::addr_of!((*p).ret).read_volatile();
-        state.store(HcallState::Idle as u32, Ordering::Release);
-        ret
+    // SAFETY: the stub mapped the shared window at K_SHARED_BASE before calling _start; all
+    // fields of the page are atomics, so a shared reference is sound even though H writes it.
+    let p = unsafe { &*page(crate::percpu::current()) };
+    p.nr.store(nr as u64, Ordering::Relaxed);
+    for (slot, v) in p.args.iter().zip(args) {
+        slot.store(v, Ordering::Relaxed);
     }
+    p.state.store(HcallState::Request as u32, Ordering::Release);
+    futex_wake(&p.state, 1);
+    loop {
+        let s = p.state.load(Ordering::Acquire);
+        if s == HcallState::Response as u32 {
+            break;
+        }
+        futex_wait(&p.state, s);
+    }
+    let ret = p.ret.load(Ordering::Relaxed);
+    p.state.store(HcallState::Idle as u32, Ordering::Release);
+    ret
 }
 
 /// `LOAD_PGTBL(root)` → space id.

@@ -1,1 +1,29 @@
-#![no_std]
+//! The pvm guest kernel (design section 8): a small Linux-ABI kernel that runs unmodified
+//! static x86-64 programs. `no_std`; host-testable except for the platform and entry code.
+#![cfg_attr(not(test), no_std)]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod boot;
+pub mod console;
+pub mod elf;
+pub mod exec;
+pub mod fs;
+pub mod hcall;
+pub mod heap;
+pub mod log;
+pub mod mm;
+pub mod percpu;
+pub mod pipe;
+pub mod platform;
+pub mod proc;
+pub mod rand;
+pub mod sched;
+pub mod stack;
+pub mod stats;
+pub mod sys;
+pub mod time;
+#[cfg(not(test))]
+pub mod rt;

@@ -103,7 +103,9 @@ impl Initramfs {
     /// # Errors
     /// [`InitramfsError`] when the tree cannot be read.
     pub fn add_tree(&mut self, dir: &Path) -> Result<(), InitramfsError> {
-        let io = |p: &Path| move |source| InitramfsError::Io { path: p.display().to_string(), source };
+        fn io(p: &Path) -> impl Fn(std::io::Error) -> InitramfsError + '_ {
+            move |source| InitramfsError::Io { path: p.display().to_string(), source }
+        }
         let mut stack = vec![(dir.to_path_buf(), String::new())];
         while let Some((host, guest)) = stack.pop() {
             let mut entries: Vec<_> = std::fs::read_dir(&host)
@@ -134,8 +136,7 @@ impl Initramfs {
                     self.entry(&gname, S_IFREG | perm, uid, gid, mtime, (0, 0), &data)
                 } else if ft.is_char_device() {
                     let rdev = md.rdev();
-                    // SAFETY: major/minor are pure arithmetic on the device number.
-                    let (maj, min) = unsafe { (libc::major(rdev), libc::minor(rdev)) };
+                    let (maj, min) = (libc::major(rdev), libc::minor(rdev));
                     self.entry(&gname, S_IFCHR | perm, uid, gid, mtime, (maj, min), &[])
                 } else {
                     continue;

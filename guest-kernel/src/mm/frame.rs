@@ -46,7 +46,7 @@ impl FrameAllocator {
     }
 
     fn index(&self, gpa: u64) -> Option<usize> {
-        if gpa < self.base || gpa % PAGE_SIZE != 0 {
+        if gpa < self.base || !gpa.is_multiple_of(PAGE_SIZE) {
             return None;
         }
         let i = ((gpa - self.base) / PAGE_SIZE) as usize;
@@ -77,7 +77,7 @@ impl FrameAllocator {
     fn run_free(&self, i: usize, n: usize) -> Result<(), usize> {
         let mut j = i;
         while j < i + n {
-            if j % 64 == 0 && i + n - j >= 64 && self.bitmap[j / 64] == 0 {
+            if j.is_multiple_of(64) && i + n - j >= 64 && self.bitmap[j / 64] == 0 {
                 j += 64;
                 continue;
             }

@@ -141,20 +141,18 @@ impl AddrSpace {
     /// the GPA of the neighbouring pages (constant GVA→GPA offset). Returns (gva, gpa, pages).
     fn alloc_extent(&self, lo: u64, hi: u64, page: u64) -> Option<(u64, u64, usize)> {
         let n = ((hi - lo) / PAGE_SIZE) as usize;
-        if lo >= PAGE_SIZE {
-            if let Some(prev) = self.pt.translate(lo - PAGE_SIZE) {
-                if frame::alloc_at(prev.gpa + PAGE_SIZE, n) {
+        if lo >= PAGE_SIZE
+            && let Some(prev) = self.pt.translate(lo - PAGE_SIZE)
+                && frame::alloc_at(prev.gpa + PAGE_SIZE, n) {
                     return Some((lo, prev.gpa + PAGE_SIZE, n));
                 }
-            }
-        }
         if let Some(next) = self.pt.translate(hi) {
             let need = n as u64 * PAGE_SIZE;
             if next.gpa >= need && frame::alloc_at(next.gpa - need, n) {
                 return Some((lo, next.gpa - need, n));
             }
         }
-        let align = if n == frame::LARGE_FRAMES && lo % LARGE == 0 { frame::LARGE_FRAMES } else { 1 };
+        let align = if n == frame::LARGE_FRAMES && lo.is_multiple_of(LARGE) { frame::LARGE_FRAMES } else { 1 };
         if let Some(g) = frame::alloc_run(n, align).or_else(|| frame::alloc_run(n, 1)) {
             return Some((lo, g, n));
         }
@@ -234,12 +232,11 @@ impl AddrSpace {
     }
 
     fn queue_flush(&mut self, va: u64, len: u64) {
-        if let Some(last) = self.pending_flush.last_mut() {
-            if last.0 + last.1 == va {
+        if let Some(last) = self.pending_flush.last_mut()
+            && last.0 + last.1 == va {
                 last.1 += len;
                 return;
             }
-        }
         self.pending_flush.push((va, len));
     }
 
@@ -263,15 +260,21 @@ impl AddrSpace {
     pub fn unmap(&mut self, start: u64, end: u64) {
         let removed = self.vmas.remove(start, end);
         for v in removed {
-            let mut a = v.start;
-            while a < v.end {
-                if let Some(old) = self.pt.unmap(a) {
-                    self.queue_flush(a, PAGE_SIZE);
-                    self.pending_free.push((old.gpa, 1));
-                    self.resident -= 1;
-                }
-                a += PAGE_SIZE;
+            self.zap(v.start, v.end);
+        }
+    }
+
+    /// Drops the pages of `[start, end)` but keeps the VMAs (they read back as zero):
+    /// `MADV_DONTNEED`. The flush is queued.
+    pub fn zap(&mut self, start: u64, end: u64) {
+        let mut a = start;
+        while a < end {
+            if let Some(old) = self.pt.unmap(a) {
+                self.queue_flush(a, PAGE_SIZE);
+                self.pending_free.push((old.gpa, 1));
+                self.resident -= 1;
             }
+            a += PAGE_SIZE;
         }
     }
 

@@ -68,18 +68,16 @@ impl VmaSet {
     pub fn insert(&mut self, vma: Vma) {
         debug_assert!(!self.overlaps(vma.start, vma.end));
         let mut v = vma;
-        if let Some((&s, prev)) = self.map.range(..v.start).next_back() {
-            if prev.end == v.start && prev.prot == v.prot && prev.kind == v.kind {
+        if let Some((&s, prev)) = self.map.range(..v.start).next_back()
+            && prev.end == v.start && prev.prot == v.prot && prev.kind == v.kind {
                 v.start = s;
                 self.map.remove(&s);
             }
-        }
-        if let Some(next) = self.map.get(&v.end).copied() {
-            if next.prot == v.prot && next.kind == v.kind {
+        if let Some(next) = self.map.get(&v.end).copied()
+            && next.prot == v.prot && next.kind == v.kind {
                 self.map.remove(&next.start);
                 v.end = next.end;
             }
-        }
         self.map.insert(v.start, v);
     }
 
@@ -216,7 +214,7 @@ mod tests {
         assert_eq!(s.find_free_top_down(0x1000, 0x1000, 0x1_0000, 0x40_0000), Some(0x2f_f000));
         assert_eq!(s.find_free_top_down(0x10_0000, 0x1000, 0x1_0000, 0x40_0000), Some(0x20_0000));
         assert_eq!(s.find_free_top_down(0x10_0001, 0x1000, 0x1_0000, 0x40_0000), None);
-        assert_eq!(s.find_free_top_down(0xf_0000, 0x1000, 0x1_0000, 0x40_0000), Some(0x20_0000));
+        assert_eq!(s.find_free_top_down(0xf_0000, 0x1000, 0x1_0000, 0x40_0000), Some(0x21_0000));
         assert_eq!(s.find_free_top_down(0x100_0000, 0x1000, 0x1_0000, 0x40_0000), None);
     }
 }

@@ -46,7 +46,7 @@ impl Vm {
         }
         self.stop.store(true, Ordering::Release);
         for v in 0..self.setup.vcpus {
-            switcher::futex::wake(&self.shared.vcpu_page(v).state, i32::MAX);
+            let _ = switcher::futex::wake(&self.shared.vcpu_page(v).state, i32::MAX);
         }
     }
 }

@@ -46,7 +46,7 @@ pub(crate) fn run(vm: &Vm, kernel: &StubProcess) {
                 for v in 0..vm.setup.vcpus {
                     let pvcs = vm.shared.pvcs(space.id, v);
                     pvcs.state.store(SwitchState::SpaceDead as u32, Ordering::Release);
-                    switcher::futex::wake(&pvcs.state, i32::MAX);
+                    let _ = switcher::futex::wake(&pvcs.state, i32::MAX);
                 }
             }
         }

@@ -20,7 +20,16 @@ pub struct ChannelMapper(MapperChannel);
 
 impl shadow_mmu::Mapper for ChannelMapper {
     fn apply(&self, ops: &[MapOp]) -> Result<(), shadow_mmu::MapperError> {
-        self.0.apply(ops).map_err(|e| shadow_mmu::MapperError::new(e.to_string()))
+        self.0.apply(ops).map_err(|e| match e {
+            switcher::SwitcherError::MapperFailed { index, errno } => {
+                shadow_mmu::MapperError { failed_index: index, errno }
+            }
+            switcher::SwitcherError::InvalidMapOp { index, .. } => {
+                shadow_mmu::MapperError { failed_index: index, errno: libc::EINVAL }
+            }
+            // The U process is gone or stuck: nothing of the batch is known to be applied.
+            _ => shadow_mmu::MapperError { failed_index: 0, errno: libc::ESRCH },
+        })
     }
 }
 
@@ -130,9 +139,8 @@ impl Spaces {
         let mut r = self.retired.lock();
         r.pages_mapped += s.pages_mapped;
         r.mapper_ops += s.map_ops + s.unmap_ops;
-        r.mapper_batches.count += s.mapper_batches;
-        r.mapper_batches.total_ns += s.mapper_ns;
-        r.host_vmas_peak += s.host_vmas_peak;
+        r.mapper_batches.count += s.mapper_calls;
+        r.host_vmas_peak += s.vmas_peak;
     }
 
     /// Ends every space and adds all shadow statistics into `totals`.

@@ -49,7 +49,7 @@ pub(crate) fn run(vm: &Vm, id: u32) -> VcpuCounters {
         }
         let state = page.state.load(Ordering::Acquire);
         if state != HcallState::Request as u32 {
-            switcher::futex::wait(&page.state, state, Some(WAIT_SLICE));
+            let _ = switcher::futex::wait(&page.state, state, Some(WAIT_SLICE));
             continue;
         }
         // Copy the request once; everything after works on the copy.
@@ -70,7 +70,7 @@ pub(crate) fn run(vm: &Vm, id: u32) -> VcpuCounters {
         }
         page.ret.store(ret, Ordering::Relaxed);
         page.state.store(HcallState::Response as u32, Ordering::Release);
-        switcher::futex::wake(&page.state, i32::MAX);
+        let _ = switcher::futex::wake(&page.state, i32::MAX);
     }
 }
 

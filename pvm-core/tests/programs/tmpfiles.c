@@ -1,4 +1,5 @@
-/* File I/O in the directory argv[1] (/tmp under pvm, an empty host temp dir natively):
+/* File I/O in a new directory pvm-tmpfiles-test under argv[1] (/tmp under pvm, a host temp
+ * dir natively):
  * create, write 1 MiB in odd-sized chunks, read back, lseek, pread/pwrite, ftruncate, stat,
  * rename, mkdir, readdir, unlink, O_EXCL, O_APPEND, and stdio on the same files. Prints no
  * paths, only results, so the output is identical in both places. */
@@ -54,7 +55,9 @@ static void list(const char *dir)
 
 int main(int argc, char **argv)
 {
-    const char *dir = argc > 1 ? argv[1] : "/tmp";
+    static char dir[4096];
+    snprintf(dir, sizeof dir, "%s/pvm-tmpfiles-test", argc > 1 ? argv[1] : "/tmp");
+    printf("mkdir work dir: %d\n", mkdir(dir, 0700));
     unsigned char *buf = malloc(SIZE), *back = malloc(SIZE);
     struct stat st;
     int fd;
@@ -139,6 +142,7 @@ int main(int argc, char **argv)
     printf("unlink c: %d\n", unlink(path_c));
     printf("stat after unlink: %s\n", stat(path_b, &st) == 0 ? "exists (wrong)" : strerror(errno));
     list(dir);
+    printf("rmdir work dir: %d\n", rmdir(dir));
     free(buf);
     free(back);
     return 0;

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The test script of pvm (CI runs it through .ci/run; run it yourself from anywhere):
+# installs what the tests need when it is missing, then runs clippy (warnings are errors) and
+# the whole test suite in release mode. Exits nonzero on any failure.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# --- tools the end-to-end tests use --------------------------------------------------------
+# gcc (glibc static), musl-gcc (musl static), /bin/busybox (Debian's busybox-static).
+missing=()
+command -v cc >/dev/null || missing+=(gcc libc6-dev)
+command -v musl-gcc >/dev/null || missing+=(musl-tools)
+# The tests copy /bin/busybox into guest root filesystems: it must be Debian's static build.
+if ! [ -x /bin/busybox ] \
+    || [ "$(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null)" != "install ok installed" ]; then
+    missing+=(busybox-static)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "ci/test.sh: missing packages (${missing[*]}) and not root to install them" >&2
+        exit 1
+    fi
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if ! cargo clippy --version >/dev/null 2>&1; then
+    log "installing clippy"
+    rustup component add clippy
+fi
+
+# --- lint and test -------------------------------------------------------------------------
+log "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+log "cargo test --workspace --release"
+cargo test --workspace --release
+
+log "all checks passed"

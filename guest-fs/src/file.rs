@@ -1,0 +1,176 @@
+//! Open file descriptions (`open(2)`: "the open file description records the file offset
+//! and the file status flags"), shared by `dup(2)` and `fork(2)`, and the [`FileOps`] trait
+//! through which the kernel puts its own objects (pipes, sockets, eventfds) in fd tables.
+
+use crate::device::{CharDevice, poll};
+use crate::errno::{Errno, Result};
+use crate::inode::{FileType, InodeRef};
+use crate::stat::{Stat, Statx, stat_inode, statx_from_stat, statx_inode};
+use crate::tty::TtyState;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU32, Ordering};
+use linux_raw_sys::general as g;
+use spin::Mutex;
+
+/// A file object implemented by the kernel (pipe end, socket, eventfd...). Calls are made
+/// without filesystem locks; return `EAGAIN` to make the kernel block or fail per
+/// `O_NONBLOCK` (`flags` carries the description's status flags).
+pub trait FileOps: Send + Sync {
+    /// `read(2)`.
+    fn read(&self, buf: &mut [u8], flags: u32) -> Result<usize> {
+        let _ = (buf, flags);
+        Err(Errno::EINVAL)
+    }
+    /// `write(2)`.
+    fn write(&self, buf: &[u8], flags: u32) -> Result<usize> {
+        let _ = (buf, flags);
+        Err(Errno::EINVAL)
+    }
+    /// `fstat(2)`.
+    fn stat(&self) -> Stat;
+    /// Readiness among `events` ([`poll`] bits).
+    fn poll(&self, events: u32) -> u32 {
+        events & (poll::POLLIN | poll::POLLOUT)
+    }
+    /// `ioctl(2)` (`ENOTTY` by default).
+    fn ioctl(&self, cmd: u32, arg: &mut [u8]) -> Result<i64> {
+        let _ = (cmd, arg);
+        Err(Errno::ENOTTY)
+    }
+}
+
+/// What an open file description refers to.
+pub(crate) enum Target {
+    /// A regular file, directory or (with `O_PATH`) any inode.
+    Inode(InodeRef),
+    /// A character device with the driver bound at open, and its tty state if a terminal.
+    Device { inode: InodeRef, dev: Arc<dyn CharDevice>, tty: Option<Arc<Mutex<TtyState>>> },
+    /// A kernel object.
+    Custom(Arc<dyn FileOps>),
+}
+
+/// Status flags `F_SETFL` may change (Linux `SETFL_MASK` less `O_DIRECT`).
+pub const SETFL_MASK: u32 = g::O_APPEND | g::O_NONBLOCK | g::O_NDELAY | g::FASYNC | g::O_NOATIME;
+
+/// An open file description. Share it as `Arc<OpenFile>`.
+pub struct OpenFile {
+    pub(crate) target: Target,
+    /// Access mode (`O_ACCMODE` bits), status flags and `O_PATH`.
+    flags: AtomicU32,
+    /// File offset, bytes (for directories, the `getdents64` cursor).
+    pub(crate) pos: Mutex<u64>,
+}
+
+impl OpenFile {
+    pub(crate) fn new(target: Target, flags: u32) -> Arc<Self> {
+        Arc::new(Self { target, flags: AtomicU32::new(flags), pos: Mutex::new(0) })
+    }
+
+    /// Wraps a kernel object; `flags` = access mode and status flags (`O_RDONLY`,
+    /// `O_WRONLY|O_NONBLOCK`...; `O_CLOEXEC` belongs to the fd, not here).
+    pub fn new_custom(ops: Arc<dyn FileOps>, flags: u32) -> Arc<Self> {
+        Self::new(Target::Custom(ops), flags & !g::O_CLOEXEC)
+    }
+
+    /// Access mode and status flags, as `F_GETFL` returns them (plus `O_LARGEFILE`).
+    pub fn status_flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed) | g::O_LARGEFILE
+    }
+
+    /// `F_SETFL`: replaces the changeable status flags ([`SETFL_MASK`]).
+    pub fn set_status_flags(&self, new: u32) {
+        let _ = self.flags.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+            Some((old & !SETFL_MASK) | (new & SETFL_MASK))
+        });
+    }
+
+    /// True with `O_NONBLOCK`.
+    pub fn is_nonblocking(&self) -> bool {
+        self.flags.load(Ordering::Relaxed) & g::O_NONBLOCK != 0
+    }
+
+    /// True for an `O_PATH` description (only fstat, fchdir, dirfd use, close, dup).
+    pub fn is_path_only(&self) -> bool {
+        self.flags.load(Ordering::Relaxed) & g::O_PATH != 0
+    }
+
+    /// True if opened for reading.
+    pub fn readable(&self) -> bool {
+        let f = self.flags.load(Ordering::Relaxed);
+        f & g::O_PATH == 0 && matches!(f & g::O_ACCMODE, g::O_RDONLY | g::O_RDWR)
+    }
+
+    /// True if opened for writing.
+    pub fn writable(&self) -> bool {
+        let f = self.flags.load(Ordering::Relaxed);
+        f & g::O_PATH == 0 && matches!(f & g::O_ACCMODE, g::O_WRONLY | g::O_RDWR)
+    }
+
+    /// The inode, for files that are inodes (not kernel objects).
+    pub fn inode(&self) -> Option<&InodeRef> {
+        match &self.target {
+            Target::Inode(i) | Target::Device { inode: i, .. } => Some(i),
+            Target::Custom(_) => None,
+        }
+    }
+
+    /// The kernel object of a description made with [`OpenFile::new_custom`].
+    pub fn custom(&self) -> Option<&Arc<dyn FileOps>> {
+        match &self.target {
+            Target::Custom(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The character device driver, for device files.
+    pub fn device(&self) -> Option<&Arc<dyn CharDevice>> {
+        match &self.target {
+            Target::Device { dev, .. } => Some(dev),
+            _ => None,
+        }
+    }
+
+    /// True for a terminal device (`isatty(3)`).
+    pub fn is_tty(&self) -> bool {
+        matches!(&self.target, Target::Device { tty: Some(_), .. })
+    }
+
+    /// The current offset, bytes.
+    pub fn offset(&self) -> u64 {
+        *self.pos.lock()
+    }
+
+    /// `fstat(2)`.
+    pub fn stat(&self) -> Stat {
+        match &self.target {
+            Target::Inode(i) | Target::Device { inode: i, .. } => stat_inode(i),
+            Target::Custom(o) => o.stat(),
+        }
+    }
+
+    /// `statx(2)` on this description.
+    pub fn statx(&self) -> Statx {
+        match &self.target {
+            Target::Inode(i) | Target::Device { inode: i, .. } => statx_inode(i),
+            Target::Custom(o) => statx_from_stat(&o.stat()),
+        }
+    }
+
+    /// `poll(2)` readiness among `events`: regular files and directories are always ready;
+    /// `O_PATH` descriptions report `POLLNVAL`.
+    pub fn poll(&self, events: u32) -> u32 {
+        if self.is_path_only() {
+            return poll::POLLNVAL;
+        }
+        match &self.target {
+            Target::Inode(_) => events & (poll::POLLIN | poll::POLLOUT),
+            Target::Device { dev, .. } => dev.poll_ready(events),
+            Target::Custom(o) => o.poll(events),
+        }
+    }
+
+    /// True when this description refers to a regular file.
+    pub fn is_regular(&self) -> bool {
+        matches!(&self.target, Target::Inode(i) if i.file_type() == FileType::Regular)
+    }
+}

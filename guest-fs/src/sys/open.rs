@@ -1,0 +1,184 @@
+//! `openat(2)`: resolve or create, check the file type and permissions, bind devices.
+
+use crate::context::FsContext;
+use crate::errno::{Errno, Result};
+use crate::fdtable::FdTable;
+use crate::file::{OpenFile, Target};
+use crate::inode::{FileType, InodeRef};
+use crate::path::{self, Last, MAX_SYMLINKS};
+use crate::perm::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
+use crate::vfs::Vfs;
+use alloc::sync::Arc;
+use linux_raw_sys::general as g;
+
+/// Flags kept in the open file description (not `O_CREAT`, `O_EXCL`, `O_NOCTTY`, `O_TRUNC`,
+/// `O_CLOEXEC`, which act only at open time or belong to the fd).
+const OPEN_ONLY: u32 = g::O_CREAT | g::O_EXCL | g::O_NOCTTY | g::O_TRUNC | g::O_CLOEXEC;
+
+/// `openat(2)`: opens `path` relative to `dirfd` and installs it at the lowest free fd.
+///
+/// Flags: `O_RDONLY/O_WRONLY/O_RDWR`, `O_CREAT` (with `mode & !umask`), `O_EXCL`, `O_TRUNC`,
+/// `O_APPEND`, `O_NONBLOCK`, `O_DIRECTORY`, `O_NOFOLLOW`, `O_CLOEXEC`, `O_PATH`; `O_TMPFILE`
+/// fails with `EOPNOTSUPP`. Errors as `open(2)`: `EMFILE` (checked first, as Linux
+/// allocates the fd before the lookup), `ENOENT`, `EEXIST`, `EISDIR`, `ENOTDIR`, `ELOOP`,
+/// `EACCES`, `ENAMETOOLONG`, `EBADF`, `ENXIO` (device without driver, FIFO, socket).
+pub fn openat(
+    vfs: &Vfs,
+    ctx: &FsContext,
+    fds: &mut FdTable,
+    dirfd: i32,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+) -> Result<i32> {
+    let fd = fds.lowest_free(0)?;
+    let file = open_file(vfs, ctx, fds, dirfd, path, flags, mode)?;
+    fds.install_at(fd, file, flags & g::O_CLOEXEC != 0)?;
+    Ok(fd)
+}
+
+/// The open part of [`openat`] without installing an fd: returns the new description.
+pub fn open_file(
+    vfs: &Vfs,
+    ctx: &FsContext,
+    fds: &FdTable,
+    dirfd: i32,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+) -> Result<Arc<OpenFile>> {
+    if flags & g::__O_TMPFILE != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let flags = if flags & g::O_PATH != 0 {
+        flags & (g::O_PATH | g::O_DIRECTORY | g::O_NOFOLLOW | g::O_CLOEXEC)
+    } else {
+        flags
+    };
+    path::check_path(path)?;
+    let start = path::start_dir(ctx, fds, dirfd, path)?;
+    let (inode, created) = if flags & g::O_CREAT != 0 {
+        open_create(vfs, ctx, &start, path, flags, mode)?
+    } else {
+        (path::walk(ctx, &start, path, flags & g::O_NOFOLLOW == 0, &mut 0)?, false)
+    };
+    finish_open(vfs, ctx, inode, flags, created)
+}
+
+/// Resolves `path` for `O_CREAT`, creating a regular file when the name is absent
+/// (following a final symlink, even a dangling one, unless `O_EXCL`/`O_NOFOLLOW`).
+fn open_create(
+    vfs: &Vfs,
+    ctx: &FsContext,
+    start: &InodeRef,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+) -> Result<(InodeRef, bool)> {
+    let excl = flags & g::O_EXCL != 0;
+    let mut links = 0;
+    let mut start = start.clone();
+    let mut path = path.to_vec();
+    loop {
+        let p = path::walk_parent(ctx, &start, &path, &mut links)?;
+        let name = match p.last {
+            Last::Norm(n) => n,
+            // `.`, `..` or `/` name a directory, which O_CREAT refuses.
+            _ => return Err(if excl { Errno::EEXIST } else { Errno::EISDIR }),
+        };
+        if p.trailing_slash {
+            return Err(Errno::EISDIR);
+        }
+        match path::lookup_child(ctx, &p.dir, &name)? {
+            Some(_) if excl => return Err(Errno::EEXIST),
+            Some(c) if c.file_type() == FileType::Symlink => {
+                if flags & g::O_NOFOLLOW != 0 {
+                    return Err(Errno::ELOOP);
+                }
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(Errno::ELOOP);
+                }
+                path = path::link_target(&c).ok_or(Errno::EINVAL)?;
+                if path.is_empty() {
+                    return Err(Errno::ENOENT);
+                }
+                start = p.dir;
+            }
+            Some(c) => return Ok((c, false)),
+            None => {
+                let (perm_ok, gid) = {
+                    let st = p.dir.lock();
+                    let ok = perm::check(ctx, FileType::Directory, &st, MAY_WRITE | MAY_EXEC);
+                    (ok, if st.perm & 0o2000 != 0 { st.gid } else { ctx.gid })
+                };
+                perm_ok?;
+                let perm_bits = mode & !ctx.umask & 0o7777;
+                let node = vfs.new_inode(FileType::Regular, perm_bits, (ctx.uid, gid), &p.dir, &name, None);
+                let _ns = vfs.ns_lock();
+                match vfs.attach_locked(&p.dir, &name, &node) {
+                    Ok(()) => return Ok((node, true)),
+                    // Lost a race with another creator: look again.
+                    Err(Errno::EEXIST) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// Type and permission checks on the resolved inode, `O_TRUNC`, device binding
+/// (Linux `do_open`/`may_open`).
+fn finish_open(vfs: &Vfs, ctx: &FsContext, inode: InodeRef, flags: u32, created: bool) -> Result<Arc<OpenFile>> {
+    let ftype = inode.file_type();
+    if flags & g::O_CREAT != 0 && ftype == FileType::Directory {
+        return Err(Errno::EISDIR);
+    }
+    if flags & g::O_DIRECTORY != 0 && ftype != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    let kept = flags & !OPEN_ONLY;
+    if flags & g::O_PATH != 0 {
+        return Ok(OpenFile::new(Target::Inode(inode), kept));
+    }
+    let acc = flags & g::O_ACCMODE;
+    let mut mask = match acc {
+        g::O_RDONLY => MAY_READ,
+        g::O_WRONLY => MAY_WRITE,
+        _ => MAY_READ | MAY_WRITE,
+    };
+    if flags & g::O_TRUNC != 0 {
+        mask |= MAY_WRITE;
+    }
+    match ftype {
+        FileType::Symlink => return Err(Errno::ELOOP),
+        FileType::Directory if mask & MAY_WRITE != 0 => return Err(Errno::EISDIR),
+        FileType::Socket => return Err(Errno::ENXIO),
+        _ => {}
+    }
+    if !created {
+        perm::check(ctx, ftype, &inode.lock(), mask)?;
+    }
+    match ftype {
+        FileType::Regular => {
+            if flags & g::O_TRUNC != 0 && !created {
+                let now = vfs.shared.now();
+                let mut st = inode.lock();
+                if let Some(f) = st.file_mut() {
+                    f.set_size(&vfs.shared, 0)?;
+                }
+                st.touch_modify(now);
+            }
+            Ok(OpenFile::new(Target::Inode(inode), kept))
+        }
+        FileType::Directory => Ok(OpenFile::new(Target::Inode(inode), kept)),
+        FileType::CharDevice => {
+            let (major, minor) = inode.rdev();
+            let dev = vfs.device(major, minor).ok_or(Errno::ENXIO)?;
+            let tty = dev.is_tty().then(|| vfs.tty_state(major, minor));
+            Ok(OpenFile::new(Target::Device { inode, dev, tty }, kept))
+        }
+        // No block drivers; FIFOs are not implemented yet.
+        _ => Err(Errno::ENXIO),
+    }
+}

@@ -1,0 +1,116 @@
+//! Pipes (`pipe2(2)`): a bounded byte ring shared by a read end and a write end, each a
+//! `guest_fs::FileOps` object. Reading an empty pipe with writers left returns `EAGAIN`
+//! (the caller blocks or fails per `O_NONBLOCK`); with no writers left, end of file. Writing
+//! with no readers left is `EPIPE`.
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use guest_fs::{Errno, FileOps, OpenFile, Stat};
+use spin::Mutex;
+
+/// Pipe capacity, bytes (Linux default: 16 pages).
+pub const PIPE_BUF_SIZE: usize = 65536;
+
+struct Shared {
+    buf: VecDeque<u8>,
+    readers: usize,
+    writers: usize,
+    ino: u64,
+}
+
+/// The read end.
+pub struct ReadEnd(Arc<Mutex<Shared>>);
+/// The write end.
+pub struct WriteEnd(Arc<Mutex<Shared>>);
+
+static NEXT_INO: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+
+fn pipe_stat(ino: u64, size: usize) -> Stat {
+    Stat { st_dev: 0xd, st_ino: ino, st_nlink: 1, st_mode: 0o010_600, st_size: size as i64, st_blksize: 4096, ..Stat::default() }
+}
+
+/// Creates a pipe; returns (read end, write end) descriptions with status `flags`.
+pub fn new_pair(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
+    let ino = NEXT_INO.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    let sh = Arc::new(Mutex::new(Shared { buf: VecDeque::new(), readers: 1, writers: 1, ino }));
+    let status = flags & 0o4000; // O_NONBLOCK
+    (
+        OpenFile::new_custom(Arc::new(ReadEnd(sh.clone())), status),
+        OpenFile::new_custom(Arc::new(WriteEnd(sh)), status | 1),
+    )
+}
+
+impl Drop for ReadEnd {
+    fn drop(&mut self) {
+        self.0.lock().readers -= 1;
+    }
+}
+
+impl Drop for WriteEnd {
+    fn drop(&mut self) {
+        self.0.lock().writers -= 1;
+    }
+}
+
+impl FileOps for ReadEnd {
+    fn read(&self, buf: &mut [u8], _flags: u32) -> Result<usize, Errno> {
+        let mut s = self.0.lock();
+        if s.buf.is_empty() {
+            return if s.writers == 0 || buf.is_empty() { Ok(0) } else { Err(Errno::EAGAIN) };
+        }
+        let n = buf.len().min(s.buf.len());
+        for (d, b) in buf.iter_mut().zip(s.buf.drain(..n)) {
+            *d = b;
+        }
+        Ok(n)
+    }
+    fn write(&self, _buf: &[u8], _flags: u32) -> Result<usize, Errno> {
+        Err(Errno::EBADF)
+    }
+    fn stat(&self) -> Stat {
+        let s = self.0.lock();
+        pipe_stat(s.ino, s.buf.len())
+    }
+    fn poll(&self, events: u32) -> u32 {
+        let s = self.0.lock();
+        let mut r = 0;
+        if !s.buf.is_empty() {
+            r |= 0x1;
+        }
+        if s.writers == 0 {
+            r |= 0x10; // POLLHUP
+        }
+        r & (events | 0x18)
+    }
+}
+
+impl FileOps for WriteEnd {
+    fn write(&self, buf: &[u8], _flags: u32) -> Result<usize, Errno> {
+        let mut s = self.0.lock();
+        if s.readers == 0 {
+            return Err(Errno::EPIPE);
+        }
+        let room = PIPE_BUF_SIZE - s.buf.len();
+        if room == 0 && !buf.is_empty() {
+            return Err(Errno::EAGAIN);
+        }
+        let n = room.min(buf.len());
+        s.buf.extend(&buf[..n]);
+        Ok(n)
+    }
+    fn stat(&self) -> Stat {
+        let s = self.0.lock();
+        pipe_stat(s.ino, s.buf.len())
+    }
+    fn poll(&self, events: u32) -> u32 {
+        let s = self.0.lock();
+        let mut r = 0;
+        if s.buf.len() < PIPE_BUF_SIZE {
+            r |= 0x4;
+        }
+        if s.readers == 0 {
+            r |= 0x8; // POLLERR
+        }
+        r & (events | 0x18)
+    }
+}

@@ -1,0 +1,182 @@
+//! Processes and threads: the pid allocator, the process table, per-process state (address
+//! space, fd table, filesystem context, signal actions, limits) and per-thread state (user
+//! context, FPU policy, tid pointers). Threads are plain values moved between run queues.
+
+use crate::mm::space::AddrSpace;
+use crate::platform::{FpuAction, UserContext};
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicI32, Ordering};
+use guest_fs::{FdTable, FsContext};
+use spin::Mutex;
+
+/// Linux `struct k_sigaction` as `rt_sigaction(2)` passes it on x86-64.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigAction {
+    /// Handler (`SIG_DFL` = 0, `SIG_IGN` = 1) or function address.
+    pub handler: u64,
+    /// `SA_*` flags.
+    pub flags: u64,
+    /// `sa_restorer`.
+    pub restorer: u64,
+    /// Blocked signals during the handler.
+    pub mask: u64,
+}
+
+/// Number of signals (1..=64).
+pub const NSIG: usize = 64;
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitReason {
+    /// `exit`/`exit_group` with this status (low 8 bits kept).
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(u32),
+}
+
+impl ExitReason {
+    /// The `wait4(2)` status word.
+    pub fn wait_status(self) -> i32 {
+        match self {
+            ExitReason::Exited(c) => (c & 0xff) << 8,
+            ExitReason::Signaled(s) => {
+                // Signals whose default action dumps core report the core flag (0x80).
+                let core = matches!(s, 3 | 4 | 5 | 6 | 7 | 8 | 11 | 24 | 25 | 31);
+                s as i32 | if core { 0x80 } else { 0 }
+            }
+        }
+    }
+}
+
+/// Resource limits tracked per process (`RLIMIT_*` index → (soft, hard)).
+pub type Rlimits = [(u64, u64); 16];
+
+/// Linux default limits (`RLIM_INFINITY` = `u64::MAX`).
+pub fn default_rlimits() -> Rlimits {
+    let inf = u64::MAX;
+    let mut r = [(inf, inf); 16];
+    r[3] = (8 << 20, inf); // RLIMIT_STACK
+    r[4] = (0, inf); // RLIMIT_CORE
+    r[6] = (4096, 4096); // RLIMIT_NPROC
+    r[7] = (1024, 4096); // RLIMIT_NOFILE
+    r[8] = (8 << 20, 8 << 20); // RLIMIT_MEMLOCK
+    r[11] = (4096, 4096); // RLIMIT_SIGPENDING
+    r[12] = (819_200, 819_200); // RLIMIT_MSGQUEUE
+    r
+}
+
+/// A process.
+pub struct Process {
+    /// Process id (= tid of its first thread).
+    pub pid: i32,
+    /// Parent pid (0 for the first process).
+    pub ppid: AtomicI32,
+    /// Process group.
+    pub pgid: AtomicI32,
+    /// Session.
+    pub sid: AtomicI32,
+    /// Address space.
+    pub mm: Mutex<AddrSpace>,
+    /// File descriptors.
+    pub fds: Mutex<FdTable>,
+    /// cwd, root, umask, credentials.
+    pub fs: Mutex<FsContext>,
+    /// Path of the running program (`/proc/self/exe`, `AT_EXECFN`).
+    pub exe: Mutex<Vec<u8>>,
+    /// Signal actions, index = signal - 1.
+    pub sigactions: Mutex<[SigAction; NSIG]>,
+    /// Resource limits.
+    pub rlimits: Mutex<Rlimits>,
+    /// Set when the process has exited (zombie until reaped).
+    pub exit: Mutex<Option<ExitReason>>,
+    /// Start time (ns since boot).
+    pub start_ns: u64,
+    /// Time spent in the kernel on behalf of this process, ns.
+    pub sys_ns: core::sync::atomic::AtomicU64,
+}
+
+/// A thread.
+pub struct Thread {
+    /// Thread id.
+    pub tid: i32,
+    /// Owning process.
+    pub proc: Arc<Process>,
+    /// User CPU state.
+    pub ctx: UserContext,
+    /// FPU action at the next entry.
+    pub fpu: FpuAction,
+    /// `set_tid_address` pointer (cleared and futex-woken at exit).
+    pub clear_child_tid: u64,
+    /// Blocked signals.
+    pub sigmask: u64,
+    /// `set_robust_list` head and length.
+    pub robust_list: (u64, u64),
+    /// `sigaltstack`: (sp, flags, size).
+    pub altstack: (u64, i32, u64),
+}
+
+static NEXT_PID: AtomicI32 = AtomicI32::new(1);
+
+/// All live (and zombie) processes by pid.
+pub static PROCESSES: Mutex<BTreeMap<i32, Arc<Process>>> = Mutex::new(BTreeMap::new());
+
+/// Allocates a pid (never reused within a VM run, up to `i32::MAX`).
+pub fn alloc_pid() -> i32 {
+    NEXT_PID.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Process {
+    /// A new process with the given parts.
+    pub fn new(pid: i32, ppid: i32, mm: AddrSpace, fds: FdTable, fs: FsContext) -> Arc<Process> {
+        let p = Arc::new(Process {
+            pid,
+            ppid: AtomicI32::new(ppid),
+            pgid: AtomicI32::new(pid),
+            sid: AtomicI32::new(pid),
+            mm: Mutex::new(mm),
+            fds: Mutex::new(fds),
+            fs: Mutex::new(fs),
+            exe: Mutex::new(Vec::new()),
+            sigactions: Mutex::new([SigAction::default(); NSIG]),
+            rlimits: Mutex::new(default_rlimits()),
+            exit: Mutex::new(None),
+            start_ns: crate::time::uptime_ns(),
+            sys_ns: core::sync::atomic::AtomicU64::new(0),
+        });
+        PROCESSES.lock().insert(pid, p.clone());
+        crate::stats::process_created();
+        p
+    }
+}
+
+impl Thread {
+    /// The first thread of `proc`, with a zero context.
+    pub fn new(tid: i32, proc: Arc<Process>) -> Thread {
+        Thread {
+            tid,
+            proc,
+            ctx: UserContext::default(),
+            fpu: FpuAction::Reset,
+            clear_child_tid: 0,
+            sigmask: 0,
+            robust_list: (0, 0),
+            altstack: (0, 2, 0), // SS_DISABLE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExitReason;
+
+    #[test]
+    fn wait_status_like_linux() {
+        assert_eq!(ExitReason::Exited(3).wait_status(), 0x300);
+        assert_eq!(ExitReason::Exited(256 + 7).wait_status(), 0x700);
+        assert_eq!(ExitReason::Signaled(9).wait_status(), 9);
+        assert_eq!(ExitReason::Signaled(11).wait_status(), 0x8b);
+    }
+}

@@ -1,0 +1,692 @@
+//! File syscalls: copy the user's arguments into kernel buffers, call the guest-fs layer
+//! (`guest_fs::sys`), copy results back. Transfers are chunked so a huge `count` never needs a
+//! huge kernel buffer.
+
+use super::{Ctx, KResult};
+use crate::fs::vfs;
+use alloc::vec;
+use alloc::vec::Vec;
+use guest_fs as gfs;
+use guest_fs::{Errno, Timespec};
+
+/// `AT_FDCWD`.
+pub const AT_FDCWD: i32 = -100;
+/// `AT_SYMLINK_NOFOLLOW`.
+pub const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+/// `AT_REMOVEDIR`.
+pub const AT_REMOVEDIR: u64 = 0x200;
+/// Largest piece of a read/write moved at once, bytes.
+const CHUNK: usize = 256 << 10;
+
+fn fd(v: u64) -> i32 {
+    v as i32
+}
+
+/// `read(2)`.
+pub fn read(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    rw_read(cx, fd(a[0]), a[1], a[2] as usize, None)
+}
+
+fn rw_read(cx: &mut Ctx<'_>, f: i32, buf: u64, count: usize, offset: Option<i64>) -> KResult {
+    let p = cx.proc();
+    let mut done = 0usize;
+    let mut kbuf = vec![0u8; count.min(CHUNK)];
+    while done < count {
+        let want = (count - done).min(CHUNK);
+        let r = {
+            let fds = p.fds.lock().clone();
+            match offset {
+                Some(o) => gfs::pread64(&fds, f, &mut kbuf[..want], o + done as i64),
+                None => gfs::read(&fds, f, &mut kbuf[..want]),
+            }
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        if let Err(e) = cx.copy_out(buf + done as u64, &kbuf[..n]) {
+            if done == 0 {
+                return Err(e);
+            }
+            break;
+        }
+        done += n;
+        if n < want {
+            break;
+        }
+    }
+    Ok(done as i64)
+}
+
+/// `write(2)`.
+pub fn write(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    rw_write(cx, fd(a[0]), a[1], a[2] as usize, None)
+}
+
+fn rw_write(cx: &mut Ctx<'_>, f: i32, buf: u64, count: usize, offset: Option<i64>) -> KResult {
+    let p = cx.proc();
+    let mut done = 0usize;
+    while done < count {
+        let want = (count - done).min(CHUNK);
+        let data = match cx.copy_in(buf + done as u64, want) {
+            Ok(d) => d,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        let r = {
+            let fds = p.fds.lock().clone();
+            match offset {
+                Some(o) => gfs::pwrite64(&fds, f, &data, o + done as i64),
+                None => gfs::write(&fds, f, &data),
+            }
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += n;
+        if n < want {
+            break;
+        }
+    }
+    Ok(done as i64)
+}
+
+/// `pread64(2)`.
+pub fn pread(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    if (a[3] as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    rw_read(cx, fd(a[0]), a[1], a[2] as usize, Some(a[3] as i64))
+}
+
+/// `pwrite64(2)`.
+pub fn pwrite(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    if (a[3] as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    rw_write(cx, fd(a[0]), a[1], a[2] as usize, Some(a[3] as i64))
+}
+
+fn iovecs(cx: &Ctx<'_>, va: u64, cnt: u64) -> Result<Vec<(u64, usize)>, Errno> {
+    if cnt > 1024 {
+        return Err(Errno::EINVAL);
+    }
+    let mut v = Vec::with_capacity(cnt as usize);
+    for i in 0..cnt {
+        let base: u64 = cx.read(va + i * 16)?;
+        let len: u64 = cx.read(va + i * 16 + 8)?;
+        if (len as i64) < 0 {
+            return Err(Errno::EINVAL);
+        }
+        v.push((base, len as usize));
+    }
+    Ok(v)
+}
+
+/// `readv(2)` / `preadv(2)`.
+pub fn readv(cx: &mut Ctx<'_>, a: [u64; 6], offset: Option<u64>) -> KResult {
+    let iov = iovecs(cx, a[1], a[2])?;
+    let mut total = 0i64;
+    for (base, len) in iov {
+        if len == 0 {
+            continue;
+        }
+        let off = offset.map(|o| o as i64 + total);
+        let n = match rw_read(cx, fd(a[0]), base, len, off) {
+            Ok(n) => n,
+            Err(e) if total == 0 => return Err(e),
+            Err(_) => break,
+        };
+        total += n;
+        if (n as usize) < len {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// `writev(2)` / `pwritev(2)`.
+pub fn writev(cx: &mut Ctx<'_>, a: [u64; 6], offset: Option<u64>) -> KResult {
+    let iov = iovecs(cx, a[1], a[2])?;
+    // Gather into one buffer so a line written in pieces reaches the console in one write.
+    let total_len: usize = iov.iter().map(|v| v.1).sum();
+    if total_len <= CHUNK {
+        let mut data = Vec::with_capacity(total_len);
+        for (base, len) in &iov {
+            data.extend_from_slice(&cx.copy_in(*base, *len)?);
+        }
+        let p = cx.proc();
+        let fds = p.fds.lock().clone();
+        let n = match offset {
+            Some(o) => gfs::pwrite64(&fds, fd(a[0]), &data, o as i64)?,
+            None => gfs::write(&fds, fd(a[0]), &data)?,
+        };
+        return Ok(n as i64);
+    }
+    let mut total = 0i64;
+    for (base, len) in iov {
+        let off = offset.map(|o| o as i64 + total);
+        let n = match rw_write(cx, fd(a[0]), base, len, off) {
+            Ok(n) => n,
+            Err(e) if total == 0 => return Err(e),
+            Err(_) => break,
+        };
+        total += n;
+        if (n as usize) < len {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// `openat(2)` (and `open(2)` with `AT_FDCWD`).
+pub fn openat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) -> KResult {
+    let path = cx.path(path)?;
+    let p = cx.proc();
+    let ctx = p.fs.lock().clone();
+    let mut fds = p.fds.lock();
+    Ok(i64::from(gfs::openat(vfs(), &ctx, &mut fds, fd(dirfd), &path, flags as u32, mode as u32)?))
+}
+
+/// `close(2)`.
+pub fn close(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let p = cx.proc();
+    let closed = {
+        let mut fds = p.fds.lock();
+        gfs::close(&mut fds, fd(a[0]))
+    };
+    closed.map(|()| 0)
+}
+
+/// `newfstatat(2)`, `stat(2)`, `lstat(2)`.
+pub fn fstatat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, buf: u64, flags: u64) -> KResult {
+    let path = cx.path(path)?;
+    let p = cx.proc();
+    let st = {
+        let ctx = p.fs.lock().clone();
+        let fds = p.fds.lock().clone();
+        gfs::newfstatat(vfs(), &ctx, &fds, fd(dirfd), &path, flags as u32)?
+    };
+    cx.write(buf, &st)?;
+    Ok(0)
+}
+
+/// `fstat(2)`.
+pub fn fstat(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let p = cx.proc();
+    let st = {
+        let fds = p.fds.lock().clone();
+        gfs::fstat(&fds, fd(a[0]))?
+    };
+    cx.write(a[1], &st)?;
+    Ok(0)
+}
+
+/// `statx(2)`.
+pub fn statx(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let path = cx.path(a[1])?;
+    let p = cx.proc();
+    let st = {
+        let ctx = p.fs.lock().clone();
+        let fds = p.fds.lock().clone();
+        gfs::statx(vfs(), &ctx, &fds, fd(a[0]), &path, a[2] as u32, a[3] as u32)?
+    };
+    cx.write(a[4], &st)?;
+    Ok(0)
+}
+
+/// `lseek(2)`.
+pub fn lseek(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let p = cx.proc();
+    let fds = p.fds.lock().clone();
+    gfs::lseek(&fds, fd(a[0]), a[1] as i64, a[2] as u32)
+}
+
+/// `faccessat2(2)` and friends.
+pub fn faccessat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, mode: u64, flags: u64) -> KResult {
+    let path = cx.path(path)?;
+    let p = cx.proc();
+    let ctx = p.fs.lock().clone();
+    let fds = p.fds.lock().clone();
+    gfs::faccessat(vfs(), &ctx, &fds, fd(dirfd), &path, mode as u32, flags as u32).map(|()| 0)
+}
+
+/// `getdents64(2)`.
+pub fn getdents64(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let mut kbuf = vec![0u8; (a[2] as usize).min(CHUNK)];
+    let p = cx.proc();
+    let n = {
+        let fds = p.fds.lock().clone();
+        gfs::getdents64(&fds, fd(a[0]), &mut kbuf)?
+    };
+    cx.copy_out(a[1], &kbuf[..n])?;
+    Ok(n as i64)
+}
+
+/// `getcwd(2)`.
+pub fn getcwd(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let mut kbuf = vec![0u8; (a[1] as usize).min(super::PATH_MAX)];
+    let p = cx.proc();
+    let n = {
+        let ctx = p.fs.lock().clone();
+        gfs::getcwd(&ctx, &mut kbuf)?
+    };
+    cx.copy_out(a[0], &kbuf[..n])?;
+    Ok(n as i64)
+}
+
+/// `chdir(2)`.
+pub fn chdir(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let path = cx.path(a[0])?;
+    let p = cx.proc();
+    let fds = p.fds.lock().clone();
+    let mut ctx = p.fs.lock();
+    gfs::chdir(vfs(), &mut ctx, &fds, &path).map(|()| 0)
+}
+
+/// `fchdir(2)`.
+pub fn fchdir(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let p = cx.proc();
+    let fds = p.fds.lock().clone();
+    let mut ctx = p.fs.lock();
+    gfs::fchdir(&mut ctx, &fds, fd(a[0])).map(|()| 0)
+}
+
+/// `mkdirat(2)`.
+pub fn mkdirat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, mode: u64) -> KResult {
+    let path = cx.path(path)?;
+    let p = cx.proc();
+    let ctx = p.fs.lock().clone();
+    let fds = p.fds.lock().clone();
+    gfs::mkdirat(vfs(), &ctx, &fds, fd(dirfd), &path, mode as u32).map(|()| 0)
+}
+
+/// `mknodat(2)`.
+pub fn mknodat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, mode: u64, dev: u64) -> KResult {
+    let path = cx.path(path)?;
+    let p = cx.proc();
+    let ctx = p.fs.lock().clone();
+    let fds = p.fds.lock().clone();
+    gfs::mknodat(vfs(), &ctx, &fds, fd(dirfd), &path, mode as u32, dev).map(|()| 0)
+}
+
+/// `unlinkat(2)`, `unlink(2)`, `rmdir(2)`.
+pub fn unlinkat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64) -> KResult {
+    let path = cx.path(path)?;
+    let p = cx.proc();
+    let ctx = p.fs.lock().clone();
+    let fds = p.fds.lock().clone();
+    gfs::unlinkat(vfs(), &ctx, &fds, fd(dirfd), &path, flags as u32).map(|()| 0)
+}
+
+/// `renameat2(2)` and friends.
+pub fn renameat2(cx: &mut Ctx<'_>, od: u64, op: u64, nd: u64, np: u64, flags: u64) -> KResult {
+    let op = cx.path(op)?;
+    let np = cx.path(np)?;
+    let p = cx.proc();
+    let ctx = p.fs.lock().clone();
+    let fds = p.fds.lock().clone();
+    gfs::renameat2(vfs(), &ctx, &fds, fd(od), &op, fd(nd), &np, flags as u32).map(|()| 0)
+}
+
+/// `symlinkat(2)`.
+pub fn symlinkat(cx: &mut Ctx<'_>, target: u64, nd: u64, linkpath: u64) -> KResult {
+    let target = cx.path(target)?;
+    let linkpath = cx.path(linkpath)?;
+    let p = cx.proc();
+    let ctx = p.fs.lock().clone();
+    let fds = p.fds.lock().clone();
+    gfs::symlinkat(vfs(), &ctx, &fds, &target, fd(nd), &linkpath).map(|()| 0)
+}
+
+/// `readlinkat(2)`; `/proc/self/exe` names the running program.
+pub fn readlinkat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, buf: u64, size: u64) -> KResult {
+    let path = cx.path(path)?;
+    if (size as i64) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = cx.proc();
+    let pid_exe = alloc::format!("/proc/{}/exe", p.pid);
+    let out: Vec<u8> = if path == b"/proc/self/exe" || path == pid_exe.as_bytes() {
+        p.exe.lock().clone()
+    } else {
+        let mut kbuf = vec![0u8; (size as usize).min(super::PATH_MAX)];
+        let ctx = p.fs.lock().clone();
+        let fds = p.fds.lock().clone();
+        let n = gfs::readlinkat(vfs(), &ctx, &fds, fd(dirfd), &path, &mut kbuf)?;
+        kbuf.truncate(n);
+        kbuf
+    };
+    let n = out.len().min(size as usize);
+    cx.copy_out(buf, &out[..n])?;
+    Ok(n as i64)
+}
+
+/// `linkat(2)`.
+pub fn linkat(cx: &mut Ctx<'_>, od: u64, op: u64, nd: u64, np: u64, flags: u64) -> KResult {
+    let op = cx.path(op)?;
+    let np = cx.path(np)?;
+    let p = cx.proc();
+    let ctx = p.fs.lock().clone();
+    let fds = p.fds.lock().clone();
+    gfs::linkat(vfs(), &ctx, &fds, fd(od), &op, fd(nd), &np, flags as u32).map(|()| 0)
+}
+
+/// `fchmodat(2)`, `chmod(2)`.
+pub fn fchmodat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, mode: u64, flags: u64) -> KResult {
+    let path = cx.path(path)?;
+    let p = cx.proc();
+    let ctx = p.fs.lock().clone();
+    let fds = p.fds.lock().clone();
+    gfs::fchmodat(vfs(), &ctx, &fds, fd(dirfd), &path, mode as u32, flags as u32).map(|()| 0)
+}
+
+/// `fchmod(2)`.
+pub fn fchmod(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let p = cx.proc();
+    let ctx = p.fs.lock().clone();
+    let fds = p.fds.lock().clone();
+    gfs::fchmod(&ctx, &fds, fd(a[0]), a[1] as u32).map(|()| 0)
+}
+
+/// `fchownat(2)`, `chown(2)`, `lchown(2)`.
+pub fn fchownat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, uid: u64, gid: u64, flags: u64) -> KResult {
+    let path = cx.path(path)?;
+    let p = cx.proc();
+    let ctx = p.fs.lock().clone();
+    let fds = p.fds.lock().clone();
+    gfs::fchownat(vfs(), &ctx, &fds, fd(dirfd), &path, uid as u32, gid as u32, flags as u32).map(|()| 0)
+}
+
+/// `fchown(2)`.
+pub fn fchown(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let p = cx.proc();
+    let ctx = p.fs.lock().clone();
+    let fds = p.fds.lock().clone();
+    gfs::fchown(&ctx, &fds, fd(a[0]), a[1] as u32, a[2] as u32).map(|()| 0)
+}
+
+/// `umask(2)`.
+pub fn umask(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let p = cx.proc();
+    let mut ctx = p.fs.lock();
+    Ok(i64::from(ctx.set_umask(a[0] as u32 & 0o777)))
+}
+
+/// `utimensat(2)`.
+pub fn utimensat(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let path = if a[1] == 0 { None } else { Some(cx.path(a[1])?) };
+    let times = if a[2] == 0 {
+        None
+    } else {
+        let raw: [i64; 4] = cx.read(a[2])?;
+        Some([Timespec { sec: raw[0], nsec: raw[1] }, Timespec { sec: raw[2], nsec: raw[3] }])
+    };
+    let p = cx.proc();
+    let ctx = p.fs.lock().clone();
+    let fds = p.fds.lock().clone();
+    gfs::utimensat(vfs(), &ctx, &fds, fd(a[0]), path.as_deref(), times, a[3] as u32).map(|()| 0)
+}
+
+/// `truncate(2)`.
+pub fn truncate(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let path = cx.path(a[0])?;
+    let p = cx.proc();
+    let ctx = p.fs.lock().clone();
+    let fds = p.fds.lock().clone();
+    gfs::truncate(vfs(), &ctx, &fds, &path, a[1] as i64).map(|()| 0)
+}
+
+/// `ftruncate(2)`.
+pub fn ftruncate(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let p = cx.proc();
+    let fds = p.fds.lock().clone();
+    gfs::ftruncate(&fds, fd(a[0]), a[1] as i64).map(|()| 0)
+}
+
+/// `fsync(2)`, `fdatasync(2)`, `syncfs(2)`.
+pub fn fsync(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let p = cx.proc();
+    let fds = p.fds.lock().clone();
+    gfs::fsync(&fds, fd(a[0])).map(|()| 0)
+}
+
+/// `dup(2)`.
+pub fn dup(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let p = cx.proc();
+    let mut fds = p.fds.lock();
+    gfs::dup(&mut fds, fd(a[0])).map(i64::from)
+}
+
+/// `dup2(2)`.
+pub fn dup2(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let p = cx.proc();
+    let mut fds = p.fds.lock();
+    gfs::dup2(&mut fds, fd(a[0]), fd(a[1])).map(i64::from)
+}
+
+/// `dup3(2)`.
+pub fn dup3(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let p = cx.proc();
+    let mut fds = p.fds.lock();
+    gfs::dup3(&mut fds, fd(a[0]), fd(a[1]), a[2] as u32).map(i64::from)
+}
+
+/// `fcntl(2)`.
+pub fn fcntl(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let p = cx.proc();
+    let mut fds = p.fds.lock();
+    gfs::fcntl(&mut fds, fd(a[0]), a[1] as u32, a[2])
+}
+
+/// Integer-by-value ioctls (`TCSBRK`, `TCXONC`, `TCFLSH`, `TIOCSCTTY`).
+fn ioctl_by_value(cmd: u32) -> bool {
+    matches!(cmd, 0x5409 | 0x540a | 0x540b | 0x540e)
+}
+
+/// `ioctl(2)`.
+pub fn ioctl(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let cmd = a[1] as u32;
+    let size = gfs::ioctl_arg_size(cmd);
+    let by_value = ioctl_by_value(cmd);
+    let mut arg: Vec<u8> = match size {
+        Some(_) if by_value => a[2].to_le_bytes().to_vec(),
+        Some(n) if n > 0 => cx.copy_in(a[2], n)?,
+        _ => Vec::new(),
+    };
+    let p = cx.proc();
+    let r = {
+        let mut fds = p.fds.lock().clone();
+        let r = gfs::ioctl(&mut fds, fd(a[0]), cmd, &mut arg);
+        // FIOCLEX/FIONCLEX change the fd table itself.
+        if r.is_ok() && matches!(cmd, 0x5450 | 0x5451) {
+            *p.fds.lock() = fds;
+        }
+        r?
+    };
+    if !by_value && !arg.is_empty() {
+        cx.copy_out(a[2], &arg)?;
+    }
+    Ok(r)
+}
+
+/// `statfs(2)`.
+pub fn statfs(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let path = cx.path(a[0])?;
+    let p = cx.proc();
+    let st = {
+        let ctx = p.fs.lock().clone();
+        let fds = p.fds.lock().clone();
+        gfs::statfs(vfs(), &ctx, &fds, &path)?
+    };
+    cx.write(a[1], &st)?;
+    Ok(0)
+}
+
+/// `fstatfs(2)`.
+pub fn fstatfs(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let p = cx.proc();
+    let st = {
+        let fds = p.fds.lock().clone();
+        gfs::fstatfs(vfs(), &fds, fd(a[0]))?
+    };
+    cx.write(a[1], &st)?;
+    Ok(0)
+}
+
+/// `pipe2(2)`.
+pub fn pipe2(cx: &mut Ctx<'_>, fdsp: u64, flags: u64) -> KResult {
+    let (r, w) = crate::pipe::new_pair(flags as u32);
+    let cloexec = flags & 0o2_000_000 != 0;
+    let p = cx.proc();
+    let (rfd, wfd) = {
+        let mut fds = p.fds.lock();
+        let rfd = fds.alloc(r, cloexec, 0)?;
+        match fds.alloc(w, cloexec, 0) {
+            Ok(wfd) => (rfd, wfd),
+            Err(e) => {
+                let _ = fds.close(rfd);
+                return Err(e);
+            }
+        }
+    };
+    if let Err(e) = cx.write(fdsp, &[rfd, wfd]) {
+        let mut fds = p.fds.lock();
+        let _ = fds.close(rfd);
+        let _ = fds.close(wfd);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+fn poll_one(cx: &Ctx<'_>, f: i32, events: u32) -> u32 {
+    let p = cx.proc();
+    let fds = p.fds.lock();
+    match fds.get(f) {
+        Ok(file) => file.poll(events | 0x18) & (events | 0x18),
+        Err(_) => 0x20, // POLLNVAL
+    }
+}
+
+/// `poll(2)`: readiness is immediate (no other process can change it while we wait); a
+/// timeout with nothing ready sleeps for the timeout.
+pub fn poll(cx: &mut Ctx<'_>, fdsp: u64, nfds: u64, timeout_ms: i64) -> KResult {
+    if nfds > 4096 {
+        return Err(Errno::EINVAL);
+    }
+    let mut ready = 0;
+    for i in 0..nfds {
+        let at = fdsp + i * 8;
+        let (f, events): (i32, u16) = {
+            let raw: [u8; 8] = cx.read(at)?;
+            (i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]), u16::from_le_bytes([raw[4], raw[5]]))
+        };
+        let rev = if f < 0 { 0 } else { poll_one(cx, f, u32::from(events)) as u16 };
+        cx.write(at + 6, &rev)?;
+        if rev != 0 {
+            ready += 1;
+        }
+    }
+    if ready == 0 && timeout_ms > 0 {
+        crate::sys::time::sleep_ns(timeout_ms as u64 * 1_000_000);
+    }
+    Ok(ready)
+}
+
+/// `ppoll(2)`.
+pub fn ppoll(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let timeout_ms = if a[2] == 0 {
+        -1
+    } else {
+        let ts: [i64; 2] = cx.read(a[2])?;
+        ts[0].saturating_mul(1000) + ts[1] / 1_000_000
+    };
+    poll(cx, a[0], a[1], timeout_ms)
+}
+
+/// `select(2)` / `pselect6(2)` (timeout ignored beyond "ready now").
+pub fn select(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let nfds = a[0].min(1024) as usize;
+    let words = nfds.div_ceil(64);
+    let mut ready = 0i64;
+    for (set, events) in [(a[1], 0x1u32), (a[2], 0x4), (a[3], 0x2)] {
+        if set == 0 {
+            continue;
+        }
+        let mut bits: Vec<u64> = Vec::with_capacity(words);
+        for w in 0..words {
+            bits.push(cx.read(set + w as u64 * 8)?);
+        }
+        for (w, word) in bits.iter_mut().enumerate() {
+            for b in 0..64 {
+                let f = w * 64 + b;
+                if f >= nfds || *word & (1 << b) == 0 {
+                    continue;
+                }
+                let rev = poll_one(cx, f as i32, events);
+                if rev & 0x20 != 0 {
+                    return Err(Errno::EBADF);
+                }
+                if rev & (events | 0x18) != 0 {
+                    ready += 1;
+                } else {
+                    *word &= !(1 << b);
+                }
+            }
+        }
+        for (w, word) in bits.iter().enumerate() {
+            cx.write(set + w as u64 * 8, word)?;
+        }
+    }
+    Ok(ready)
+}
+
+/// `sendfile(2)`: copies through a kernel buffer.
+pub fn sendfile(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let (out_fd, in_fd, offp, count) = (fd(a[0]), fd(a[1]), a[2], a[3] as usize);
+    let p = cx.proc();
+    let fds = p.fds.lock().clone();
+    let mut off: Option<i64> = if offp == 0 { None } else { Some(cx.read(offp)?) };
+    let mut done = 0usize;
+    let mut buf = vec![0u8; count.min(CHUNK)];
+    while done < count {
+        let want = (count - done).min(CHUNK);
+        let n = match off {
+            Some(o) => gfs::pread64(&fds, in_fd, &mut buf[..want], o)?,
+            None => gfs::read(&fds, in_fd, &mut buf[..want])?,
+        };
+        if n == 0 {
+            break;
+        }
+        let w = gfs::write(&fds, out_fd, &buf[..n])?;
+        if let Some(o) = off.as_mut() {
+            *o += w as i64;
+        }
+        done += w;
+        if w < n {
+            break;
+        }
+    }
+    if let Some(o) = off {
+        cx.write(offp, &o)?;
+    }
+    Ok(done as i64)
+}
+
+/// `fallocate(2)`: mode 0 extends the file like `posix_fallocate`.
+pub fn fallocate(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    if a[1] != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let p = cx.proc();
+    let fds = p.fds.lock().clone();
+    let st = gfs::fstat(&fds, fd(a[0]))?;
+    let end = (a[2] as i64).checked_add(a[3] as i64).ok_or(Errno::EFBIG)?;
+    if end > st.st_size {
+        gfs::ftruncate(&fds, fd(a[0]), end)?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,178 @@
+//! Role U: one guest address space. Maps this space's PVCS pages and the mapper pages, keeps
+//! only the guest-memory fd, installs the trap handlers, starts one guest thread per vCPU and
+//! turns the main thread into the mapper (see [`crate::mapper`]).
+//!
+//! Start-up order (nothing guest-controlled runs before the last step):
+//! 1. main maps everything, closes fds, seals the stub area, installs the handlers;
+//! 2. each guest thread records `Pvcs::u_tid`, sets its sigaltstack and mask, installs the
+//!    guest filter, counts itself in `READY` and waits for `GO`;
+//! 3. main, once all are ready, installs the mapper filter and enters the register-only
+//!    mapper loop, whose first action is to set and wake `GO`;
+//! 4. each guest thread then launches: it traps from `pvm_stub_launch` into its own
+//!    handler, which waits for K's first `KernelToUser` and returns into guest code.
+
+use crate::{global::Global, handler, setup, sys, thread};
+use core::sync::atomic::{AtomicU32, Ordering};
+use guest_abi::layout;
+use guest_abi::pvcs::{PVCS_FPU_SIZE, Pvcs};
+use guest_abi::stub::{self, SetupRecord, StubExit};
+
+static READY: AtomicU32 = AtomicU32::new(0);
+static GO: AtomicU32 = AtomicU32::new(0);
+/// Number of vCPU threads of this space (set once by main before threads exist).
+pub static VCPUS: AtomicU32 = AtomicU32::new(0);
+static REC: Global<Option<&'static SetupRecord>> = Global::new(None);
+
+/// Signals whose handler is [`handler::trap_handler`].
+pub const TRAP_SIGNALS: [i32; 7] = [
+    sys::SIGSYS,
+    sys::SIGSEGV,
+    sys::SIGILL,
+    sys::SIGFPE,
+    sys::SIGTRAP,
+    sys::SIGBUS,
+    stub::INTERRUPT_SIGNAL,
+];
+
+/// Synchronous trap signals: unblocked while a guest thread runs stub code before launch.
+const SYNC_MASK: u64 = sys::sigbit(sys::SIGSYS)
+    | sys::sigbit(sys::SIGSEGV)
+    | sys::sigbit(sys::SIGILL)
+    | sys::sigbit(sys::SIGFPE)
+    | sys::sigbit(sys::SIGTRAP)
+    | sys::sigbit(sys::SIGBUS);
+
+core::arch::global_asm!(
+    ".text",
+    ".global pvm_stub_launch",
+    "pvm_stub_launch:",
+    "mov eax, 0x3fff",     // no such syscall: the guest filter traps it (SIGSYS)
+    "syscall",
+    ".global pvm_stub_launch_ret",
+    "pvm_stub_launch_ret:",
+    "ud2",
+);
+
+unsafe extern "C" {
+    fn pvm_stub_launch() -> !;
+    static pvm_stub_launch_ret: u8;
+    fn pvm_stub_restorer();
+}
+
+/// Address right after the launch `syscall` (the rip of the launch SIGSYS frame).
+pub fn launch_ret() -> u64 {
+    (&raw const pvm_stub_launch_ret) as u64
+}
+
+/// Address of this space's PVCS for `vcpu`.
+pub fn pvcs_ptr(vcpu: u64) -> *mut Pvcs {
+    (layout::U_PVCS_BASE + vcpu * layout::PVCS_SIZE) as *mut Pvcs
+}
+
+/// Size of the host's XSAVE signal-frame image (CPUID.(EAX=0DH,ECX=0).EBX plus the 4-byte
+/// `FP_XSTATE_MAGIC2`), or the 512-byte FXSAVE image without XSAVE (Intel SDM vol. 1, 13.2).
+fn host_fpu_image_size() -> u64 {
+    let leaf1 = core::arch::x86_64::__cpuid(1);
+    if leaf1.ecx & (1 << 27) == 0 {
+        return 512;
+    }
+    let d = core::arch::x86_64::__cpuid_count(0xd, 0);
+    d.ebx as u64 + 4
+}
+
+/// Runs role U; never returns.
+pub fn run(rec: &'static SetupRecord) -> ! {
+    if host_fpu_image_size() > PVCS_FPU_SIZE as u64 {
+        sys::exit_group(StubExit::FpuTooLarge as i32);
+    }
+    let n = rec.vcpus as u64;
+    let rw = sys::PROT_READ | sys::PROT_WRITE;
+    setup::map_fixed(layout::U_PVCS_BASE, n * layout::PVCS_SIZE, rw, stub::SHARED_FD,
+        layout::pvcs_offset(rec.space, 0));
+    setup::map_fixed(layout::U_MAPPER_CMD_BASE, guest_abi::mapper::CMD_AREA_SIZE, sys::PROT_READ,
+        stub::MAPPER_FD, 0);
+    setup::map_fixed(layout::U_MAPPER_DONE_BASE, guest_abi::PAGE_SIZE, rw, stub::MAPPER_FD,
+        stub::MAPPER_DONE_OFFSET);
+    for slot in 0..2 * n {
+        setup::map_stack_slot(slot);
+    }
+    // SAFETY: close_range takes no memory arguments. Keep only GUEST_MEM_FD (3).
+    let closed = unsafe {
+        sys::syscall3(sys::NR_CLOSE_RANGE, 0, 2, 0) == 0
+            && sys::syscall3(sys::NR_CLOSE_RANGE, 4, u32::MAX as u64, 0) == 0
+    };
+    if !closed {
+        sys::exit_group(StubExit::SyscallFailed as i32);
+    }
+    if setup::seal_image_and_stacks(2 * n) {
+        setup::seal(layout::U_PVCS_BASE, n * layout::PVCS_SIZE);
+        setup::seal(layout::U_MAPPER_CMD_BASE, guest_abi::mapper::CMD_AREA_SIZE);
+        setup::seal(layout::U_MAPPER_DONE_BASE, guest_abi::PAGE_SIZE);
+    }
+    install_handlers();
+    VCPUS.store(n as u32, Ordering::Release);
+    // SAFETY: single-threaded here; REC is read-only once threads exist.
+    unsafe { *REC.get() = Some(rec) };
+    for vcpu in 0..n {
+        thread::spawn(2 * vcpu, guest_thread, vcpu);
+    }
+    loop {
+        let r = READY.load(Ordering::Acquire);
+        if r as u64 == n {
+            break;
+        }
+        sys::futex_wait(&READY, r);
+    }
+    if sys::install_filter(setup::filter_b(rec)) != 0 {
+        sys::exit_group(StubExit::FilterFailed as i32);
+    }
+    // The loop itself sets GO: once guest code can run, main holds nothing on its stack.
+    crate::mapper::run(&GO)
+}
+
+fn install_handlers() {
+    for sig in TRAP_SIGNALS {
+        let act = sys::KernelSigaction {
+            handler: handler::trap_handler as *const () as u64,
+            flags: sys::SA_SIGINFO | sys::SA_ONSTACK | sys::SA_RESTORER,
+            restorer: pvm_stub_restorer as *const () as u64,
+            mask: !0,
+        };
+        // SAFETY: `act` is a valid kernel sigaction for the duration of the call.
+        let r = unsafe {
+            sys::syscall6(sys::NR_RT_SIGACTION, sig as u64, (&raw const act) as u64, 0, 8, 0, 0)
+        };
+        if r != 0 {
+            sys::exit_group(StubExit::SignalSetupFailed as i32);
+        }
+    }
+}
+
+extern "C" fn guest_thread(vcpu: u64) -> ! {
+    // SAFETY: REC was set before this thread was created and is never written again.
+    let Some(rec) = (unsafe { *REC.get() }) else { crate::die() };
+    let tid = sys::gettid();
+    // SAFETY: this vCPU's PVCS is mapped read-write; u_tid is a plain i32 field.
+    unsafe { (&raw mut (*pvcs_ptr(vcpu)).u_tid).write_volatile(tid) };
+    let ss = sys::StackT {
+        sp: stub::stack_slot_base(2 * vcpu + 1) + guest_abi::PAGE_SIZE,
+        flags: 0,
+        pad: 0,
+        size: layout::STUB_STACK_SIZE,
+    };
+    // SAFETY: `ss` describes this thread's own mapped altstack slot.
+    let r = unsafe { sys::syscall3(sys::NR_SIGALTSTACK, (&raw const ss) as u64, 0, 0) };
+    if r != 0 || sys::set_sigmask(!SYNC_MASK) != 0 {
+        sys::exit_group(StubExit::SignalSetupFailed as i32);
+    }
+    if sys::install_filter(setup::filter_a(rec)) != 0 {
+        sys::exit_group(StubExit::FilterFailed as i32);
+    }
+    READY.fetch_add(1, Ordering::Release);
+    sys::futex_wake(&READY);
+    while GO.load(Ordering::Acquire) == 0 {
+        sys::futex_wait(&GO, 0);
+    }
+    // SAFETY: traps into this thread's own handler, which never returns here.
+    unsafe { pvm_stub_launch() }
+}

@@ -1,0 +1,112 @@
+//! Process lifecycle: the mapper channel notices a dead U, dropping a StubProcess leaves no
+//! process, a stub dies with the process that spawned it, bad mapper ops are refused.
+
+mod common;
+
+use common::*;
+use guest_abi::mapper::{MapOpKind, PROT_READ};
+use std::time::{Duration, Instant};
+use switcher::{ExitInfo, SwitcherError};
+
+#[test]
+fn killed_u_makes_the_mapper_channel_fail_not_hang() {
+    let h = Harness::new(&[0x0f, 0x05]);
+    h.proc().kill();
+    let start = Instant::now();
+    let r = h.mapper.apply(&[map_op(MapOpKind::Map, HOLE_GVA, 0x1000, PROT_READ, HOLE_GPA)]);
+    assert!(matches!(r, Err(SwitcherError::ProcessDead(_))), "{r:?}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(h.proc().wait().expect("wait"), ExitInfo::Signaled(libc::SIGKILL));
+}
+
+#[test]
+fn dropping_the_process_leaves_nothing_behind() {
+    let mut h = Harness::new(&[0x0f, 0x05]);
+    let pid = h.proc().pid();
+    assert!(pid_alive(pid));
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).expect("comm");
+    assert_eq!(comm.trim(), "pvm-stub-u");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    assert_eq!(cmdline, b"pvm-stub-u\0");
+    let fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("fds").filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    assert_eq!(fds.len(), 1, "U keeps only the guest-memory fd: {fds:?}");
+    assert_eq!(fds[0], "3");
+    drop(h.proc.take());
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "reaped");
+}
+
+#[test]
+fn mapper_refuses_invalid_operations() {
+    let h = Harness::new(&[0x0f, 0x05]);
+    let bad = [
+        map_op(MapOpKind::Map, HOLE_GVA + 1, 0x1000, 1, 0),
+        map_op(MapOpKind::Map, HOLE_GVA, 0x1001, 1, 0),
+        map_op(MapOpKind::Map, HOLE_GVA, 0x1000, 1, MEM),
+        map_op(MapOpKind::Map, HOLE_GVA, 0, 1, 0),
+        map_op(MapOpKind::Map, 0, 0x1000, 1, 0),
+        map_op(MapOpKind::Map, guest_abi::layout::USER_END - 0x1000, 0x2000, 1, 0),
+        map_op(MapOpKind::Unmap, guest_abi::layout::STUB_BASE, 0x1000, 0, 0),
+        map_op(MapOpKind::Protect, HOLE_GVA, 0x1000, 8, 0),
+        guest_abi::mapper::MapOp { kind: 9, prot: 1, addr: HOLE_GVA, len: 0x1000, offset: 0 },
+    ];
+    for (i, op) in bad.iter().enumerate() {
+        let r = h.mapper.apply(&[map_op(MapOpKind::Map, HOLE_GVA, 0x1000, 1, 0), *op]);
+        assert!(matches!(r, Err(SwitcherError::InvalidMapOp { index: 1, .. })), "case {i}: {r:?}");
+    }
+    // A large batch is split and applied in full.
+    let ops: Vec<_> = (0..1200u64)
+        .map(|i| map_op(MapOpKind::Map, 0x100_0000 + i * 0x2000, 0x1000, PROT_READ, (i % 64) * 0x1000))
+        .collect();
+    h.mapper.apply(&ops).expect("large batch");
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", h.proc().pid())).expect("maps");
+    let n = maps.lines().filter(|l| {
+        let a = u64::from_str_radix(l.split('-').next().unwrap_or("0"), 16).unwrap_or(0);
+        (0x100_0000..0x100_0000 + 1200 * 0x2000).contains(&a)
+    }).count();
+    assert_eq!(n, 1200, "every mapping of the batch exists");
+    assert!(!h.proc().has_exited());
+}
+
+/// Helper mode: when PVM_SWITCHER_HELPER is set, this test spawns a U, prints its pid and
+/// sleeps until killed.
+#[test]
+fn helper_spawns_and_sleeps() {
+    if std::env::var_os("PVM_SWITCHER_HELPER").is_none() {
+        return;
+    }
+    let h = Harness::new(&[0x0f, 0x05]);
+    println!("STUBPID {}", h.proc().pid());
+    use std::io::Write;
+    std::io::stdout().flush().expect("flush");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn stub_dies_when_its_spawner_process_is_killed() {
+    use std::io::{BufRead, BufReader};
+    let exe = std::env::current_exe().expect("exe");
+    let mut child = std::process::Command::new(exe)
+        .args(["--exact", "helper_spawns_and_sleeps", "--nocapture", "--test-threads=1"])
+        .env("PVM_SWITCHER_HELPER", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("helper");
+    let out = child.stdout.take().expect("stdout");
+    let mut pid = None;
+    for line in BufReader::new(out).lines() {
+        let line = line.expect("line");
+        if let Some(i) = line.find("STUBPID ") {
+            pid = line[i + 8..].trim().parse::<i32>().ok();
+            break;
+        }
+    }
+    let pid = pid.expect("helper printed the stub pid");
+    assert!(pid_alive(pid));
+    child.kill().expect("SIGKILL helper");
+    child.wait().expect("reap helper");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pid_alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!pid_alive(pid), "stub {pid} outlived its spawner");
+}
