@@ -139,7 +139,7 @@ pub struct SetupRecord {
     pub filter_b: [SockFilter; MAX_FILTER_INSNS],
 }
 
-const _: () = assert!(core::mem::size_of::<SetupRecord>() % 8 == 0);
+const _: () = assert!(core::mem::size_of::<SetupRecord>().is_multiple_of(8));
 
 /// Exit codes of a stub that fails during setup (before its filters are installed). Once
 /// filtered, a stub that meets something it cannot handle dies by a signal instead.

@@ -39,14 +39,24 @@ pub trait FileOps: Send + Sync {
     }
 }
 
+/// Opens named pipes: the kernel's pipe implementation, registered with
+/// [`crate::Vfs::set_fifo_opener`]. Without one, opening a FIFO fails with `ENXIO`.
+pub trait FifoOpener: Send + Sync {
+    /// Returns the pipe end for `fifo` opened with `flags` (access mode, `O_NONBLOCK`).
+    /// Every open of one inode must reach the same pipe (key it by [`crate::Inode::ino`]).
+    /// Blocking until the other end opens (`fifo(7)`) is the kernel's business; errors as
+    /// `open(2)` (`ENXIO` for `O_WRONLY|O_NONBLOCK` without a reader).
+    fn open_fifo(&self, fifo: &InodeRef, flags: u32) -> Result<Arc<dyn FileOps>>;
+}
+
 /// What an open file description refers to.
 pub(crate) enum Target {
     /// A regular file, directory or (with `O_PATH`) any inode.
     Inode(InodeRef),
     /// A character device with the driver bound at open, and its tty state if a terminal.
     Device { inode: InodeRef, dev: Arc<dyn CharDevice>, tty: Option<Arc<Mutex<TtyState>>> },
-    /// A kernel object.
-    Custom(Arc<dyn FileOps>),
+    /// A kernel object; `inode` is set for a named pipe opened through the filesystem.
+    Custom { ops: Arc<dyn FileOps>, inode: Option<InodeRef> },
 }
 
 /// Status flags `F_SETFL` may change (Linux `SETFL_MASK` less `O_DIRECT`).
@@ -69,7 +79,7 @@ impl OpenFile {
     /// Wraps a kernel object; `flags` = access mode and status flags (`O_RDONLY`,
     /// `O_WRONLY|O_NONBLOCK`...; `O_CLOEXEC` belongs to the fd, not here).
     pub fn new_custom(ops: Arc<dyn FileOps>, flags: u32) -> Arc<Self> {
-        Self::new(Target::Custom(ops), flags & !g::O_CLOEXEC)
+        Self::new(Target::Custom { ops, inode: None }, flags & !g::O_CLOEXEC)
     }
 
     /// Access mode and status flags, as `F_GETFL` returns them (plus `O_LARGEFILE`).
@@ -110,14 +120,14 @@ impl OpenFile {
     pub fn inode(&self) -> Option<&InodeRef> {
         match &self.target {
             Target::Inode(i) | Target::Device { inode: i, .. } => Some(i),
-            Target::Custom(_) => None,
+            Target::Custom { inode, .. } => inode.as_ref(),
         }
     }
 
     /// The kernel object of a description made with [`OpenFile::new_custom`].
     pub fn custom(&self) -> Option<&Arc<dyn FileOps>> {
         match &self.target {
-            Target::Custom(o) => Some(o),
+            Target::Custom { ops, .. } => Some(ops),
             _ => None,
         }
     }
@@ -143,16 +153,20 @@ impl OpenFile {
     /// `fstat(2)`.
     pub fn stat(&self) -> Stat {
         match &self.target {
-            Target::Inode(i) | Target::Device { inode: i, .. } => stat_inode(i),
-            Target::Custom(o) => o.stat(),
+            Target::Inode(i) | Target::Device { inode: i, .. } | Target::Custom { inode: Some(i), .. } => {
+                stat_inode(i)
+            }
+            Target::Custom { ops, inode: None } => ops.stat(),
         }
     }
 
     /// `statx(2)` on this description.
     pub fn statx(&self) -> Statx {
         match &self.target {
-            Target::Inode(i) | Target::Device { inode: i, .. } => statx_inode(i),
-            Target::Custom(o) => statx_from_stat(&o.stat()),
+            Target::Inode(i) | Target::Device { inode: i, .. } | Target::Custom { inode: Some(i), .. } => {
+                statx_inode(i)
+            }
+            Target::Custom { ops, inode: None } => statx_from_stat(&ops.stat()),
         }
     }
 
@@ -165,7 +179,7 @@ impl OpenFile {
         match &self.target {
             Target::Inode(_) => events & (poll::POLLIN | poll::POLLOUT),
             Target::Device { dev, .. } => dev.poll_ready(events),
-            Target::Custom(o) => o.poll(events),
+            Target::Custom { ops, .. } => ops.poll(events),
         }
     }
 

@@ -37,7 +37,7 @@ pub use context::FsContext;
 pub use device::{CharDevice, NullDevice, RandomDevice, ZeroDevice, poll};
 pub use errno::{Errno, Result};
 pub use fdtable::{DEFAULT_FD_LIMIT, FdTable};
-pub use file::{FileOps, OpenFile, SETFL_MASK};
+pub use file::{FifoOpener, FileOps, OpenFile, SETFL_MASK};
 pub use filedata::MAX_FILE_SIZE;
 pub use inode::{FileType, Inode, InodeRef, encode_dev};
 pub use path::{AT_FDCWD, MAX_SYMLINKS, NAME_MAX, PATH_MAX};
@@ -57,3 +57,13 @@ pub use sys::rw::{MAX_RW_COUNT, fsync, ftruncate, lseek, pread64, pwrite64, read
 pub use time::{Clock, Timespec};
 pub use tty::{Termios, TtyState};
 pub use vfs::{FsStats, Vfs};
+
+/// Compile-time check that the shared types can cross vCPUs (the kernel is SMP).
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    shared::<Vfs>();
+    shared::<OpenFile>();
+    shared::<FdTable>();
+    shared::<FsContext>();
+    shared::<Inode>();
+};

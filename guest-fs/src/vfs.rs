@@ -4,6 +4,7 @@
 use crate::device::{CharDevice, NullDevice, RandomDevice, ZeroDevice};
 use crate::dir::DirData;
 use crate::errno::{Errno, Result};
+use crate::file::FifoOpener;
 use crate::inode::{Body, FileType, FsShared, Inode, InodeRef};
 use crate::time::Clock;
 use crate::tty::TtyState;
@@ -51,6 +52,7 @@ pub struct Vfs {
     devices: RwLock<BTreeMap<(u32, u32), Arc<dyn CharDevice>>>,
     ttys: Mutex<TtyMap>,
     random: Arc<RandomDevice>,
+    fifo: RwLock<Option<Arc<dyn FifoOpener>>>,
     /// Namespace lock: held by every operation that changes a directory.
     ns: Mutex<()>,
 }
@@ -90,6 +92,7 @@ impl Vfs {
             devices: RwLock::new(devices),
             ttys: Mutex::new(BTreeMap::new()),
             random,
+            fifo: RwLock::new(None),
             ns: Mutex::new(()),
         }
     }
@@ -108,6 +111,15 @@ impl Vfs {
     /// The driver of `major:minor`, if registered.
     pub fn device(&self, major: u32, minor: u32) -> Option<Arc<dyn CharDevice>> {
         self.devices.read().get(&(major, minor)).cloned()
+    }
+
+    /// Registers the kernel's named-pipe implementation (used when a FIFO is opened).
+    pub fn set_fifo_opener(&self, opener: Arc<dyn FifoOpener>) {
+        *self.fifo.write() = Some(opener);
+    }
+
+    pub(crate) fn fifo_opener(&self) -> Option<Arc<dyn FifoOpener>> {
+        self.fifo.read().clone()
     }
 
     /// The terminal state of tty device `major:minor` (created with defaults on first use);

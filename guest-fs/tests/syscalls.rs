@@ -741,3 +741,55 @@ fn vfs_is_shared_between_threads() {
         assert!(d.starts_with(b"/tmp/t"));
     }
 }
+
+#[test]
+fn fifos_open_through_the_kernel_opener() {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    struct Pipe(Mutex<Vec<u8>>);
+    impl FileOps for Pipe {
+        fn read(&self, buf: &mut [u8], _flags: u32) -> Result<usize> {
+            let mut q = self.0.lock().unwrap();
+            let n = q.len().min(buf.len());
+            buf[..n].copy_from_slice(&q[..n]);
+            q.drain(..n);
+            Ok(n)
+        }
+        fn write(&self, buf: &[u8], _flags: u32) -> Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn stat(&self) -> Stat {
+            Stat::default()
+        }
+    }
+    #[derive(Default)]
+    struct Opener(Mutex<HashMap<u64, Arc<Pipe>>>);
+    impl FifoOpener for Opener {
+        fn open_fifo(&self, fifo: &InodeRef, flags: u32) -> Result<Arc<dyn FileOps>> {
+            if flags & O_NONBLOCK != 0 && flags & 3 == O_WRONLY {
+                return Err(Errno::ENXIO);
+            }
+            Ok(self.0.lock().unwrap().entry(fifo.ino()).or_insert_with(|| Arc::new(Pipe(Mutex::default()))).clone())
+        }
+    }
+    let (vfs, ctx, mut fds) = setup();
+    mknodat(&vfs, &ctx, &fds, AT_FDCWD, b"/tmp/fifo", 0o010666, 0).unwrap();
+    assert_eq!(open(&vfs, &ctx, &mut fds, "/tmp/fifo", O_RDONLY, 0), Err(Errno::ENXIO), "no opener yet");
+    vfs.set_fifo_opener(Arc::new(Opener::default()));
+    let r = open(&vfs, &ctx, &mut fds, "/tmp/fifo", O_RDONLY, 0).unwrap();
+    let w = open(&vfs, &ctx, &mut fds, "/tmp/fifo", O_WRONLY, 0).unwrap();
+    assert_eq!(open(&vfs, &ctx, &mut fds, "/tmp/fifo", O_WRONLY | O_NONBLOCK, 0), Err(Errno::ENXIO));
+    assert_eq!(write(&fds, w, b"through"), Ok(7));
+    let mut b = [0u8; 16];
+    assert_eq!(read(&fds, r, &mut b), Ok(7));
+    assert_eq!(&b[..7], b"through");
+    assert_eq!(read(&fds, w, &mut b), Err(Errno::EBADF));
+    assert_eq!(lseek(&fds, r, 0, SEEK_SET), Err(Errno::ESPIPE));
+    assert_eq!(pread64(&fds, r, &mut b, 0), Err(Errno::ESPIPE));
+    let st = fstat(&fds, r).unwrap();
+    assert_eq!(st.st_mode, 0o010644, "fstat shows the FIFO inode (umask applied)");
+    fchmod(&ctx, &fds, r, 0o600).unwrap();
+    assert_eq!(stat(&vfs, &ctx, "/tmp/fifo").unwrap().st_mode, 0o010600);
+    assert_eq!(fsync(&fds, r), Err(Errno::EINVAL));
+}

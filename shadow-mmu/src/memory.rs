@@ -91,7 +91,6 @@ mod tests {
         assert_eq!(mem.compare_exchange_u64(8, 0, 5), Some(Ok(0)));
         assert_eq!(mem.compare_exchange_u64(8, 0, 6), Some(Err(5)));
         assert_eq!(mem.load_u64(8), Some(5));
-        drop(mem);
         assert_eq!(backing[1], 5);
     }
 

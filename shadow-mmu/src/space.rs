@@ -315,9 +315,8 @@ impl<M: Mapper> ShadowSpace<M> {
             } else {
                 bump(&self.counters.locked_fills);
             }
-            let next = p.next;
-            let pages = self.apply(lo, &regions, &mut guards, p, dirtied)?;
-            return Ok(Filled::Mapped { pages, next });
+            let pages = self.apply(lo, &regions, &mut guards, &p, dirtied)?;
+            return Ok(Filled::Mapped { pages, next: p.next });
         }
     }
 
@@ -332,7 +331,7 @@ impl<M: Mapper> ShadowSpace<M> {
         lo: u64,
         regions: &[&Region],
         guards: &mut [MutexGuard<'_, RegionState>],
-        plan: Plan,
+        plan: &Plan,
         dirtied: bool,
     ) -> Result<u64, ShadowError> {
         if dirtied {

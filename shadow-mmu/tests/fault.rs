@@ -161,7 +161,8 @@ fn not_present_at_each_level_injects_without_present_bit() {
 fn reserved_bits_and_out_of_memory_gpas_inject_rsvd() {
     let rsvd = FaultOutcome::Inject { error_code: USER | PRESENT | RSVD };
     // (path step, value transform)
-    let cases: [(usize, fn(u64) -> u64); 6] = [
+    type Corrupt = fn(u64) -> u64;
+    let cases: [(usize, Corrupt); 6] = [
         (0, |e| e | PS),                             // PS in a PML4E
         (1, |e| (e & !0x000f_ffff_ffff_f000) | PS | GIB | (1 << 13)), // 1 GiB leaf, bit 13
         (2, |e| (e & !0x000f_ffff_ffff_f000) | PS | MIB2 | (1 << 20)), // 2 MiB leaf, bit 20
@@ -377,17 +378,16 @@ fn accessed_dirty_races_are_retried_then_reported() {
     assert!(s.mapper().take_log().is_empty());
 }
 
-/// Guest memory that, on the walk's read of one PTE, returns the old value but lets the
-/// guest change the PTE and flush right after the read, `n` times: a fill racing with a flush.
-struct FlushRace<'a> {
+/// Guest memory that, on the walk's read of one PTE, returns the value read and then runs
+/// `action` (what another vCPU does right after that read), `n` times.
+struct Hook<'a> {
     inner: &'a VecGuestMemory,
-    space: &'a ShadowSpace<RecordingMapper>,
     pte: u64,
-    gva: u64,
     n: AtomicU32,
+    action: Box<dyn Fn() + Send + Sync + 'a>,
 }
 
-impl GuestMemory for FlushRace<'_> {
+impl GuestMemory for Hook<'_> {
     fn size(&self) -> u64 {
         self.inner.size()
     }
@@ -395,8 +395,7 @@ impl GuestMemory for FlushRace<'_> {
         let v = self.inner.load_u64(gpa)?;
         if gpa == self.pte && self.n.load(Ordering::Relaxed) > 0 {
             self.n.fetch_sub(1, Ordering::Relaxed);
-            self.inner.store_u64(gpa, v + KIB4); // frame change of a present PTE ...
-            self.space.flush(self.gva, KIB4).unwrap(); // ... and the flush it requires
+            (self.action)();
         }
         Some(v)
     }
@@ -405,23 +404,47 @@ impl GuestMemory for FlushRace<'_> {
     }
 }
 
+/// A page mapped with Accessed already set everywhere (so a read walk writes nothing).
+fn accessed_page(mem: &VecGuestMemory, flags: u64) -> (PageTableBuilder<'_>, u64) {
+    let mut b = builder(mem);
+    let pte = b.map(GVA, FRAME, 1, flags | A).unwrap();
+    for e in &path(&mut b, GVA)[..3] {
+        b.set(*e, b.get(*e) | A);
+    }
+    (b, pte)
+}
+
 #[test]
 fn a_flush_during_the_walk_makes_the_fill_walk_again() {
     for n in [1, 4] {
         let mem = mem();
-        let mut b = builder(&mem);
-        let pte = b.map(GVA, FRAME, 1, RW | US | A | D).unwrap();
-        for e in &path(&mut b, GVA)[..3] {
-            b.set(*e, b.get(*e) | A);
-        }
+        let (b, pte) = accessed_page(&mem, RW | US | D);
         let s = ShadowSpace::new(b.root(), RecordingMapper::new(), no_prefault());
-        let racy = FlushRace { inner: &mem, space: &s, pte, gva: GVA, n: AtomicU32::new(n) };
+        // Right after the fill read the PTE, the guest changes its frame and flushes.
+        let action = || {
+            mem.store_u64(pte, mem.load_u64(pte).unwrap() + KIB4);
+            s.flush(GVA, KIB4).unwrap();
+        };
+        let racy = Hook { inner: &mem, pte, n: AtomicU32::new(n), action: Box::new(action) };
         assert_eq!(s.fault(&racy, GVA, USER).unwrap(), FaultOutcome::Filled { pages: 1 });
         let st = s.stats();
         assert_eq!(st.retries, u64::from(n));
         assert_eq!(st.locked_fills, u64::from(n >= ShadowConfig::default().optimistic_retries));
         assert_eq!(s.mapper().lookup(GVA), Some((FRAME + u64::from(n) * KIB4, RWX)), "the fresh frame, not a stale one");
     }
+}
+
+#[test]
+fn a_dirty_update_during_a_read_walk_makes_the_read_fill_walk_again() {
+    let mem = mem();
+    let (b, pte) = accessed_page(&mem, RW | US);
+    let s = ShadowSpace::new(b.root(), RecordingMapper::new(), no_prefault());
+    // Right after a read fill saw D = 0, another vCPU's write fault sets D and maps RW.
+    let action = || assert_eq!(s.fault(&mem, GVA, USER | WRITE).unwrap(), FaultOutcome::Filled { pages: 1 });
+    let racy = Hook { inner: &mem, pte, n: AtomicU32::new(1), action: Box::new(action) };
+    assert_eq!(s.fault(&racy, GVA, USER).unwrap(), FaultOutcome::Filled { pages: 1 });
+    assert_eq!(s.stats().retries, 1);
+    assert_eq!(s.mapper().lookup(GVA), Some((FRAME, RWX)), "not downgraded to the stale read-only view");
 }
 
 #[test]

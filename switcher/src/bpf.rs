@@ -9,7 +9,7 @@
 pub use guest_abi::stub::SockFilter as Insn;
 
 /// `BPF_LD | BPF_W | BPF_ABS`: load a 32-bit word of `seccomp_data` at offset `k`.
-pub const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+pub const LD_W_ABS: u16 = 0x20;
 /// `BPF_JMP | BPF_JA`: unconditional jump by `k`.
 pub const JMP_JA: u16 = 0x05;
 /// `BPF_JMP | BPF_JEQ | BPF_K`.

@@ -28,7 +28,7 @@ impl Data {
             bytes[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
         }
         let o = off as usize;
-        assert!(o % 4 == 0 && o + 4 <= 64, "bad load offset {off}");
+        assert!(o.is_multiple_of(4) && o + 4 <= 64, "bad load offset {off}");
         u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]])
     }
 }

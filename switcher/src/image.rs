@@ -140,7 +140,7 @@ mod tests {
         let img = stub_image().expect("parses");
         let (ts, te) = img.text();
         assert_eq!(ts, guest_abi::layout::STUB_BASE);
-        assert!(te > ts && te % 4096 == 0);
+        assert!(te > ts && te.is_multiple_of(4096));
         let (ds, de) = img.data();
         assert!(ds >= te && de > ds, "data after text");
         assert!(parse(b"not an elf").is_err());

@@ -47,7 +47,7 @@ fn validate(cfg: &KernelSpawn<'_>) -> Result<(), SwitcherError> {
     if cfg.vcpus == 0 || cfg.vcpus > guest_abi::MAX_VCPUS {
         return Err(invalid(format!("vcpus {} not in 1..={}", cfg.vcpus, guest_abi::MAX_VCPUS)));
     }
-    if cfg.guest_mem_size == 0 || cfg.guest_mem_size % page != 0 || cfg.guest_mem_size > layout::KERNEL_BASE - layout::PHYSMAP_BASE {
+    if cfg.guest_mem_size == 0 || !cfg.guest_mem_size.is_multiple_of(page) || cfg.guest_mem_size > layout::KERNEL_BASE - layout::PHYSMAP_BASE {
         return Err(invalid(format!("guest memory size {:#x}", cfg.guest_mem_size)));
     }
     if cfg.segments.len() > stub::MAX_SEGMENTS {
@@ -60,7 +60,7 @@ fn validate(cfg: &KernelSpawn<'_>) -> Result<(), SwitcherError> {
         let end = s.vaddr.checked_add(s.len);
         let gend = s.gpa.checked_add(s.len);
         let ok = s.len > 0
-            && (s.vaddr | s.gpa | s.len) % page == 0
+            && (s.vaddr | s.gpa | s.len).is_multiple_of(page)
             && s.vaddr >= prev_end
             && end.is_some_and(|e| e <= layout::STUB_BASE)
             && gend.is_some_and(|e| e <= cfg.guest_mem_size)

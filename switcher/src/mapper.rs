@@ -59,7 +59,7 @@ impl MapperChannel {
             k if k == MapOpKind::Protect as u32 => MapOpKind::Protect,
             _ => return bad("unknown kind"),
         };
-        if op.len == 0 || op.addr % page != 0 || op.len % page != 0 {
+        if op.len == 0 || !op.addr.is_multiple_of(page) || !op.len.is_multiple_of(page) {
             return bad("address or length not page aligned, or empty");
         }
         if op.addr < USER_START || op.addr.checked_add(op.len).is_none_or(|e| e > USER_END) {
@@ -69,7 +69,7 @@ impl MapperChannel {
             return bad("unknown protection bits");
         }
         if kind == MapOpKind::Map
-            && (op.offset % page != 0 || op.offset.checked_add(op.len).is_none_or(|e| e > self.guest_mem_size))
+            && (!op.offset.is_multiple_of(page) || op.offset.checked_add(op.len).is_none_or(|e| e > self.guest_mem_size))
         {
             return bad("guest-physical range outside guest memory or unaligned");
         }
@@ -154,5 +154,16 @@ fn exit_info(pidfd: &OwnedFd) -> ExitInfo {
         } else {
             ExitInfo::Signaled(libc::SIGKILL)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn channel_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::MapperChannel>();
+        check::<crate::StubProcess>();
+        check::<crate::SharedMemory>();
     }
 }

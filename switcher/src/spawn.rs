@@ -4,7 +4,8 @@
 //! `spawn_space` from vCPU threads that may come and go, so every fork happens on this thread
 //! (created on first use, lives as long as the process). The child gets: every signal
 //! disposition reset to default and every signal blocked (the stub picks its own mask), the
-//! caller's CPU affinity, `PR_SET_PDEATHSIG(SIGKILL)` (then checks `getppid`), core dumps
+//! caller's CPU affinity, `ADDR_NO_RANDOMIZE` (so the vDSO and stack sit at the top of the
+//! address space, clear of the stub's fixed regions), `PR_SET_PDEATHSIG(SIGKILL)` (then checks `getppid`), core dumps
 //! off, exactly the fds in the request at their target numbers, an empty environment, and
 //! `argv[0]` as given; then `execveat(stub memfd, "", .., AT_EMPTY_PATH)`. An exec failure
 //! comes back as errno through a close-on-exec pipe.
@@ -35,6 +36,8 @@ struct Job {
 const EXEC_FD: RawFd = 7;
 /// fd of the error pipe in the child (close-on-exec).
 const ERR_FD: RawFd = 8;
+/// `ADDR_NO_RANDOMIZE` personality flag (`linux/personality.h`).
+const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
 
 fn spawner() -> Result<mpsc::Sender<Job>, SwitcherError> {
     static TX: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
@@ -52,7 +55,10 @@ fn spawner() -> Result<mpsc::Sender<Job>, SwitcherError> {
                 libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
             }
             for job in rx {
-                let _ = job.reply.send(spawn_now(job.req));
+                let result = spawn_now(&job.req);
+                // The parent's copies of the child's fds close here.
+                drop(job.req);
+                let _ = job.reply.send(result);
             }
         })
         .map_err(|e| SwitcherError::Os { op: "spawn spawner thread", source: e })?;
@@ -81,7 +87,7 @@ pub(crate) fn spawn(req: Request) -> Result<StubProcess, SwitcherError> {
     rx.recv().map_err(|_| SwitcherError::SpawnerGone)?
 }
 
-fn spawn_now(req: Request) -> Result<StubProcess, SwitcherError> {
+fn spawn_now(req: &Request) -> Result<StubProcess, SwitcherError> {
     let exec_fd = image::exec_fd()?.as_raw_fd();
     let mut pipe = [0; 2];
     // SAFETY: pipe2 writes two fds into the array.
@@ -176,6 +182,12 @@ unsafe fn child_exec(
             libc::_exit(126);
         }
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), affinity);
+        // A fixed layout: with ASLR the vDSO (placed top-down from a randomised mmap base up
+        // to 1 TiB below the stack) could land on the stub's fixed regions.
+        let persona = libc::personality(0xffff_ffff);
+        if persona == -1 || libc::personality((persona as libc::c_ulong) | ADDR_NO_RANDOMIZE) == -1 {
+            fail(err_fd);
+        }
         // Move every fd above the target range first so dup2 cannot clobber a source.
         let mut tmp = [(-1, -1); 4];
         for (i, &(src, dst)) in fds.iter().enumerate() {

@@ -31,6 +31,24 @@ fn dropping_the_process_leaves_nothing_behind() {
     let fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("fds").filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
     assert_eq!(fds.len(), 1, "U keeps only the guest-memory fd: {fds:?}");
     assert_eq!(fds[0], "3");
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    let start = |l: &str| u64::from_str_radix(l.split('-').next().unwrap_or("0"), 16).unwrap_or(0);
+    let top = guest_abi::layout::K_SHARED_BASE + guest_abi::layout::SHARED_SIZE;
+    for l in maps.lines().filter(|l| l.contains("[vdso]") || l.contains("[vvar") || l.contains("[stack]")) {
+        assert!(start(l) >= top, "system mapping below the stub regions: {l}");
+    }
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("smaps");
+    let text = format!("{:x}-", guest_abi::layout::STUB_BASE);
+    let sealed = smaps
+        .split_once(&text)
+        .and_then(|(_, rest)| rest.lines().find(|l| l.starts_with("VmFlags:")))
+        .is_some_and(|l| l.split_whitespace().any(|f| f == "sl"));
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let mut v = release.trim().split(['.', '-']).map(|x| x.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    if (major, minor) >= (6, 10) {
+        assert!(sealed, "stub text sealed on Linux {major}.{minor}");
+    }
     drop(h.proc.take());
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "reaped");
 }

@@ -171,7 +171,7 @@ fn rflags_and_selectors_are_sanitised() {
     let code = [0x9c, 0x58, 0x48, 0x8c, 0xcb, 0x0f, 0x05];
     let h = Harness::new(&code);
     let mut r = Harness::regs(CODE_GVA);
-    r.rflags = !0 & !0x100; // everything but TF: IOPL, NT, VM, ... must not stick
+    r.rflags = !0x100; // everything but TF: IOPL, NT, VM, ... must not stick
     let (t, g) = h.run(r, FpuOp::Reset);
     assert_eq!(kind(&t), Some(TrapKind::Syscall));
     assert_eq!(g.rax & 0x3000, 0, "IOPL stays 0");

@@ -104,7 +104,7 @@ pub fn ioctl(fds: &mut FdTable, fd: i32, cmd: u32, arg: &mut [u8]) -> Result<i64
             }
             Err(Errno::ENOTTY)
         }
-        Target::Custom(o) => o.ioctl(cmd, arg),
+        Target::Custom { ops, .. } => ops.ioctl(cmd, arg),
         Target::Device { dev, tty, .. } => {
             if let Some(r) = dev.ioctl(cmd, arg) {
                 return r;

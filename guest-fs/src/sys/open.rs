@@ -21,7 +21,8 @@ const OPEN_ONLY: u32 = g::O_CREAT | g::O_EXCL | g::O_NOCTTY | g::O_TRUNC | g::O_
 /// `O_APPEND`, `O_NONBLOCK`, `O_DIRECTORY`, `O_NOFOLLOW`, `O_CLOEXEC`, `O_PATH`; `O_TMPFILE`
 /// fails with `EOPNOTSUPP`. Errors as `open(2)`: `EMFILE` (checked first, as Linux
 /// allocates the fd before the lookup), `ENOENT`, `EEXIST`, `EISDIR`, `ENOTDIR`, `ELOOP`,
-/// `EACCES`, `ENAMETOOLONG`, `EBADF`, `ENXIO` (device without driver, FIFO, socket).
+/// `EACCES`, `ENAMETOOLONG`, `EBADF`, `ENXIO` (device without driver, FIFO without a
+/// [`crate::FifoOpener`], socket).
 pub fn openat(
     vfs: &Vfs,
     ctx: &FsContext,
@@ -178,7 +179,12 @@ fn finish_open(vfs: &Vfs, ctx: &FsContext, inode: InodeRef, flags: u32, created:
             let tty = dev.is_tty().then(|| vfs.tty_state(major, minor));
             Ok(OpenFile::new(Target::Device { inode, dev, tty }, kept))
         }
-        // No block drivers; FIFOs are not implemented yet.
+        FileType::Fifo => {
+            let opener = vfs.fifo_opener().ok_or(Errno::ENXIO)?;
+            let ops = opener.open_fifo(&inode, kept)?;
+            Ok(OpenFile::new(Target::Custom { ops, inode: Some(inode) }, kept))
+        }
+        // No block drivers.
         _ => Err(Errno::ENXIO),
     }
 }

@@ -45,7 +45,7 @@ impl OpenFile {
                 Ok(n)
             }
             Target::Device { dev, .. } => dev.read(buf),
-            Target::Custom(o) => o.read(buf, self.status_flags()),
+            Target::Custom { ops, .. } => ops.read(buf, self.status_flags()),
         }
     }
 
@@ -65,7 +65,7 @@ impl OpenFile {
                 Ok(n.0)
             }
             Target::Device { dev, .. } => dev.write(buf),
-            Target::Custom(o) => o.write(buf, self.status_flags()),
+            Target::Custom { ops, .. } => ops.write(buf, self.status_flags()),
         }
     }
 

@@ -154,14 +154,19 @@ fn free_table(gpa: u64, level: u32) {
 }
 
 /// Leaf flags for Linux `PROT_*` bits (user pages; no PROT_READ-only distinction on x86).
+///
+/// Accessed is preset, and Dirty on writable pages: every user page here is anonymous or a
+/// private copy, so nothing needs the hardware's dirty tracking, and a preset D lets H's
+/// shadow map a whole run writable at the first fault instead of one page per write fault
+/// (the shadow maps a page writable only when D is set; design section 6).
 pub fn flags_for_prot(prot: u32) -> F {
     if prot & 7 == 0 {
         // PROT_NONE: keep the frame but deny every user access.
         return F::PRESENT | F::NO_EXECUTE;
     }
-    let mut f = F::PRESENT | F::USER_ACCESSIBLE;
+    let mut f = F::PRESENT | F::USER_ACCESSIBLE | F::ACCESSED;
     if prot & 2 != 0 {
-        f |= F::WRITABLE;
+        f |= F::WRITABLE | F::DIRTY;
     }
     if prot & 4 == 0 {
         f |= F::NO_EXECUTE;

@@ -41,8 +41,14 @@ pub(crate) fn run(vm: &Vm, kernel: &StubProcess) {
             return;
         }
         for (space, fd) in spaces.iter().zip(&fds[1..]) {
-            if fd.revents != 0 && dead_spaces.insert(space.process.pid()) {
-                tracing::warn!(space = space.id, "a guest address-space process died");
+            // A released space's U was killed on purpose: only a live one's death is news.
+            let live = vm.spaces.get(space.shadow.root()).is_some_and(|s| std::sync::Arc::ptr_eq(&s, space));
+            if fd.revents != 0 && live && dead_spaces.insert(space.process.pid()) {
+                let how = match space.process.try_wait() {
+                    Ok(Some(info)) => info.to_string(),
+                    _ => "unknown".to_string(),
+                };
+                tracing::warn!(space = space.id, "a guest address-space process died: {how}");
                 for v in 0..vm.setup.vcpus {
                     let pvcs = vm.shared.pvcs(space.id, v);
                     pvcs.state.store(SwitchState::SpaceDead as u32, Ordering::Release);

@@ -501,13 +501,17 @@ pub fn compare(
     pvm_opts: &[&str],
     stderr: Stderr,
 ) -> (Outcome, Outcome) {
+    // std::process::Command passes its environment sorted by key, whatever the order of the
+    // calls; give pvm the same order so the echoed environment can be compared byte for byte.
+    let mut env = env.to_vec();
+    env.sort_unstable();
     let mut native = Run::native(program).args(args).cwd(native_cwd);
-    for (k, v) in env {
+    for (k, v) in &env {
         native = native.env(k, v);
     }
     let native = native.run().finished();
     let guest = Run::pvm()
-        .args(pvm_run_args(pvm_opts, env, Some(guest_workdir), program, args))
+        .args(pvm_run_args(pvm_opts, &env, Some(guest_workdir), program, args))
         .run()
         .finished();
     assert_same(&native, &guest, stderr);

@@ -100,7 +100,7 @@ static LAUNCHED: [AtomicU32; guest_abi::MAX_VCPUS as usize] =
 fn altstack_vcpu(sp: u64) -> Option<u64> {
     let off = sp.checked_sub(layout::STUB_STACKS_BASE)?;
     let slot = off / stub::STACK_SLOT_SIZE;
-    if slot >= stub::STACK_SLOTS || slot % 2 == 0 || sp < stub::stack_slot_base(slot) + guest_abi::PAGE_SIZE {
+    if slot >= stub::STACK_SLOTS || slot.is_multiple_of(2) || sp < stub::stack_slot_base(slot) + guest_abi::PAGE_SIZE {
         return None;
     }
     Some(slot / 2)
