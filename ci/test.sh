@@ -36,7 +36,8 @@ fi
 log "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-log "cargo test --workspace --release"
-cargo test --workspace --release
+# --no-fail-fast: run every test binary and report all failures, not only the first one's.
+log "cargo test --workspace --release --no-fail-fast"
+cargo test --workspace --release --no-fail-fast
 
 log "all checks passed"

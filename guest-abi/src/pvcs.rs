@@ -278,6 +278,11 @@ impl HcallState {
     }
 }
 
+/// [`VcpuPage::pending_irq`] bit: the `SET_TIMER` deadline passed.
+pub const IRQ_TIMER: u32 = 1 << 0;
+/// [`VcpuPage::pending_irq`] bit: another vCPU sent an IPI (`SEND_IPI`).
+pub const IRQ_IPI: u32 = 1 << 1;
+
 /// The per-vCPU hypercall page, at [`crate::layout::vcpu_page_offset`] in the shared memfd.
 /// Mapped in K and H only.
 #[repr(C, align(4096))]
@@ -292,14 +297,23 @@ pub struct VcpuPage {
     pub args: [AtomicU64; 4],
     /// Result (H -> K): `>= 0` success, `< 0` negated errno.
     pub ret: AtomicI64,
-    /// Pending interrupt bits H posts for this vCPU while its guest kernel runs (bit 0: timer,
-    /// bit 1: IPI). K clears what it handles.
+    /// Pending interrupt bits H posts for this vCPU ([`IRQ_TIMER`], [`IRQ_IPI`]). K takes them
+    /// with an atomic swap at its interrupt points (an `Interrupt` trap, after `HALT`, before
+    /// entering user code).
     pub pending_irq: AtomicU32,
     /// Host thread id of K's thread for this vCPU (K's stub writes it at start).
     pub k_tid: i32,
-    _pad1: [u8; 4096 - 64 - 48 - 8],
+    /// Space id whose PVCS this vCPU enters user code through. K stores it before it checks
+    /// `pending_irq` and publishes `KernelToUser`; H, after setting a `pending_irq` bit, sends
+    /// the interrupt signal to that space's U thread of this vCPU. The signal stays pending
+    /// while the vCPU is in the guest kernel and fires when user code resumes, so no
+    /// interrupt is lost (a spurious `Interrupt` trap is possible and harmless).
+    /// `u32::MAX`: none.
+    pub current_space: AtomicU32,
+    _pad1: [u8; 4096 - 64 - 48 - 12],
 }
 
 const _: () = assert!(core::mem::size_of::<VcpuPage>() as u64 == crate::layout::VCPU_PAGE_SIZE);
 const _: () = assert!(core::mem::offset_of!(VcpuPage, nr) == 64);
 const _: () = assert!(core::mem::offset_of!(VcpuPage, ret) == 104);
+const _: () = assert!(core::mem::offset_of!(VcpuPage, current_space) == 120);

@@ -17,15 +17,15 @@ const EFAULT: i64 = 14;
 const EIO: i64 = 5;
 
 /// The console: host stdio.
+#[derive(Default)]
 pub struct Console {
-    verbose: bool,
     stdin_eof: AtomicBool,
 }
 
 impl Console {
-    /// A console; guest-kernel log lines reach stderr only when `verbose`.
-    pub fn new(verbose: bool) -> Self {
-        Self { verbose, stdin_eof: AtomicBool::new(false) }
+    /// A console.
+    pub fn new() -> Self {
+        Self { stdin_eof: AtomicBool::new(false) }
     }
 
     /// `CONSOLE_WRITE(fd, gpa, len)`: copies the guest bytes once, then writes them all.
@@ -44,8 +44,9 @@ impl Console {
                 out.write_all(&buf).and_then(|()| out.flush())
             }
             2 => std::io::stderr().lock().write_all(&buf),
+            // The guest kernel filters by the log level H gave it (errors even when quiet).
             CONSOLE_KERNEL_LOG => {
-                if self.verbose {
+                {
                     let text = String::from_utf8_lossy(&buf);
                     let mut err = std::io::stderr().lock();
                     for line in text.lines() {
@@ -164,7 +165,7 @@ mod tests {
     #[test]
     fn console_rejects_out_of_range() {
         let ram = GuestRam::new(1 << 20).expect("memfd");
-        let c = Console::new(false);
+        let c = Console::new();
         assert_eq!(c.write(&ram, 1, (1 << 20) - 1, 2), -EFAULT);
         assert_eq!(c.write(&ram, 7, 0, 1), -EINVAL);
         assert_eq!(c.write(&ram, 1, 0, CONSOLE_CHUNK + 1), -EINVAL);

@@ -52,6 +52,8 @@ pub struct ShadowTotals {
     pub host_vmas_peak: u64,
     /// Shadow spaces (U processes) created.
     pub spaces_created: u64,
+    /// Shadow spaces that reused a pooled U process.
+    pub spaces_reused: u64,
     /// Most shadow spaces live at once.
     pub spaces_peak: u64,
 }

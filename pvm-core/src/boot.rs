@@ -43,6 +43,8 @@ pub struct BootOptions {
     pub pin_cpu: Option<usize>,
     /// Verbose logging (guest kernel log on stderr).
     pub verbose: bool,
+    /// Most guest processes at once (0: no limit).
+    pub pids_limit: u32,
 }
 
 fn launch_block(launch: &Launch) -> Result<Vec<u8>, BootError> {
@@ -144,7 +146,7 @@ pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result
         console_rows,
         console_cols,
         random_seed: random_seed()?,
-        pids_limit: 0,
+        pids_limit: opts.pids_limit,
         vma_budget: VMA_BUDGET,
         hostname,
     };

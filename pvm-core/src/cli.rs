@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// Guest memory size (bytes, or with a K, M, G suffix).
     #[arg(long, default_value = "1G", value_parser = parse_size)]
     pub memory: u64,
+    /// Most guest processes that may exist at once (0: no limit); fork beyond it fails with
+    /// EAGAIN in the guest, like a cgroup's pids.max.
+    #[arg(long, default_value_t = 0)]
+    pub pids_limit: u32,
     /// Directory whose tree becomes the guest's root filesystem (copied in; never written).
     #[arg(long)]
     pub rootfs: Option<PathBuf>,

@@ -69,7 +69,13 @@ pub fn run_and_exit(args: &RunArgs) -> ExitCode {
         Some(Pin::Cpu(c)) => Some(c),
         None => default_pin(),
     };
-    let opts = BootOptions { memory: args.memory, vcpus: args.cpus, pin_cpu, verbose: args.verbose };
+    let opts = BootOptions {
+        memory: args.memory,
+        vcpus: args.cpus,
+        pin_cpu,
+        verbose: args.verbose,
+        pids_limit: args.pids_limit,
+    };
     let setup = match boot::assemble(&launch, &opts, BackendKind::Soft) {
         Ok(s) => s,
         Err(e) => return fail(PVM_FAILED, e),

@@ -82,7 +82,8 @@ pub fn print(outcome: &RunOutcome, backend: &str) {
     let _ = writeln!(out, "  {:<34} {:>12}", "pages mapped", s.shadow.pages_mapped);
     let _ = writeln!(out, "memory");
     let _ = writeln!(out, "  {:<34} {:>12}", "host VMAs (peak)", s.shadow.host_vmas_peak);
-    let _ = writeln!(out, "  {:<34} {:>12}", "shadow spaces (created / peak)", format!("{} / {}", s.shadow.spaces_created, s.shadow.spaces_peak));
+    let spaces = format!("{} / {} / {}", s.shadow.spaces_created, s.shadow.spaces_reused, s.shadow.spaces_peak);
+    let _ = writeln!(out, "  {:<34} {:>12}", "shadow spaces (spawned/reused/peak)", spaces);
     if let Some(g) = &s.guest {
         let _ = writeln!(out, "  {:<34} {:>12}", "guest memory used (peak, KiB)", g.mem_used_peak / 1024);
         let _ = writeln!(out, "  {:<34} {:>12}", "guest processes", g.processes);

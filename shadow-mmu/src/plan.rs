@@ -197,11 +197,11 @@ pub(crate) fn plan(mem: &dyn GuestMemory, root: u64, knobs: Knobs, anchor: u64, 
     let i = pte::index(anchor, level);
     let anchor_cand =
         Cand { j: i, raw: new, gpa: pte::frame(new, level), prot: d.rights.host_prot(new & pte::D != 0) };
-    let (mut picked, next) = match want {
+    let (picked, next) = match want {
         Want::Fault { .. } => (pick_around(&table, knobs, anchor_cand), span_end(anchor, level)),
         Want::Range { end } => pick_range(&table, anchor_cand, end),
     };
-    picked.sort_unstable_by_key(|c| c.j);
+    debug_assert!(picked.windows(2).all(|w| w[0].j < w[1].j), "picks are in index order");
     let runs = make_runs(&table, &picked, knobs.coalesce, matches!(want, Want::Fault { .. }).then_some(i));
     let mut lo = region_of(anchor);
     let mut hi = lo;
@@ -213,54 +213,66 @@ pub(crate) fn plan(mem: &dyn GuestMemory, root: u64, knobs: Knobs, anchor: u64, 
 }
 
 /// Fault: the anchor, its coalescible run, and up to `prefault_pages` other leaves of the
-/// table (forward first, then backward). At level 3 (1 GiB leaves) only the anchor.
+/// table (forward first, then backward), in index order. At level 3 (1 GiB leaves) only the
+/// anchor.
 fn pick_around(t: &Table<'_>, knobs: Knobs, anchor: Cand) -> Vec<Cand> {
-    let mut picked = vec![anchor];
     if t.level == 3 {
-        return picked;
+        return vec![anchor];
     }
     let mut budget = u64::from(knobs.prefault_pages);
     // At level 1 the coalesced run is free (one mmap, one region); at level 2 it spends budget.
     let run_costs = t.level == 2;
-    let (mut lo, mut hi) = (anchor.j, anchor.j);
+    // Picks above the anchor (ascending) and below it (descending).
+    let mut above: Vec<Cand> = Vec::new();
+    let mut below: Vec<Cand> = Vec::new();
     if knobs.coalesce {
         let mut prev = anchor;
-        while hi + 1 < pte::ENTRIES && (!run_costs || budget > 0) {
-            match t.peek(hi + 1) {
+        while prev.j + 1 < pte::ENTRIES && (!run_costs || budget > 0) {
+            match t.peek(prev.j + 1) {
                 Some(c) if t.contiguous(&prev, &c) && t.commit(&c) => {
-                    picked.push(c);
+                    above.push(c);
                     prev = c;
-                    hi += 1;
                     budget -= u64::from(run_costs);
                 }
                 _ => break,
             }
         }
         let mut next = anchor;
-        while lo > 0 && (!run_costs || budget > 0) {
-            match t.peek(lo - 1) {
+        while next.j > 0 && (!run_costs || budget > 0) {
+            match t.peek(next.j - 1) {
                 Some(c) if t.contiguous_before(&next, &c) && t.commit(&c) => {
-                    picked.push(c);
+                    below.push(c);
                     next = c;
-                    lo -= 1;
                     budget -= u64::from(run_costs);
                 }
                 _ => break,
             }
         }
     }
-    let forward = (hi + 1)..pte::ENTRIES;
-    let backward = (0..lo).rev();
-    for j in forward.chain(backward) {
+    let hi = above.last().map_or(anchor.j, |c| c.j);
+    let lo = below.last().map_or(anchor.j, |c| c.j);
+    for j in (hi + 1)..pte::ENTRIES {
         if budget == 0 {
             break;
         }
         if let Some(c) = t.peek(j).filter(|c| t.commit(c)) {
-            picked.push(c);
+            above.push(c);
             budget -= 1;
         }
     }
-    picked
+    for j in (0..lo).rev() {
+        if budget == 0 {
+            break;
+        }
+        if let Some(c) = t.peek(j).filter(|c| t.commit(c)) {
+            below.push(c);
+            budget -= 1;
+        }
+    }
+    below.reverse();
+    below.push(anchor);
+    below.append(&mut above);
+    below
 }
 
 /// Prefault: every valid leaf from the anchor to the end of the table or of the range,

@@ -67,7 +67,7 @@ impl Backend for SoftBackend {
             .iter()
             .map(|s| switcher::KernelSegment { vaddr: s.vaddr, gpa: s.gpa, len: s.len, prot: s.prot })
             .collect();
-        let console = Console::new(setup.verbose);
+        let console = Console::new();
         let vm = Arc::new(Vm {
             spaces: Spaces::new(setup.vcpus),
             shared,

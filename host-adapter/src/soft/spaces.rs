@@ -16,7 +16,7 @@ use crate::GuestRam;
 use crate::stats::ShadowTotals;
 
 /// The mapper channel of a U process as the shadow MMU's `Mapper`.
-pub struct ChannelMapper(MapperChannel);
+pub struct ChannelMapper(Arc<MapperChannel>);
 
 impl shadow_mmu::Mapper for ChannelMapper {
     fn apply(&self, ops: &[MapOp]) -> Result<(), shadow_mmu::MapperError> {
@@ -39,15 +39,28 @@ pub struct Space {
     pub id: u32,
     /// The shadow of the guest page table rooted at `shadow.root()`.
     pub shadow: ShadowSpace<ChannelMapper>,
-    /// The U process.
-    pub process: StubProcess,
+    /// The U process (dropping the last reference kills it).
+    pub process: Arc<StubProcess>,
+    channel: Arc<MapperChannel>,
 }
+
+/// A U process whose space was released, emptied and kept for the next root: spawning one
+/// costs about a millisecond, a fork-heavy guest would pay it per process.
+struct Pooled {
+    id: u32,
+    process: Arc<StubProcess>,
+    channel: Arc<MapperChannel>,
+}
+
+/// Idle U processes kept at most.
+const POOL_MAX: usize = 32;
 
 /// The registry of live spaces.
 pub struct Spaces {
     vcpus: u32,
     by_root: Mutex<HashMap<u64, u32>>,
     slots: Vec<RwLock<Option<Arc<Space>>>>,
+    pool: Mutex<Vec<Pooled>>,
     retired: Mutex<ShadowTotals>,
 }
 
@@ -72,6 +85,7 @@ impl Spaces {
             vcpus,
             by_root: Mutex::new(HashMap::new()),
             slots: (0..MAX_SPACES).map(|_| RwLock::new(None)).collect(),
+            pool: Mutex::new(Vec::new()),
             retired: Mutex::new(ShadowTotals::default()),
         }
     }
@@ -79,6 +93,11 @@ impl Spaces {
     /// The live space of `root`, if any.
     pub fn get(&self, root: u64) -> Option<Arc<Space>> {
         let id = *self.by_root.lock().get(&root)?;
+        self.slots.get(id as usize)?.read().clone()
+    }
+
+    /// The live space with id `id`, if any.
+    pub fn by_id(&self, id: u32) -> Option<Arc<Space>> {
         self.slots.get(id as usize)?.read().clone()
     }
 
@@ -99,37 +118,60 @@ impl Spaces {
         if let Some(&id) = by_root.get(&root) {
             return Ok(id);
         }
-        let used: std::collections::HashSet<u32> = by_root.values().copied().collect();
-        let id = (0..MAX_SPACES).find(|i| !used.contains(i)).ok_or(SpaceError::Exhausted)?;
-        for v in 0..self.vcpus {
-            shared.pvcs(id, v).state.store(SwitchState::Empty as u32, Ordering::Release);
-        }
-        let (process, channel) = switcher::spawn_space(&SpaceSpawn {
-            guest_mem: ram.fd(),
-            guest_mem_size: ram.size(),
-            shared,
-            space: id,
-            vcpus: self.vcpus,
-        })?;
-        let shadow = ShadowSpace::new(root, ChannelMapper(channel), ShadowConfig::default());
-        *self.slots[id as usize].write() = Some(Arc::new(Space { id, shadow, process }));
+        let reused = {
+            let mut pool = self.pool.lock();
+            // A pooled U that died meanwhile is dropped here (and reaped by its Drop).
+            pool.retain(|p| !p.process.has_exited());
+            pool.pop()
+        };
+        let (id, process, channel, fresh) = match reused {
+            Some(p) => {
+                for v in 0..self.vcpus {
+                    shared.pvcs(p.id, v).state.store(SwitchState::Empty as u32, Ordering::Release);
+                }
+                (p.id, p.process, p.channel, false)
+            }
+            None => {
+                let mut used: std::collections::HashSet<u32> = by_root.values().copied().collect();
+                used.extend(self.pool.lock().iter().map(|p| p.id));
+                let id = (0..MAX_SPACES).find(|i| !used.contains(i)).ok_or(SpaceError::Exhausted)?;
+                let (process, channel) = switcher::spawn_space(&SpaceSpawn {
+                    guest_mem: ram.fd(),
+                    guest_mem_size: ram.size(),
+                    shared,
+                    space: id,
+                    vcpus: self.vcpus,
+                })?;
+                (id, Arc::new(process), Arc::new(channel), true)
+            }
+        };
+        let shadow = ShadowSpace::new(root, ChannelMapper(channel.clone()), ShadowConfig::default());
+        *self.slots[id as usize].write() = Some(Arc::new(Space { id, shadow, process, channel }));
         by_root.insert(root, id);
         let mut r = self.retired.lock();
-        r.spaces_created += 1;
+        r.spaces_created += u64::from(fresh);
+        r.spaces_reused += u64::from(!fresh);
         r.spaces_peak = r.spaces_peak.max(by_root.len() as u64);
         Ok(id)
     }
 
-    /// `RELEASE_PGTBL`: ends `root`'s space (its U process is killed). Returns whether it
-    /// existed.
-    pub fn release(&self, root: u64) -> bool {
+    /// `RELEASE_PGTBL`: ends `root`'s space. Its U process is emptied (every shadow mapping
+    /// unmapped) and pooled for a later root, or killed when the pool is full, the unmap
+    /// failed or `pool` is false. Returns whether the space existed.
+    pub fn release(&self, root: u64, pool: bool) -> bool {
         let Some(id) = self.by_root.lock().remove(&root) else {
             return false;
         };
         let space = self.slots[id as usize].write().take();
         if let Some(space) = space {
-            space.process.kill();
             self.retire(&space);
+            let emptied = pool && space.shadow.flush_all().is_ok() && !space.process.has_exited();
+            let mut idle = self.pool.lock();
+            if emptied && idle.len() < POOL_MAX {
+                idle.push(Pooled { id, process: space.process.clone(), channel: space.channel.clone() });
+            } else {
+                space.process.kill();
+            }
         }
         true
     }
@@ -147,7 +189,10 @@ impl Spaces {
     pub fn release_all(&self, totals: &mut ShadowTotals) {
         let roots: Vec<u64> = self.by_root.lock().keys().copied().collect();
         for root in roots {
-            self.release(root);
+            self.release(root, false);
+        }
+        for p in self.pool.lock().drain(..) {
+            p.process.kill();
         }
         let r = self.retired.lock();
         totals.pages_mapped += r.pages_mapped;
@@ -155,6 +200,7 @@ impl Spaces {
         totals.mapper_batches.merge(r.mapper_batches);
         totals.host_vmas_peak += r.host_vmas_peak;
         totals.spaces_created += r.spaces_created;
+        totals.spaces_reused += r.spaces_reused;
         totals.spaces_peak = totals.spaces_peak.max(r.spaces_peak);
     }
 }

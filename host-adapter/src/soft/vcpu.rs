@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use guest_abi::hypercall::{FAULT_FILLED, FAULT_INJECT, HYPERCALL_COUNT, Hypercall};
 use guest_abi::layout::{USER_END, USER_START};
-use guest_abi::pvcs::HcallState;
+use guest_abi::pvcs::{HcallState, IRQ_IPI, IRQ_TIMER};
 use shadow_mmu::FaultOutcome;
 
 use super::Vm;
@@ -32,10 +32,47 @@ pub(crate) struct VcpuCounters {
     pub(crate) flushes: Counter,
 }
 
-/// A timer deadline and pending-IPI flag for `HALT`.
+/// The vCPU's `SET_TIMER` deadline (`CLOCK_MONOTONIC` ns).
 #[derive(Default)]
 struct IdleState {
     deadline_ns: Option<i64>,
+}
+
+impl IdleState {
+    /// If the deadline passed, clears it and raises the timer interrupt. Returns how long to
+    /// wait at most before checking again.
+    fn expire(&mut self, vm: &Vm, id: u32) -> Duration {
+        let Some(deadline) = self.deadline_ns else { return WAIT_SLICE };
+        let now = devices::get_time(1);
+        if now >= deadline {
+            self.deadline_ns = None;
+            raise(vm, id, IRQ_TIMER);
+            return WAIT_SLICE;
+        }
+        Duration::from_nanos((deadline - now) as u64).min(WAIT_SLICE)
+    }
+}
+
+/// Posts interrupt `bit` for vCPU `id`: sets it in `pending_irq`, wakes an H thread halted
+/// on it, and signals the U thread of the space the vCPU last entered user code through (the
+/// signal stays pending while the vCPU is in the guest kernel; see `VcpuPage::current_space`).
+pub(crate) fn raise(vm: &Vm, id: u32, bit: u32) {
+    let page = vm.shared.vcpu_page(id);
+    page.pending_irq.fetch_or(bit, Ordering::SeqCst);
+    let _ = switcher::futex::wake(&page.pending_irq, i32::MAX);
+    let space_id = page.current_space.load(Ordering::SeqCst);
+    let Some(space) = vm.spaces.by_id(space_id) else { return };
+    let pvcs = vm.shared.pvcs_ptr(space_id, id);
+    // SAFETY: `pvcs` points into the shared mapping H keeps for the whole run; the field is
+    // guest-written, read once here and only used as a tid of the U process below.
+    let tid = unsafe { std::ptr::addr_of!((*pvcs).u_tid).read_volatile() };
+    if tid > 0 {
+        // SAFETY: tgkill with the U process's own tgid: a forged tid can only name a thread
+        // of that U process, or none (ESRCH, ignored).
+        unsafe {
+            libc::syscall(libc::SYS_tgkill, space.process.pid(), tid, switcher::INTERRUPT_SIGNAL);
+        }
+    }
 }
 
 /// Serves vCPU `id` until the VM stops.
@@ -49,7 +86,8 @@ pub(crate) fn run(vm: &Vm, id: u32) -> VcpuCounters {
         }
         let state = page.state.load(Ordering::Acquire);
         if state != HcallState::Request as u32 {
-            let _ = switcher::futex::wait(&page.state, state, Some(WAIT_SLICE));
+            let slice = idle.expire(vm, id);
+            let _ = switcher::futex::wait(&page.state, state, Some(slice));
             continue;
         }
         // Copy the request once; everything after works on the copy.
@@ -101,7 +139,7 @@ fn serve(
             }
         },
         Hypercall::ReleasePgtbl => {
-            if vm.spaces.release(a0) { 0 } else { -EINVAL }
+            if vm.spaces.release(a0, true) { 0 } else { -EINVAL }
         }
         Hypercall::FlushTlb | Hypercall::FlushTlbAll => {
             let t0 = Instant::now();
@@ -166,9 +204,22 @@ fn serve(
             halt(vm, id, idle);
             0
         }
-        // One vCPU runs guest processes for now; IPIs and directed yields have no target yet.
-        Hypercall::SendIpi | Hypercall::YieldTo => {
-            if a0 < u64::from(vm.setup.vcpus) { 0 } else { -EINVAL }
+        Hypercall::SendIpi => {
+            let Ok(target) = u32::try_from(a0) else { return -EINVAL };
+            if target >= vm.setup.vcpus {
+                return -EINVAL;
+            }
+            raise(vm, target, IRQ_IPI);
+            0
+        }
+        // All vCPU threads of a VM share the host CPUs as the host scheduler decides; a
+        // directed yield is a plain yield here.
+        Hypercall::YieldTo => {
+            if a0 >= u64::from(vm.setup.vcpus) {
+                return -EINVAL;
+            }
+            std::thread::yield_now();
+            0
         }
         Hypercall::Shutdown => {
             vm.finish(devices::shutdown_reason(a0, a1));
@@ -177,24 +228,20 @@ fn serve(
     }
 }
 
-/// `HALT`: sleeps until the timer deadline passes or the VM stops.
-fn halt(vm: &Vm, _id: u32, idle: &mut IdleState) {
+/// `HALT`: sleeps until an interrupt is pending (the timer deadline passed, an IPI came) or
+/// the VM stops.
+fn halt(vm: &Vm, id: u32, idle: &mut IdleState) {
+    let page = vm.shared.vcpu_page(id);
     loop {
         if vm.stop.load(Ordering::Acquire) {
             return;
         }
-        let slice = match idle.deadline_ns {
-            Some(deadline) => {
-                let now = devices::get_time(1);
-                if now >= deadline {
-                    idle.deadline_ns = None;
-                    return;
-                }
-                Duration::from_nanos((deadline - now) as u64).min(WAIT_SLICE)
-            }
-            None => WAIT_SLICE,
-        };
-        std::thread::sleep(slice);
+        let slice = idle.expire(vm, id);
+        let pending = page.pending_irq.load(Ordering::SeqCst);
+        if pending != 0 {
+            return;
+        }
+        let _ = switcher::futex::wait(&page.pending_irq, pending, Some(slice));
     }
 }
 
