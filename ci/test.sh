@@ -10,7 +10,11 @@ log() { printf '\n==> %s\n' "$*"; }
 # --- tools the end-to-end tests use --------------------------------------------------------
 # gcc (glibc static), musl-gcc (musl static), /bin/busybox (Debian's busybox-static).
 missing=()
-command -v cc >/dev/null || missing+=(gcc libc6-dev)
+if ! command -v gcc >/dev/null; then
+    missing+=(gcc libc6-dev)
+elif ! [ -f "$(gcc -print-file-name=libc.a)" ]; then
+    missing+=(libc6-dev) # glibc's static libc.a, for gcc -static
+fi
 command -v musl-gcc >/dev/null || missing+=(musl-tools)
 # The tests copy /bin/busybox into guest root filesystems: it must be Debian's static build.
 if ! [ -x /bin/busybox ] \
