@@ -110,6 +110,9 @@ pub const FAULT_INJECT: i64 = 1;
 /// its stderr according to its log level).
 pub const CONSOLE_KERNEL_LOG: u64 = 3;
 
+/// Longest shutdown reason H reads at [`crate::layout::LAUNCH_GPA`], bytes.
+pub const SHUTDOWN_REASON_MAX: usize = 256;
+
 /// First argument of [`Hypercall::Shutdown`]: why the VM ends.
 #[repr(u64)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +122,10 @@ pub enum ShutdownKind {
     /// The first guest process was killed by a signal; `value` = the signal number.
     Signaled = 1,
     /// The first program could not be found; `value` = errno (ENOENT, ENOTDIR, ...).
-    /// H exits with 127.
+    /// H exits with 127. For this kind and `CannotExecute` the kernel may leave a
+    /// NUL-terminated UTF-8 reason of at most [`SHUTDOWN_REASON_MAX`] bytes at
+    /// [`crate::layout::LAUNCH_GPA`] (the launch block is consumed by then); H prints it,
+    /// sanitised, as its one line about the failure.
     NotFound = 2,
     /// The first program could not be executed; `value` = errno (ENOEXEC, EACCES, ELIBBAD,
     /// ...). H exits with 126.

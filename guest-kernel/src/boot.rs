@@ -67,6 +67,7 @@ pub fn start(vcpu: u64, boot_info_va: u64, _backend: u64) -> ! {
     crate::log::set_level(bi.log_level);
     VCPUS.store(bi.vcpus.max(1), Ordering::Relaxed);
     TSC_KHZ.store(bi.tsc_khz, Ordering::Relaxed);
+    crate::sys::clone::PIDS_LIMIT.store(bi.pids_limit, Ordering::Relaxed);
     crate::mm::set_physmap(PHYSMAP_BASE, bi.mem_size);
     init_frames(&bi);
     crate::stats::init();
@@ -91,7 +92,9 @@ fn init_frames(bi: &BootInfo) {
     let nframes = (mem / PAGE_SIZE) as usize;
     let bitmap_bytes = page_up((nframes.div_ceil(64) * 8) as u64);
     let bitmap_gpa = page_up(bi.kernel_end_gpa);
-    if bitmap_gpa + bitmap_bytes >= mem {
+    let refs_bytes = page_up(nframes as u64 * 4);
+    let refs_gpa = bitmap_gpa + bitmap_bytes;
+    if refs_gpa + refs_bytes >= mem {
         panic_boot("guest memory too small");
     }
     // SAFETY: the bitmap frames lie in free RAM after the kernel image, inside the physmap,
@@ -99,8 +102,11 @@ fn init_frames(bi: &BootInfo) {
     let bitmap: &'static mut [u64] = unsafe {
         core::slice::from_raw_parts_mut(phys_to_virt(bitmap_gpa).cast::<u64>(), nframes.div_ceil(64))
     };
-    let mut fa = FrameAllocator::new(0, nframes, bitmap);
-    let free_start = bitmap_gpa + bitmap_bytes;
+    // SAFETY: as for the bitmap: the reference counts follow it in free RAM, never handed out.
+    let refs: &'static mut [u32] =
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(refs_gpa).cast::<u32>(), nframes) };
+    let mut fa = FrameAllocator::new(0, nframes, bitmap, refs);
+    let free_start = refs_gpa + refs_bytes;
     let free_end = if bi.initramfs_gpa != 0 && bi.initramfs_gpa > free_start && bi.initramfs_gpa <= mem {
         bi.initramfs_gpa & !(PAGE_SIZE - 1)
     } else {
@@ -170,7 +176,16 @@ fn launch_first(bi: &BootInfo) {
     let loaded = match crate::exec::load(&ctx, &path, argv, &envp) {
         Ok(l) => l,
         Err(e) => {
-            crate::log::write_line(format_args!("{}", e.reason));
+            // H prints this reason as its one line about the failure (guest_abi ShutdownKind).
+            let reason = e.reason.as_bytes();
+            let n = reason.len().min(guest_abi::hypercall::SHUTDOWN_REASON_MAX - 1);
+            let at = (guest_abi::layout::PHYSMAP_BASE + guest_abi::layout::LAUNCH_GPA) as *mut u8;
+            // SAFETY: the launch block (LAUNCH_MAX bytes at LAUNCH_GPA in the physmap) was
+            // copied out above and is not used again; n + 1 <= SHUTDOWN_REASON_MAX fits in it.
+            unsafe {
+                core::ptr::copy_nonoverlapping(reason.as_ptr(), at, n);
+                at.add(n).write(0);
+            }
             let kind = if matches!(e.errno, Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG | Errno::ELOOP)
                 && !e.reason.contains("interpreter")
             {
@@ -190,10 +205,11 @@ fn launch_first(bi: &BootInfo) {
     }
     let pid = alloc_pid();
     INIT_PID.store(pid, Ordering::Relaxed);
-    let proc = Process::new(pid, 0, loaded.mm, fds, ctx);
+    let mm = Arc::new(spin::Mutex::new(loaded.mm));
+    let proc = Process::new(pid, 0, mm.clone(), fds, ctx);
     *proc.exe.lock() = loaded.exe;
-    let mut t = Thread::new(pid, proc);
+    let mut t = Thread::new(pid, proc, mm);
     t.ctx.regs = UserRegs { rip: loaded.entry, rsp: loaded.rsp, rflags: 0x202, ..UserRegs::default() };
     t.fpu = FpuAction::Reset;
-    crate::sched::RUNQ[0].lock().push_back(t);
+    crate::sched::enqueue(t);
 }

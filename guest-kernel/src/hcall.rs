@@ -36,6 +36,25 @@ pub fn call(nr: Hypercall, args: [u64; 4]) -> i64 {
     ret
 }
 
+/// Takes the pending interrupt bits of `vcpu` (`IRQ_TIMER`, `IRQ_IPI`), clearing them.
+pub fn take_irq(vcpu: u32) -> u32 {
+    // SAFETY: as in `call`: the page is mapped and all its fields are atomics.
+    let p = unsafe { &*page(vcpu) };
+    if p.pending_irq.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    p.pending_irq.swap(0, Ordering::AcqRel)
+}
+
+/// Tells H which space `vcpu` enters user code through (where to send interrupt signals).
+pub fn set_current_space(vcpu: u32, space: u32) {
+    // SAFETY: as in `call`.
+    let p = unsafe { &*page(vcpu) };
+    if p.current_space.load(Ordering::Relaxed) != space {
+        p.current_space.store(space, Ordering::Release);
+    }
+}
+
 /// `LOAD_PGTBL(root)` → space id.
 pub fn load_pgtbl(root: u64) -> i64 {
     call(Hypercall::LoadPgtbl, [root, 0, 0, 0])
@@ -47,6 +66,18 @@ pub fn release_pgtbl(root: u64) {
 /// `FLUSH_TLB(root, gva, len)`.
 pub fn flush_tlb(root: u64, gva: u64, len: u64) {
     call(Hypercall::FlushTlb, [root, gva, len, 0]);
+}
+/// `FLUSH_TLB_ALL(root)`.
+pub fn flush_tlb_all(root: u64) {
+    call(Hypercall::FlushTlbAll, [root, 0, 0, 0]);
+}
+/// `SET_TIMER(deadline_ns)` (0 cancels).
+pub fn set_timer(deadline_ns: u64) {
+    call(Hypercall::SetTimer, [deadline_ns, 0, 0, 0]);
+}
+/// `SEND_IPI(vcpu)`.
+pub fn send_ipi(vcpu: u32) {
+    call(Hypercall::SendIpi, [u64::from(vcpu), 0, 0, 0]);
 }
 /// `PREFAULT(root, gva, len)` → pages mapped.
 pub fn prefault(root: u64, gva: u64, len: u64) -> i64 {

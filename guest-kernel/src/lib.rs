@@ -21,6 +21,7 @@ pub mod platform;
 pub mod proc;
 pub mod rand;
 pub mod sched;
+pub mod signal;
 pub mod stack;
 pub mod stats;
 pub mod sys;

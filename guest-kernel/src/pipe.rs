@@ -1,7 +1,8 @@
 //! Pipes (`pipe2(2)`): a bounded byte ring shared by a read end and a write end, each a
 //! `guest_fs::FileOps` object. Reading an empty pipe with writers left returns `EAGAIN`
-//! (the caller blocks or fails per `O_NONBLOCK`); with no writers left, end of file. Writing
-//! with no readers left is `EPIPE`.
+//! (the syscall layer blocks or fails per `O_NONBLOCK`); with no writers left, end of file.
+//! Writing with no readers left is `EPIPE`. Every change wakes blocked threads
+//! (`crate::sched::notify`).
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -43,12 +44,14 @@ pub fn new_pair(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
 impl Drop for ReadEnd {
     fn drop(&mut self) {
         self.0.lock().readers -= 1;
+        crate::sched::notify();
     }
 }
 
 impl Drop for WriteEnd {
     fn drop(&mut self) {
         self.0.lock().writers -= 1;
+        crate::sched::notify();
     }
 }
 
@@ -59,9 +62,13 @@ impl FileOps for ReadEnd {
             return if s.writers == 0 || buf.is_empty() { Ok(0) } else { Err(Errno::EAGAIN) };
         }
         let n = buf.len().min(s.buf.len());
-        for (d, b) in buf.iter_mut().zip(s.buf.drain(..n)) {
-            *d = b;
-        }
+        let (a, b) = s.buf.as_slices();
+        let k = n.min(a.len());
+        buf[..k].copy_from_slice(&a[..k]);
+        buf[k..n].copy_from_slice(&b[..n - k]);
+        s.buf.drain(..n);
+        drop(s);
+        crate::sched::notify();
         Ok(n)
     }
     fn write(&self, _buf: &[u8], _flags: u32) -> Result<usize, Errno> {
@@ -96,6 +103,10 @@ impl FileOps for WriteEnd {
         }
         let n = room.min(buf.len());
         s.buf.extend(&buf[..n]);
+        drop(s);
+        if n > 0 {
+            crate::sched::notify();
+        }
         Ok(n)
     }
     fn stat(&self) -> Stat {

@@ -1,13 +1,14 @@
 //! Processes and threads: the pid allocator, the process table, per-process state (address
 //! space, fd table, filesystem context, signal actions, limits) and per-thread state (user
-//! context, FPU policy, tid pointers). Threads are plain values moved between run queues.
+//! context, FPU policy, tid pointers, what a blocked thread waits for). Threads are plain
+//! values moved between the scheduler's run queue and its blocked list (`crate::sched`).
 
 use crate::mm::space::AddrSpace;
 use crate::platform::{FpuAction, UserContext};
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicI32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use guest_fs::{FdTable, FsContext};
 use spin::Mutex;
 
@@ -68,6 +69,9 @@ pub fn default_rlimits() -> Rlimits {
     r
 }
 
+/// An address space as processes share it (`CLONE_VM`: a vfork child runs in its parent's).
+pub type Mm = Mutex<AddrSpace>;
+
 /// A process.
 pub struct Process {
     /// Process id (= tid of its first thread).
@@ -78,8 +82,8 @@ pub struct Process {
     pub pgid: AtomicI32,
     /// Session.
     pub sid: AtomicI32,
-    /// Address space.
-    pub mm: Mutex<AddrSpace>,
+    /// Address space (`None` once the process has exited).
+    pub mm: Mutex<Option<Arc<Mm>>>,
     /// File descriptors.
     pub fds: Mutex<FdTable>,
     /// cwd, root, umask, credentials.
@@ -92,6 +96,14 @@ pub struct Process {
     pub rlimits: Mutex<Rlimits>,
     /// Set when the process has exited (zombie until reaped).
     pub exit: Mutex<Option<ExitReason>>,
+    /// Pending signals (bit `sig - 1`), process-wide.
+    pub pending: AtomicU64,
+    /// Signal sent to the parent at exit (`SIGCHLD` normally; 0 = none).
+    pub exit_signal: AtomicU32,
+    /// A `vfork` parent may continue: this process exec'd or exited.
+    pub vfork_done: AtomicBool,
+    /// `alarm(2)` deadline, `CLOCK_MONOTONIC` ns (0 = none).
+    pub alarm_ns: AtomicU64,
     /// Start time (ns since boot).
     pub start_ns: u64,
     /// Time spent in the kernel on behalf of this process, ns.
@@ -104,6 +116,8 @@ pub struct Thread {
     pub tid: i32,
     /// Owning process.
     pub proc: Arc<Process>,
+    /// The address space this thread runs in.
+    pub mm: Arc<Mm>,
     /// User CPU state.
     pub ctx: UserContext,
     /// FPU action at the next entry.
@@ -116,6 +130,22 @@ pub struct Thread {
     pub robust_list: (u64, u64),
     /// `sigaltstack`: (sp, flags, size).
     pub altstack: (u64, i32, u64),
+    /// What the thread waits for while it is off the CPU in a blocking call.
+    pub wait: Option<Wait>,
+    /// Timeout of the blocking call in progress, `CLOCK_MONOTONIC` ns.
+    pub deadline: Option<u64>,
+    /// `rt_sigsuspend`: the mask to restore once a handler returns.
+    pub saved_sigmask: Option<u64>,
+}
+
+/// What a blocked thread waits for. The scheduler wakes blocked threads on every event and
+/// re-checks; a syscall that still cannot complete blocks again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Re-run system call `nr` with the saved registers (pipe read, wait4, sleep, ...).
+    Syscall(u64),
+    /// A `vfork` parent: resume (with this child pid in rax) once the child exec'd or exited.
+    Vfork(i32),
 }
 
 static NEXT_PID: AtomicI32 = AtomicI32::new(1);
@@ -129,20 +159,24 @@ pub fn alloc_pid() -> i32 {
 }
 
 impl Process {
-    /// A new process with the given parts.
-    pub fn new(pid: i32, ppid: i32, mm: AddrSpace, fds: FdTable, fs: FsContext) -> Arc<Process> {
+    /// A new process with the given parts, entered in the process table.
+    pub fn new(pid: i32, ppid: i32, mm: Arc<Mm>, fds: FdTable, fs: FsContext) -> Arc<Process> {
         let p = Arc::new(Process {
             pid,
             ppid: AtomicI32::new(ppid),
             pgid: AtomicI32::new(pid),
             sid: AtomicI32::new(pid),
-            mm: Mutex::new(mm),
+            mm: Mutex::new(Some(mm)),
             fds: Mutex::new(fds),
             fs: Mutex::new(fs),
             exe: Mutex::new(Vec::new()),
             sigactions: Mutex::new([SigAction::default(); NSIG]),
             rlimits: Mutex::new(default_rlimits()),
             exit: Mutex::new(None),
+            pending: AtomicU64::new(0),
+            exit_signal: AtomicU32::new(17),
+            vfork_done: AtomicBool::new(false),
+            alarm_ns: AtomicU64::new(0),
             start_ns: crate::time::uptime_ns(),
             sys_ns: core::sync::atomic::AtomicU64::new(0),
         });
@@ -150,20 +184,46 @@ impl Process {
         crate::stats::process_created();
         p
     }
+
+    /// The address space, if the process still has one.
+    pub fn mm(&self) -> Option<Arc<Mm>> {
+        self.mm.lock().clone()
+    }
+
+    /// Short name (`comm`): the last component of the executable path, at most 15 bytes.
+    pub fn comm(&self) -> Vec<u8> {
+        let exe = self.exe.lock();
+        let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
+        base[..base.len().min(15)].to_vec()
+    }
+
+    /// True once the process exited (a zombie until reaped).
+    pub fn is_zombie(&self) -> bool {
+        self.exit.lock().is_some()
+    }
+}
+
+/// Looks a process up by pid.
+pub fn lookup(pid: i32) -> Option<Arc<Process>> {
+    PROCESSES.lock().get(&pid).cloned()
 }
 
 impl Thread {
-    /// The first thread of `proc`, with a zero context.
-    pub fn new(tid: i32, proc: Arc<Process>) -> Thread {
+    /// The first thread of `proc` running in `mm`, with a zero context.
+    pub fn new(tid: i32, proc: Arc<Process>, mm: Arc<Mm>) -> Thread {
         Thread {
             tid,
             proc,
+            mm,
             ctx: UserContext::default(),
             fpu: FpuAction::Reset,
             clear_child_tid: 0,
             sigmask: 0,
             robust_list: (0, 0),
             altstack: (0, 2, 0), // SS_DISABLE
+            wait: None,
+            deadline: None,
+            saved_sigmask: None,
         }
     }
 }

@@ -1,41 +1,180 @@
-//! The per-vCPU loop: pick a thread from this vCPU's run queue and run it
-//! (`loop { trap = platform.enter_user(ctx); handle(trap) }`), handling syscalls, page faults
-//! (shadow fill, demand paging, SIGSEGV), exceptions (signal deaths) and process exit. An idle
-//! vCPU halts.
+//! The scheduler and the per-vCPU loop: pick a runnable thread, run it
+//! (`loop { trap = platform.enter_user(ctx); handle(trap) }`) until it blocks, is preempted
+//! (10 ms slice when others wait) or exits; an idle vCPU arms its timer for the next deadline
+//! and halts.
+//!
+//! Blocking: a syscall that cannot complete returns `EBLOCK`; its thread goes to the blocked
+//! list with `Wait::Syscall(nr)` and re-runs that syscall when woken. Every event that may
+//! unblock someone (pipe data or close, process exit, signal, vfork release) calls
+//! [`notify`], which wakes all blocked threads. A sequence number closes the race between a
+//! thread deciding to block and an event on another vCPU: a thread blocks only if no event
+//! happened since it started its syscall.
 
 use crate::mm::space::{Access, FaultError};
 use crate::platform::{pv::Pv, FpuAction, Platform, SpaceRef, Trap};
-use crate::proc::{ExitReason, Thread, PROCESSES};
+use crate::proc::{ExitReason, Thread, Wait, PROCESSES};
+use crate::signal::{self, SIGKILL, SIGSEGV};
 use crate::sys::{self, Ctx, SysRet};
 use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use guest_abi::hypercall::{ShutdownKind, FAULT_FILLED};
 use guest_abi::pvcs::{pf_error, vector};
 use guest_abi::MAX_VCPUS;
 use spin::Mutex;
 use x86_64::structures::paging::PageTableFlags as F;
 
-/// Run queues, one per vCPU.
-pub static RUNQ: [Mutex<VecDeque<Thread>>; MAX_VCPUS as usize] = [const { Mutex::new(VecDeque::new()) }; MAX_VCPUS as usize];
+/// Time slice when other threads are runnable, ns.
+pub const SLICE_NS: u64 = 10_000_000;
+/// Poll period of an idle vCPU when there are several (no IPI wakes it yet), ns.
+const IDLE_POLL_NS: u64 = 2_000_000;
+
+struct Sched {
+    /// Runnable threads, FIFO.
+    runq: VecDeque<Thread>,
+    /// Blocked threads.
+    blocked: Vec<Thread>,
+    /// Event sequence number (bumped by `notify`).
+    seq: u64,
+}
+
+static SCHED: Mutex<Sched> = Mutex::new(Sched { runq: VecDeque::new(), blocked: Vec::new(), seq: 0 });
+/// Earliest deadline of a blocked thread or an alarm (`u64::MAX`: none).
+static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Deadline currently armed with `SET_TIMER` per vCPU (0: none).
+static ARMED: [AtomicU64; MAX_VCPUS as usize] = [const { AtomicU64::new(0) }; MAX_VCPUS as usize];
+/// Number of runnable threads (for the preemption decision without the lock).
+static RUNNABLE: AtomicU64 = AtomicU64::new(0);
 
 static PLATFORM: Pv = Pv;
 
-/// Linux signal numbers used for faults.
-mod sig {
-    pub const SIGILL: u32 = 4;
-    pub const SIGTRAP: u32 = 5;
-    pub const SIGBUS: u32 = 7;
-    pub const SIGFPE: u32 = 8;
-    pub const SIGKILL: u32 = 9;
-    pub const SIGSEGV: u32 = 11;
+/// Current event sequence number.
+pub fn seq() -> u64 {
+    SCHED.lock().seq
+}
+
+/// Makes `t` runnable.
+pub fn enqueue(t: Thread) {
+    let mut s = SCHED.lock();
+    s.runq.push_back(t);
+    RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
+}
+
+/// Something happened that may unblock threads: wake them all to re-check.
+pub fn notify() {
+    let mut s = SCHED.lock();
+    s.seq += 1;
+    if s.blocked.is_empty() {
+        return;
+    }
+    let woken: Vec<Thread> = core::mem::take(&mut s.blocked);
+    s.runq.extend(woken);
+    RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
+    NEXT_DEADLINE.store(alarm_deadline(), Ordering::Relaxed);
+}
+
+/// Parks `t` until the next event (or its deadline), unless an event happened since `seen`.
+fn block(t: Thread, seen: u64) {
+    let mut s = SCHED.lock();
+    if s.seq != seen {
+        s.runq.push_back(t);
+        RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
+        return;
+    }
+    if let Some(d) = t.deadline {
+        NEXT_DEADLINE.fetch_min(d, Ordering::Relaxed);
+    }
+    s.blocked.push(t);
+}
+
+/// Pending `alarm(2)` deadlines: (deadline ns, pid).
+static ALARMS: Mutex<Vec<(u64, i32)>> = Mutex::new(Vec::new());
+
+fn alarm_deadline() -> u64 {
+    ALARMS.lock().iter().map(|a| a.0).min().unwrap_or(u64::MAX)
+}
+
+/// Sets (or with 0 cancels) the alarm of `pid`; returns the seconds left on the old one.
+pub fn set_alarm(pid: i32, deadline: u64) -> u64 {
+    let now = crate::time::monotonic_ns();
+    let mut a = ALARMS.lock();
+    let old = a.iter().position(|x| x.1 == pid).map(|i| a.swap_remove(i).0);
+    if deadline != 0 {
+        a.push((deadline, pid));
+        NEXT_DEADLINE.fetch_min(deadline, Ordering::Relaxed);
+    }
+    old.map_or(0, |d| d.saturating_sub(now).div_ceil(1_000_000_000).max(1))
+}
+
+/// Wakes blocked threads whose deadline passed and fires due alarms.
+fn expire(now: u64) {
+    if NEXT_DEADLINE.load(Ordering::Relaxed) > now {
+        return;
+    }
+    let due: Vec<i32> = {
+        let mut a = ALARMS.lock();
+        let due = a.iter().filter(|x| x.0 <= now).map(|x| x.1).collect();
+        a.retain(|x| x.0 > now);
+        due
+    };
+    for pid in due {
+        if let Some(p) = crate::proc::lookup(pid) {
+            signal::post(&p, signal::SIGALRM);
+        }
+    }
+    let mut s = SCHED.lock();
+    let mut next = alarm_deadline();
+    let mut i = 0;
+    while i < s.blocked.len() {
+        match s.blocked[i].deadline {
+            Some(d) if d <= now => {
+                let t = s.blocked.swap_remove(i);
+                s.runq.push_back(t);
+            }
+            Some(d) => {
+                next = next.min(d);
+                i += 1;
+            }
+            None => i += 1,
+        }
+    }
+    RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
+    NEXT_DEADLINE.store(next, Ordering::Relaxed);
+}
+
+/// Arms this vCPU's timer for `deadline` unless an earlier or equal one is armed.
+fn arm(vcpu: u32, deadline: u64, now: u64) {
+    let slot = &ARMED[vcpu as usize];
+    let cur = slot.load(Ordering::Relaxed);
+    if deadline == u64::MAX || (cur > now && cur <= deadline) {
+        return;
+    }
+    slot.store(deadline, Ordering::Relaxed);
+    crate::hcall::set_timer(deadline);
 }
 
 /// Runs vCPU `vcpu` forever.
 pub fn run_vcpu(vcpu: u32) -> ! {
     loop {
-        let next = RUNQ[vcpu as usize].lock().pop_front();
+        let now = crate::time::monotonic_ns();
+        expire(now);
+        let next = {
+            let mut s = SCHED.lock();
+            let t = s.runq.pop_front();
+            RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
+            t
+        };
         match next {
             Some(t) => run_thread(vcpu, t),
-            None => crate::hcall::halt(),
+            None => {
+                let mut d = NEXT_DEADLINE.load(Ordering::Relaxed);
+                if crate::boot::vcpus() > 1 {
+                    d = d.min(now + IDLE_POLL_NS);
+                }
+                arm(vcpu, d, now);
+                crate::hcall::halt();
+                crate::hcall::take_irq(vcpu);
+            }
         }
     }
 }
@@ -43,44 +182,148 @@ pub fn run_vcpu(vcpu: u32) -> ! {
 /// What happens after a trap.
 enum Next {
     Resume,
+    /// The thread blocks; the event sequence number seen when its syscall started.
+    Block(u64),
+    /// The thread yields the CPU (sched_yield, vfork parent).
+    Yield,
     Exit(ExitReason),
+}
+
+/// The address space's shadow id, loading it on first use.
+fn space_of(t: &Thread) -> Result<SpaceRef, i64> {
+    let mut mm = t.mm.lock();
+    match mm.space_id {
+        Some(s) => Ok(SpaceRef { root: mm.root(), space: s }),
+        None => {
+            let r = crate::hcall::load_pgtbl(mm.root());
+            if r < 0 || r >= i64::from(guest_abi::MAX_SPACES) {
+                return Err(r);
+            }
+            mm.space_id = Some(r as u32);
+            Ok(SpaceRef { root: mm.root(), space: r as u32 })
+        }
+    }
+}
+
+/// Saves the FPU image of a thread that leaves the CPU, so any thread may run here next.
+fn save_fpu(vcpu: u32, t: &mut Thread, trapped_in: Option<SpaceRef>) {
+    if t.fpu == FpuAction::Keep
+        && let Some(space) = trapped_in
+    {
+        PLATFORM.save_fpu(vcpu, space, &mut t.ctx);
+        t.fpu = FpuAction::Restore;
+    }
+}
+
+/// Copies the FPU image the thread's last trap left (for fork and signal frames).
+pub fn current_fpu(vcpu: u32, t: &Thread) -> alloc::vec::Vec<u8> {
+    if t.fpu != FpuAction::Keep {
+        return t.ctx.fpu.clone();
+    }
+    let Some(space) = t.mm.lock().space_id.map(|s| SpaceRef { root: 0, space: s }) else { return Vec::new() };
+    let mut c = crate::platform::UserContext::default();
+    PLATFORM.save_fpu(vcpu, space, &mut c);
+    c.fpu
 }
 
 fn run_thread(vcpu: u32, mut t: Thread) {
     let mut last_fault = (u64::MAX, 0u32);
+    let slice_end = crate::time::monotonic_ns() + SLICE_NS;
+    let mut trapped_in: Option<SpaceRef> = None;
     loop {
-        let space = {
-            let mut mm = t.proc.mm.lock();
-            match mm.space_id {
-                Some(s) => SpaceRef { root: mm.root(), space: s },
-                None => {
-                    let r = crate::hcall::load_pgtbl(mm.root());
-                    if r < 0 || r >= i64::from(guest_abi::MAX_SPACES) {
-                        drop(mm);
-                        crate::klog!(crate::log::ERROR, "pid {}: LOAD_PGTBL failed ({r})", t.proc.pid);
-                        exit_process(&t, ExitReason::Signaled(sig::SIGKILL));
-                        return;
+        // A blocked call resumes first.
+        if let Some(w) = t.wait.take() {
+            let seen = seq();
+            let next = match w {
+                Wait::Syscall(n) => {
+                    if interrupt_if_signalled(&mut t, n) {
+                        Next::Resume
+                    } else {
+                        handle_syscall(vcpu, &mut t, n, seen)
                     }
-                    mm.space_id = Some(r as u32);
-                    SpaceRef { root: mm.root(), space: r as u32 }
+                }
+                Wait::Vfork(pid) => {
+                    let done = crate::proc::lookup(pid).is_none_or(|c| c.vfork_done.load(Ordering::Acquire));
+                    if done {
+                        t.ctx.regs.rax = pid as u64;
+                        Next::Resume
+                    } else {
+                        t.wait = Some(w);
+                        Next::Block(seen)
+                    }
+                }
+            };
+            match next {
+                Next::Resume => {}
+                Next::Block(seen) => {
+                    save_fpu(vcpu, &mut t, trapped_in);
+                    block(t, seen);
+                    return;
+                }
+                Next::Yield => {
+                    save_fpu(vcpu, &mut t, trapped_in);
+                    enqueue(t);
+                    return;
+                }
+                Next::Exit(e) => {
+                    exit_process(t, e);
+                    return;
                 }
             }
+        }
+        // Signals, on the way back to user code.
+        if signal::deliverable(&t) != 0
+            && let Some(e) = deliver_signal(vcpu, &mut t)
+        {
+            exit_process(t, e);
+            return;
+        }
+        let now = crate::time::monotonic_ns();
+        if now >= NEXT_DEADLINE.load(Ordering::Relaxed) {
+            expire(now);
+        }
+        let others = RUNNABLE.load(Ordering::Relaxed) > 0;
+        if others && now >= slice_end {
+            save_fpu(vcpu, &mut t, trapped_in);
+            enqueue(t);
+            return;
+        }
+        let space = match space_of(&t) {
+            Ok(s) => s,
+            Err(r) => {
+                crate::klog!(crate::log::ERROR, "pid {}: LOAD_PGTBL failed ({r})", t.proc.pid);
+                exit_process(t, ExitReason::Signaled(SIGKILL));
+                return;
+            }
         };
+        let mut deadline = NEXT_DEADLINE.load(Ordering::Relaxed);
+        if others {
+            deadline = deadline.min(slice_end);
+        }
+        arm(vcpu, deadline, now);
+        crate::hcall::set_current_space(vcpu, space.space);
+        crate::hcall::take_irq(vcpu);
+        if trapped_in.is_some_and(|s| s.space != space.space) && t.fpu == FpuAction::Keep {
+            // exec switched spaces within this run: the new space starts fresh.
+            t.fpu = FpuAction::Reset;
+        }
         let fpu = t.fpu;
         t.fpu = FpuAction::Keep;
         let t0 = crate::arch::rdtsc();
         let trap = PLATFORM.enter_user(vcpu, space, &mut t.ctx, fpu);
+        trapped_in = Some(space);
         let t1 = crate::arch::rdtsc();
         let next = match trap {
             Trap::Syscall(n) => {
                 crate::stats::trap(1);
-                let r = handle_syscall(vcpu, &mut t, n);
+                let seen = seq();
+                let r = handle_syscall(vcpu, &mut t, n, seen);
                 let t2 = crate::arch::rdtsc();
                 let khz = crate::boot::tsc_khz();
                 crate::stats::direct_switch(crate::time::tsc_to_ns(t1.saturating_sub(t0), khz));
                 let ns = crate::time::tsc_to_ns(t2.saturating_sub(t1), khz);
                 crate::stats::syscall(n, ns);
-                t.proc.sys_ns.fetch_add(ns, core::sync::atomic::Ordering::Relaxed);
+                t.proc.sys_ns.fetch_add(ns, Ordering::Relaxed);
                 r
             }
             Trap::PageFault { addr, error } => {
@@ -92,7 +335,7 @@ fn run_thread(vcpu: u32, mut t: Thread) {
                 }
                 if last_fault.1 > 8 {
                     crate::klog!(crate::log::WARN, "pid {}: fault loop at {addr:#x} (error {error:#x})", t.proc.pid);
-                    Next::Exit(ExitReason::Signaled(sig::SIGSEGV))
+                    Next::Exit(ExitReason::Signaled(SIGSEGV))
                 } else {
                     handle_page_fault(&t, space, addr, error)
                 }
@@ -100,48 +343,157 @@ fn run_thread(vcpu: u32, mut t: Thread) {
             Trap::Exception { vector: v, addr, si_code, .. } => {
                 crate::stats::trap(3);
                 let s = match v {
-                    vector::DE | vector::MF | vector::XM => sig::SIGFPE,
-                    vector::BP | vector::DB => sig::SIGTRAP,
-                    vector::UD => sig::SIGILL,
-                    vector::AC => sig::SIGBUS,
-                    _ => sig::SIGSEGV,
+                    vector::DE | vector::MF | vector::XM => 8,
+                    vector::BP | vector::DB => 5,
+                    vector::UD => 4,
+                    vector::AC => 7,
+                    _ => SIGSEGV,
                 };
                 crate::klog!(crate::log::INFO, "pid {}: exception {v} at rip {:#x} addr {addr:#x} code {si_code}: signal {s}", t.proc.pid, t.ctx.regs.rip);
                 Next::Exit(ExitReason::Signaled(s))
             }
             Trap::Interrupt => {
                 crate::stats::trap(4);
+                crate::hcall::take_irq(vcpu);
                 Next::Resume
             }
             Trap::SpaceDied => {
                 crate::stats::trap(5);
                 crate::klog!(crate::log::WARN, "pid {}: user space process died", t.proc.pid);
-                Next::Exit(ExitReason::Signaled(sig::SIGKILL))
+                Next::Exit(ExitReason::Signaled(SIGKILL))
             }
         };
-        if let Next::Exit(e) = next {
-            exit_process(&t, e);
-            return;
+        match next {
+            Next::Resume => {}
+            Next::Block(seen) => {
+                save_fpu(vcpu, &mut t, trapped_in);
+                block(t, seen);
+                return;
+            }
+            Next::Yield => {
+                save_fpu(vcpu, &mut t, trapped_in);
+                enqueue(t);
+                return;
+            }
+            Next::Exit(e) => {
+                exit_process(t, e);
+                return;
+            }
         }
     }
 }
 
-fn handle_syscall(vcpu: u32, t: &mut Thread, n: u64) -> Next {
+/// A blocked syscall `n` with a signal to take: it fails with `EINTR`, or restarts after the
+/// handler when the handler has `SA_RESTART` and the call is restartable. Returns true if so.
+fn interrupt_if_signalled(t: &mut Thread, n: u64) -> bool {
+    let Some((sig, act)) = signal::next_action(t) else { return false };
+    if signal::ignored(&act, sig) {
+        // Dequeue it here so it does not interrupt again.
+        t.proc.pending.fetch_and(!signal::bit(sig), Ordering::AcqRel);
+        return false;
+    }
+    t.deadline = None;
+    let restartable = !matches!(
+        n as u32,
+        linux_raw_sys::general::__NR_nanosleep
+            | linux_raw_sys::general::__NR_clock_nanosleep
+            | linux_raw_sys::general::__NR_pause
+            | linux_raw_sys::general::__NR_rt_sigsuspend
+            | linux_raw_sys::general::__NR_poll
+            | linux_raw_sys::general::__NR_ppoll
+            | linux_raw_sys::general::__NR_select
+            | linux_raw_sys::general::__NR_pselect6
+    );
+    if act.handler > 1 && act.flags & signal::SA_RESTART != 0 && restartable {
+        // Re-execute the `syscall` instruction (2 bytes) after the handler; rax still holds n.
+        t.ctx.regs.rax = n;
+        t.ctx.regs.rip = t.ctx.regs.rip.wrapping_sub(2);
+    } else {
+        t.ctx.regs.rax = (-(i64::from(linux_raw_sys::errno::EINTR))) as u64;
+        t.ctx.regs.rcx = t.ctx.regs.rip;
+        t.ctx.regs.r11 = t.ctx.regs.rflags;
+    }
+    true
+}
+
+/// Takes the lowest deliverable signal: runs its default action or builds a handler frame.
+/// Returns the exit reason if the process dies.
+fn deliver_signal(vcpu: u32, t: &mut Thread) -> Option<ExitReason> {
+    while let Some((sig, act)) = signal::next_action(t) {
+        t.proc.pending.fetch_and(!signal::bit(sig), Ordering::AcqRel);
+        if signal::ignored(&act, sig) {
+            continue;
+        }
+        if act.handler == 0 {
+            return Some(ExitReason::Signaled(sig));
+        }
+        let fpu = current_fpu(vcpu, t);
+        let (ss_sp, ss_flags, ss_size) = t.altstack;
+        let on_alt = ss_flags & 2 == 0 && ss_size > 0 && {
+            let rsp = t.ctx.regs.rsp;
+            !(rsp > ss_sp && rsp <= ss_sp + ss_size)
+        };
+        let sp = if act.flags & signal::SA_ONSTACK != 0 && on_alt { ss_sp + ss_size } else { t.ctx.regs.rsp };
+        let mask = t.saved_sigmask.take().unwrap_or(t.sigmask);
+        let info = signal::Info { signo: sig, code: 0, pid: 0, addr: 0 };
+        let Some(frame) = signal::build_frame(sp, &t.ctx.regs, &fpu, &info, &act, mask, t.altstack) else {
+            return Some(ExitReason::Signaled(SIGSEGV));
+        };
+        let ok = {
+            let mut mm = t.mm.lock();
+            crate::mm::uaccess::copy_to_user(&mut mm, frame.addr, &frame.bytes).is_ok()
+        };
+        if !ok {
+            crate::klog!(crate::log::INFO, "pid {}: cannot write signal frame at {:#x}", t.proc.pid, frame.addr);
+            return Some(ExitReason::Signaled(SIGSEGV));
+        }
+        crate::klog!(crate::log::DEBUG, "pid {}: signal {sig} to handler {:#x} (flags {:#x}), frame {:#x}", t.proc.pid, act.handler, act.flags, frame.addr);
+        t.ctx.regs = frame.regs;
+        t.sigmask |= act.mask | if act.flags & signal::SA_NODEFER != 0 { 0 } else { signal::bit(sig) };
+        t.sigmask &= !signal::UNBLOCKABLE;
+        if act.flags & signal::SA_RESETHAND != 0 {
+            t.proc.sigactions.lock()[sig as usize - 1] = crate::proc::SigAction::default();
+        }
+        return None;
+    }
+    None
+}
+
+fn handle_syscall(vcpu: u32, t: &mut Thread, n: u64, seen: u64) -> Next {
     let r = {
         let mut cx = Ctx { vcpu, t };
         sys::dispatch(&mut cx, n)
     };
+    if !matches!(r, SysRet::Block) {
+        t.deadline = None;
+    }
+    let set = |t: &mut Thread, v: i64| {
+        let regs = &mut t.ctx.regs;
+        regs.rax = v as u64;
+        // As SYSRET leaves them.
+        regs.rcx = regs.rip;
+        regs.r11 = regs.rflags;
+    };
     match r {
         SysRet::Ret(v) => {
-            let regs = &mut t.ctx.regs;
-            regs.rax = v as u64;
-            // As SYSRET leaves them.
-            regs.rcx = regs.rip;
-            regs.r11 = regs.rflags;
+            set(t, v);
             Next::Resume
         }
         SysRet::Replaced => Next::Resume,
         SysRet::Exit(e) => Next::Exit(e),
+        SysRet::Block => {
+            t.wait = Some(Wait::Syscall(n));
+            Next::Block(seen)
+        }
+        SysRet::Yield(v) => {
+            set(t, v);
+            Next::Yield
+        }
+        SysRet::Vfork(pid) => {
+            set(t, i64::from(pid));
+            t.wait = Some(Wait::Vfork(pid));
+            Next::Yield
+        }
     }
 }
 
@@ -153,19 +505,20 @@ fn handle_page_fault(t: &Thread, space: SpaceRef, addr: u64, error: u64) -> Next
     } else {
         Access::Read
     };
-    let mut mm = t.proc.mm.lock();
+    let mut mm = t.mm.lock();
     if addr < guest_abi::layout::USER_END
-        && let Some(leaf) = mm.pt.translate(addr & !0xfff) {
-            let ok = leaf.flags.contains(F::USER_ACCESSIBLE)
-                && match access {
-                    Access::Write => leaf.flags.contains(F::WRITABLE),
-                    Access::Exec => !leaf.flags.contains(F::NO_EXECUTE),
-                    Access::Read => true,
-                };
-            if ok && crate::hcall::shadow_fault(space.root, addr, error) == FAULT_FILLED {
-                return Next::Resume;
-            }
+        && let Some(leaf) = mm.pt.translate(addr & !0xfff)
+    {
+        let ok = leaf.flags.contains(F::USER_ACCESSIBLE)
+            && match access {
+                Access::Write => leaf.flags.contains(F::WRITABLE),
+                Access::Exec => !leaf.flags.contains(F::NO_EXECUTE),
+                Access::Read => true,
+            };
+        if ok && crate::hcall::shadow_fault(space.root, addr, error) == FAULT_FILLED {
+            return Next::Resume;
         }
+    }
     let r = if addr < guest_abi::layout::USER_END { mm.fault_in(addr, access) } else { Err(FaultError::Unmapped) };
     match r {
         Ok((start, len)) => {
@@ -176,45 +529,77 @@ fn handle_page_fault(t: &Thread, space: SpaceRef, addr: u64, error: u64) -> Next
             Next::Resume
         }
         Err(FaultError::OutOfMemory) => {
-            crate::klog!(crate::log::ERROR, "out of memory: killing pid {}", t.proc.pid);
+            drop(mm);
+            oom_kill(t);
             crate::stats::page_fault(false);
-            Next::Exit(ExitReason::Signaled(sig::SIGKILL))
+            Next::Exit(ExitReason::Signaled(SIGKILL))
         }
         Err(e) => {
             crate::klog!(crate::log::INFO, "pid {}: segfault at {addr:#x} rip {:#x} error {error:#x} ({e:?})", t.proc.pid, t.ctx.regs.rip);
             crate::stats::page_fault(false);
-            Next::Exit(ExitReason::Signaled(sig::SIGSEGV))
+            Next::Exit(ExitReason::Signaled(SIGSEGV))
         }
     }
 }
 
-/// Ends `t`'s process with `reason`: frees its address space and files, records the status,
-/// and shuts the VM down when it is the first process.
-fn exit_process(t: &Thread, reason: ExitReason) {
-    let p = &t.proc;
+/// Logs the OOM kill of `t`'s process (always shown: error level).
+pub fn oom_kill(t: &Thread) {
+    let comm = t.proc.comm();
+    crate::klog!(crate::log::ERROR, "out of memory: killed process {} ({})", t.proc.pid, alloc::string::String::from_utf8_lossy(&comm));
+}
+
+/// Ends `t`'s process with `reason`: frees its address space and files, makes it a zombie
+/// for its parent (or reaps it at once when the parent ignores `SIGCHLD`), re-parents its
+/// children to the first process, and shuts the VM down when it is the first process.
+pub fn exit_process(t: Thread, reason: ExitReason) {
+    let p = t.proc.clone();
+    drop(t);
+    let mm = p.mm.lock().take();
+    drop(mm);
+    let fds = core::mem::replace(&mut *p.fds.lock(), guest_fs::FdTable::new());
+    drop(fds);
+    set_alarm(p.pid, 0);
     *p.exit.lock() = Some(reason);
-    {
-        let mut mm = p.mm.lock();
-        if mm.space_id.take().is_some() {
-            crate::hcall::release_pgtbl(mm.root());
-        }
-        let dead = core::mem::replace(&mut *mm, match crate::mm::space::AddrSpace::new() {
-            Ok(m) => m,
-            Err(_) => return finish(p.pid, reason),
-        });
-        dead.destroy();
-    }
-    *p.fds.lock() = guest_fs::FdTable::new();
-    finish(p.pid, reason);
-}
-
-fn finish(pid: i32, reason: ExitReason) {
+    p.pending.store(0, Ordering::Relaxed);
+    p.vfork_done.store(true, Ordering::Release);
     crate::boot::update_memory_stats();
-    if pid == crate::boot::init_pid() {
+    let init = crate::boot::init_pid();
+    if p.pid == init {
         match reason {
             ExitReason::Exited(c) => crate::hcall::shutdown(ShutdownKind::Exited, (c & 0xff) as u64),
             ExitReason::Signaled(s) => crate::hcall::shutdown(ShutdownKind::Signaled, u64::from(s)),
         }
     }
-    PROCESSES.lock().remove(&pid);
+    // Re-parent children to the first process.
+    let mut orphan_zombie = false;
+    let parent = {
+        let procs = PROCESSES.lock();
+        for c in procs.values() {
+            if c.ppid.load(Ordering::Relaxed) == p.pid {
+                c.ppid.store(init, Ordering::Relaxed);
+                orphan_zombie |= c.is_zombie();
+            }
+        }
+        procs.get(&p.ppid.load(Ordering::Relaxed)).cloned()
+    };
+    if orphan_zombie && let Some(i) = crate::proc::lookup(init) {
+        signal::post(&i, signal::SIGCHLD);
+    }
+    match parent {
+        Some(par) => {
+            let act = par.sigactions.lock()[signal::SIGCHLD as usize - 1];
+            if act.handler == 1 || act.flags & signal::SA_NOCLDWAIT != 0 {
+                PROCESSES.lock().remove(&p.pid);
+            } else {
+                let sig = p.exit_signal.load(Ordering::Relaxed);
+                if sig != 0 {
+                    signal::post(&par, sig);
+                }
+            }
+        }
+        None => {
+            PROCESSES.lock().remove(&p.pid);
+        }
+    }
+    notify();
 }

@@ -106,15 +106,26 @@ pub fn get_time(clock_id: u64) -> i64 {
     ts.tv_sec.saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec)
 }
 
-/// Decodes `SHUTDOWN(kind, value)` into why the VM ends.
-pub fn shutdown_reason(kind: u64, value: u64) -> ExitReason {
+/// Reads the guest kernel's exec-failure reason at `LAUNCH_GPA` once: at most
+/// `SHUTDOWN_REASON_MAX` bytes up to a NUL, printable ASCII kept, anything else shown as `?`.
+pub fn exec_failure_reason(ram: &GuestRam) -> Option<String> {
+    let mut buf = [0u8; guest_abi::hypercall::SHUTDOWN_REASON_MAX];
+    ram.read(guest_abi::layout::LAUNCH_GPA, &mut buf).ok()?;
+    let end = buf.iter().position(|&b| b == 0)?;
+    let text: String =
+        buf[..end].iter().map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '?' }).collect();
+    (!text.is_empty()).then_some(text)
+}
+
+/// Decodes `SHUTDOWN(kind, value)` into why the VM ends (`ram` for the exec-failure reason).
+pub fn shutdown_reason(ram: &GuestRam, kind: u64, value: u64) -> ExitReason {
     match ShutdownKind::from_raw(kind) {
         Some(ShutdownKind::Exited) if value <= 255 => ExitReason::Exited(value as u8),
         Some(ShutdownKind::Signaled) if (1..=64).contains(&value) => {
             ExitReason::Signaled(value as u32)
         }
-        Some(ShutdownKind::NotFound) => ExitReason::NotFound(value),
-        Some(ShutdownKind::CannotExecute) => ExitReason::CannotExecute(value),
+        Some(ShutdownKind::NotFound) => ExitReason::NotFound(value, exec_failure_reason(ram)),
+        Some(ShutdownKind::CannotExecute) => ExitReason::CannotExecute(value, exec_failure_reason(ram)),
         Some(ShutdownKind::KernelPanic) => ExitReason::KernelPanic(value),
         _ => ExitReason::BadShutdown(kind, value),
     }
@@ -154,12 +165,17 @@ mod tests {
 
     #[test]
     fn shutdown_kinds_decode() {
-        assert_eq!(shutdown_reason(0, 42), ExitReason::Exited(42));
-        assert_eq!(shutdown_reason(0, 256), ExitReason::BadShutdown(0, 256));
-        assert_eq!(shutdown_reason(1, 11), ExitReason::Signaled(11));
-        assert_eq!(shutdown_reason(2, 2), ExitReason::NotFound(2));
-        assert_eq!(shutdown_reason(3, 8), ExitReason::CannotExecute(8));
-        assert_eq!(shutdown_reason(9, 0), ExitReason::BadShutdown(9, 0));
+        let ram = GuestRam::new(1 << 20).expect("memfd");
+        assert_eq!(shutdown_reason(&ram, 0, 42), ExitReason::Exited(42));
+        assert_eq!(shutdown_reason(&ram, 0, 256), ExitReason::BadShutdown(0, 256));
+        assert_eq!(shutdown_reason(&ram, 1, 11), ExitReason::Signaled(11));
+        assert_eq!(shutdown_reason(&ram, 2, 2), ExitReason::NotFound(2, None));
+        ram.write(guest_abi::layout::LAUNCH_GPA, b"not an ELF\x1b[0m\0garbage").expect("write");
+        assert_eq!(
+            shutdown_reason(&ram, 3, 8),
+            ExitReason::CannotExecute(8, Some("not an ELF?[0m".to_string()))
+        );
+        assert_eq!(shutdown_reason(&ram, 9, 0), ExitReason::BadShutdown(9, 0));
     }
 
     #[test]

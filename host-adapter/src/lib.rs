@@ -7,6 +7,8 @@
 #![deny(missing_docs)]
 
 pub mod devices;
+pub mod detect;
+pub mod kvm;
 pub mod memory;
 pub mod soft;
 pub mod stats;
@@ -52,10 +54,10 @@ pub enum ExitReason {
     Exited(u8),
     /// The first guest process was killed by this signal.
     Signaled(u32),
-    /// The first program was not found (errno from the guest).
-    NotFound(u64),
-    /// The first program could not be executed (errno from the guest).
-    CannotExecute(u64),
+    /// The first program was not found (errno and the guest kernel's reason, sanitised).
+    NotFound(u64, Option<String>),
+    /// The first program could not be executed (errno and the guest kernel's reason).
+    CannotExecute(u64, Option<String>),
     /// The guest kernel reported a fatal error (it logged the reason).
     KernelPanic(u64),
     /// The guest-kernel process died without a shutdown hypercall (a guest kernel bug or a
@@ -93,6 +95,18 @@ pub enum BackendError {
     /// Guest memory could not be set up.
     #[error("guest memory: {0}")]
     Memory(#[from] memory::MemoryError),
+    /// The requested backend cannot run on this host (e.g. `--backend kvm` without a usable
+    /// `/dev/kvm`): the reason.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A KVM ioctl failed while setting up or running the VM.
+    #[error("kvm: {what}: {source}")]
+    Kvm {
+        /// What was attempted.
+        what: &'static str,
+        /// The error the ioctl returned.
+        source: vmm_sys_util::errno::Error,
+    },
 }
 
 /// A way to run the guest kernel: `soft` (this crate's [`soft::SoftBackend`]) or `kvm`.

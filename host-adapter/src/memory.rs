@@ -121,7 +121,7 @@ impl GuestRam {
 
     /// The 8-byte word at `gpa` as an atomic (`gpa` 8-byte aligned and in range).
     pub fn atomic_u64(&self, gpa: u64) -> Option<&AtomicU64> {
-        if gpa % 8 != 0 || self.check(gpa, 8).is_err() {
+        if !gpa.is_multiple_of(8) || self.check(gpa, 8).is_err() {
             return None;
         }
         // SAFETY: in range and aligned (checked above); the mapping lives as long as `self`

@@ -86,6 +86,8 @@ pub struct RunStats {
     pub shadow: ShadowTotals,
     /// Guest-side figures (absent if the guest never initialised its block).
     pub guest: Option<GuestFigures>,
+    /// VM exits to H by reason, with H's handling time (KVM backend; empty on soft).
+    pub exits: Vec<(&'static str, Counter)>,
 }
 
 /// Reads the guest statistics block once (guest-written; sizes are fixed so nothing in it can

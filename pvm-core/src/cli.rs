@@ -20,6 +20,8 @@ impl Cli {
     pub fn verbose(&self) -> bool {
         match &self.command {
             Command::Run(r) => r.verbose,
+            Command::Info(_) => false,
+            Command::Bench(_) => false,
         }
     }
 }
@@ -29,14 +31,27 @@ impl Cli {
 pub enum Command {
     /// Run a program in a new guest (without PROGRAM: a built-in demo).
     Run(RunArgs),
+    /// Show what this host offers pvm (KVM, seccomp, Syscall User Dispatch, ...).
+    Info(InfoArgs),
+    /// Measure pvm against native, pvm-kvm, gVisor, QEMU and UML side by side.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// `pvm info` options.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `pvm run` options.
 #[derive(Debug, Args)]
 #[command(trailing_var_arg = true)]
 pub struct RunArgs {
-    /// Backend: `soft` (no hardware virtualization).
-    #[arg(long, default_value = "soft", value_parser = ["soft"])]
+    /// Backend: `soft` (no hardware virtualization), `kvm` (/dev/kvm), or `auto` (kvm where
+    /// KVM is hardware-accelerated, else soft).
+    #[arg(long, default_value = "soft", value_parser = ["soft", "kvm", "auto"])]
     pub backend: String,
     /// Number of vCPUs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(guest_abi::MAX_VCPUS)))]
@@ -68,7 +83,7 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_pin)]
     pub pin: Option<Pin>,
     /// The program (a host path to a static ELF, or a path inside --rootfs) and its arguments.
-    #[arg(value_name = "PROGRAM [ARGS]...", allow_hyphen_values = true)]
+    #[arg(value_name = "PROGRAM [ARGS]...")]
     pub program: Vec<String>,
 }
 
@@ -119,15 +134,19 @@ fn parse_env(s: &str) -> Result<String, String> {
     }
 }
 
-/// Parses the command line; on a usage error prints clap's message and returns status 125.
+/// Parses the command line; on a usage error prints one line and returns status 125.
 pub fn parse() -> Result<Cli, ExitCode> {
-    Cli::try_parse().map_err(|e| {
-        let _ = e.print();
-        match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                ExitCode::SUCCESS
-            }
-            _ => ExitCode::from(125),
+    Cli::try_parse().map_err(|e| match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            // One line, like every other pvm failure (docker prints one line too).
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("pvm: {} (see `pvm run --help`)", first.trim_start_matches("error: "));
+            ExitCode::from(125)
         }
     })
 }
@@ -149,7 +168,7 @@ mod tests {
     #[test]
     fn program_args_keep_hyphens() {
         let cli = Cli::try_parse_from(["pvm", "run", "--stats", "/bin/x", "-a", "--b"]).expect("parses");
-        let Command::Run(r) = cli.command;
+        let Command::Run(r) = cli.command else { panic!("not run") };
         assert!(r.stats);
         assert_eq!(r.program, ["/bin/x", "-a", "--b"]);
     }

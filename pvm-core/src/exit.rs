@@ -5,6 +5,8 @@
 use std::process::ExitCode;
 
 use guest_abi::Backend as BackendKind;
+use host_adapter::detect::{self, BackendChoice, BackendRequest, KvmProbe};
+use host_adapter::kvm::KvmBackend;
 use host_adapter::soft::SoftBackend;
 use host_adapter::{Backend, ExitReason};
 
@@ -52,12 +54,38 @@ fn signal_message(sig: u32) -> Option<String> {
     Some(unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
 }
 
+/// The guest kernel's reason without its own `exec PATH: ` prefix (pvm names the program).
+fn strip_exec_prefix(reason: String) -> String {
+    match reason.strip_prefix("exec ").and_then(|r| r.split_once(": ")) {
+        Some((_, rest)) => rest.to_string(),
+        None => reason,
+    }
+}
+
 fn errno_text(errno: u64) -> String {
     std::io::Error::from_raw_os_error(i32::try_from(errno).unwrap_or(0)).to_string()
 }
 
 /// Runs `pvm run` and returns the exit status.
 pub fn run_and_exit(args: &RunArgs) -> ExitCode {
+    let request = match args.backend.as_str() {
+        "kvm" => BackendRequest::Kvm,
+        "auto" => BackendRequest::Auto,
+        _ => BackendRequest::Soft,
+    };
+    let choice = if request == BackendRequest::Soft {
+        BackendChoice::Soft
+    } else {
+        match detect::select(request, &KvmProbe::probe()) {
+            Ok((choice, why)) => {
+                if args.verbose {
+                    eprintln!("pvm: {why}");
+                }
+                choice
+            }
+            Err(e) => return fail(PVM_FAILED, format!("--backend kvm: {e}")),
+        }
+    };
     let launch = match program::resolve(args) {
         Ok(l) => l,
         Err(e @ ProgramError::NotFound(_)) => return fail(NOT_FOUND, e),
@@ -76,11 +104,18 @@ pub fn run_and_exit(args: &RunArgs) -> ExitCode {
         verbose: args.verbose,
         pids_limit: args.pids_limit,
     };
-    let setup = match boot::assemble(&launch, &opts, BackendKind::Soft) {
+    let kind = match choice {
+        BackendChoice::Soft => BackendKind::Soft,
+        BackendChoice::Kvm => BackendKind::Kvm,
+    };
+    let setup = match boot::assemble(&launch, &opts, kind) {
         Ok(s) => s,
         Err(e) => return fail(PVM_FAILED, e),
     };
-    let mut backend = SoftBackend;
+    let mut backend: Box<dyn Backend> = match choice {
+        BackendChoice::Soft => Box::new(SoftBackend),
+        BackendChoice::Kvm => Box::new(KvmBackend),
+    };
     tracing::debug!(backend = backend.name(), "starting the VM");
     let outcome = match backend.run(setup) {
         Ok(o) => o,
@@ -98,10 +133,13 @@ pub fn run_and_exit(args: &RunArgs) -> ExitCode {
             }
             ExitCode::from(128u8.saturating_add(sig as u8))
         }
-        ExitReason::NotFound(errno) => fail(NOT_FOUND, format!("{shown}: {}", errno_text(errno))),
-        ExitReason::CannotExecute(errno) => {
-            fail(CANNOT_EXECUTE, format!("{shown}: cannot execute: {}", errno_text(errno)))
+        ExitReason::NotFound(errno, reason) => {
+            fail(NOT_FOUND, format!("{shown}: {}", reason.map_or_else(|| errno_text(errno), strip_exec_prefix)))
         }
+        ExitReason::CannotExecute(errno, reason) => fail(
+            CANNOT_EXECUTE,
+            format!("{shown}: cannot execute: {}", reason.map_or_else(|| errno_text(errno), strip_exec_prefix)),
+        ),
         ExitReason::KernelPanic(code) => {
             fail(PVM_FAILED, format!("the guest kernel failed (code {code}); run with --verbose for its log"))
         }

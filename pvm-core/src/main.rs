@@ -4,9 +4,11 @@
 //! it), 125 for pvm's own failure, 126 when the program cannot be run, 127 when it is not
 //! found.
 
+mod bench;
 mod boot;
 mod cli;
 mod exit;
+mod info;
 mod initramfs;
 mod kernel_image;
 mod program;
@@ -22,6 +24,8 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose());
     match cli.command {
         cli::Command::Run(args) => exit::run_and_exit(&args),
+        cli::Command::Info(args) => info::print(args.json),
+        cli::Command::Bench(args) => bench::run(&args),
     }
 }
 
@@ -33,6 +37,7 @@ fn init_tracing(verbose: bool) {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .try_init();
 }

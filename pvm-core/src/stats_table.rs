@@ -76,6 +76,12 @@ pub fn print(outcome: &RunOutcome, backend: &str) {
             row(&mut out, name, *c);
         }
     }
+    if !s.exits.is_empty() {
+        header(&mut out, "VM exits to H (KVM)");
+        for (name, c) in &s.exits {
+            row(&mut out, name, *c);
+        }
+    }
     header(&mut out, "mapper (U process mmap/munmap/mprotect)");
     row(&mut out, "batches", s.shadow.mapper_batches);
     let _ = writeln!(out, "  {:<34} {:>12}", "operations", s.shadow.mapper_ops);

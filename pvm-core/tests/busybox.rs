@@ -71,6 +71,9 @@ fn echo() {
 fn cat() {
     let fs = rootfs();
     same(fs.path(), "/", &["cat", "data/hello.txt", "data/empty", "data/words.txt"]);
+    // 3 MiB of binary data (every byte value) through the guest console, unchanged.
+    let out = same(fs.path(), "/", &["cat", "data/big.bin"]);
+    assert_eq!(out.stdout.len(), 3 << 20);
     // A missing file: status 1 and busybox's message on stderr.
     let out = same(fs.path(), "/", &["cat", "data/hello.txt", "data/missing"]);
     assert_eq!(out.status, 1);
@@ -105,6 +108,9 @@ fn seq() {
     let fs = rootfs();
     same(fs.path(), "/", &["seq", "1", "3", "10000"]);
     same(fs.path(), "/", &["seq", "-s", ",", "-w", "98", "102"]);
+    // About 3.4 MB of output through the guest console, byte for byte.
+    let out = same(fs.path(), "/", &["seq", "500000"]);
+    assert_eq!(out.stdout.len(), 3_388_895);
 }
 
 #[test]

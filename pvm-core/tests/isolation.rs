@@ -112,10 +112,15 @@ fn escape_attempts_musl() {
 /// Runs one stub-area attack; returns the outcome after the common checks: it finished in
 /// time (60 s), and no VM process survived pvm.
 fn attack(args: &[&str]) -> Outcome {
+    attack_with_cpus("1", args)
+}
+
+/// [`attack`] with `--cpus cpus`.
+fn attack_with_cpus(cpus: &str, args: &[&str]) -> Outcome {
     common::become_subreaper();
     let exe = program("stub_attack", Libc::Glibc);
     let out = Run::pvm()
-        .args(pvm_run_args(&["--cpus", "1"], &[], None, &exe, args))
+        .args(pvm_run_args(&["--cpus", cpus], &[], None, &exe, args))
         .timeout(Duration::from_secs(60))
         .run();
     assert!(!out.timed_out, "pvm hung after the attack\n{}", out.describe());
@@ -153,6 +158,12 @@ fn garbage_over_pvcs() {
 #[test]
 fn garbage_over_pvcs_repeatedly() {
     let out = attack(&["pvcs-loop"]);
+    ends_cleanly_or_with_error(&out);
+}
+
+#[test]
+fn garbage_over_every_pvcs_with_two_vcpus() {
+    let out = attack_with_cpus("2", &["pvcs-all"]);
     ends_cleanly_or_with_error(&out);
 }
 

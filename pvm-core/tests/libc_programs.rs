@@ -94,6 +94,29 @@ fn null_dereference(libc: Libc) {
     assert_eq!(guest.out(), "about to dereference NULL\n");
 }
 
+fn deaths_by_signal(libc: Libc) {
+    // abort (134), integer division by zero (136), ud2 (132), raise(SIGTERM) (143): status
+    // 128+N and the shell's name for the signal on stderr.
+    for (mode, status) in [("abort", 134), ("fpe", 136), ("ill", 132), ("term", 143)] {
+        let exe = program("signals", libc);
+        let (native, _) = compare(&exe, &[mode], &[], Path::new("/"), "/", &[], Stderr::Same);
+        assert_eq!(native.status, status, "natively `signals {mode}`");
+    }
+}
+
+fn segv_handler(libc: Libc) {
+    // A SIGSEGV handler catches a fault, sees si_addr, and exits 7 from the handler.
+    same_as_native("signals", libc, &["segv-handler"], &[], Stderr::Same);
+}
+
+fn two_vcpus(libc: Libc) {
+    // The same results with --cpus 2 (the guest kernel may run the program on either vCPU).
+    for name in ["malloc_heavy", "float_fmt", "deep_recursion"] {
+        let exe = program(name, libc);
+        compare(&exe, &[], &[], Path::new("/"), "/", &["--cpus", "2"], Stderr::Same);
+    }
+}
+
 fn device_files(libc: Libc) {
     same_as_native("devices", libc, &[], &[], Stderr::Same);
 }
@@ -122,4 +145,7 @@ both_libcs!(
     deep_recursion,
     null_dereference,
     device_files,
+    deaths_by_signal,
+    segv_handler,
+    two_vcpus,
 );

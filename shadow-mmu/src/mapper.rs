@@ -12,7 +12,8 @@ use guest_abi::mapper::MapOp;
 /// semantics (replaces whatever was mapped there), `Unmap` has `munmap` semantics. The shadow
 /// space calls `apply` concurrently from several threads, but never concurrently for
 /// operations on the same 2 MiB region, so the order of calls touching one region is the
-/// order the space decided. Every op is page aligned and inside the guest user range.
+/// order the space decided. Every op is page aligned and inside the guest user range. `apply`
+/// runs with region locks of the space held: it must not call back into the space.
 pub trait Mapper: Send + Sync {
     /// Applies `ops` in order, stopping at the first failure.
     ///

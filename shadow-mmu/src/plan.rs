@@ -136,6 +136,24 @@ impl Table<'_> {
     }
 }
 
+/// (Prefault) The walk for `anchor` met a not-present entry at `level`: the GVA of the next
+/// present entry of the same table (or of the table's end, or `end`), so that a sparse table
+/// costs one walk rather than one per entry.
+fn next_present(mem: &dyn GuestMemory, d: &Descent, anchor: u64, level: Level, end: u64) -> u64 {
+    let (entry_gpa, _) = d.last();
+    let table = entry_gpa & !(pte::ENTRIES * 8 - 1);
+    let size = pte::span(level);
+    let base = anchor & !(size * pte::ENTRIES - 1);
+    let mut j = pte::index(anchor, level) + 1;
+    while j < pte::ENTRIES && base + j * size < end {
+        if mem.load_u64(table + 8 * j).is_some_and(|e| e & pte::P != 0) {
+            break;
+        }
+        j += 1;
+    }
+    base.saturating_add(j * size)
+}
+
 /// Sets Accessed on the non-leaf entries of `d`. False if one changed under us.
 fn set_upper_accessed(mem: &dyn GuestMemory, d: &Descent) -> bool {
     (0..d.depth.saturating_sub(1)).all(|i| {
@@ -160,6 +178,9 @@ pub(crate) fn plan(mem: &dyn GuestMemory, root: u64, knobs: Knobs, anchor: u64, 
         (End::NotPresent { .. }, Want::Fault { .. }) => return Planned::Inject(access),
         (End::Reserved { .. }, Want::Fault { .. }) => {
             return Planned::Inject(access | pf_error::PRESENT | pf_error::RSVD);
+        }
+        (End::NotPresent { level }, Want::Range { end }) => {
+            return Planned::Skip { next: next_present(mem, &d, anchor, level, end) };
         }
         (end, Want::Range { .. }) => return Planned::Skip { next: span_end(anchor, end.level()) },
     };
@@ -223,8 +244,10 @@ fn pick_around(t: &Table<'_>, knobs: Knobs, anchor: Cand) -> Vec<Cand> {
     // At level 1 the coalesced run is free (one mmap, one region); at level 2 it spends budget.
     let run_costs = t.level == 2;
     // Picks above the anchor (ascending) and below it (descending).
-    let mut above: Vec<Cand> = Vec::new();
-    let mut below: Vec<Cand> = Vec::new();
+    let cap = if t.level == 1 && knobs.coalesce { pte::ENTRIES } else { budget + 1 };
+    let cap = usize::try_from(cap.min(pte::ENTRIES)).unwrap_or(0);
+    let mut above: Vec<Cand> = Vec::with_capacity(cap);
+    let mut below: Vec<Cand> = Vec::with_capacity(cap);
     if knobs.coalesce {
         let mut prev = anchor;
         while prev.j + 1 < pte::ENTRIES && (!run_costs || budget > 0) {

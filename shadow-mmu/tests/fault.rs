@@ -482,3 +482,20 @@ fn translate_reports_without_side_effects() {
     b.set(pte, b.get(pte) | (1u64 << 51));
     assert_eq!(translate(&mem, b.root(), GVA), Translation::Reserved { level: 1 });
 }
+
+#[test]
+fn prefault_skips_sparse_tables_in_few_walks() {
+    let mem = mem();
+    let mut b = builder(&mem);
+    // Present tables everywhere on the path, one present PTE at the end of the PT, one PTE
+    // in a far PML4 slot.
+    b.map(0x40_0000 + 511 * KIB4, FRAME, 1, RW | US | D).unwrap();
+    b.map(0x5000_0000_0000, FRAME, 1, RW | US | D).unwrap();
+    let s = ShadowSpace::new(b.root(), RecordingMapper::new(), ShadowConfig::default());
+    assert_eq!(s.prefault(&mem, 0, USER_END).unwrap(), 2);
+    assert_eq!(
+        s.mapper().take_log(),
+        [map_op(0x40_0000 + 511 * KIB4, KIB4, FRAME, RWX), map_op(0x5000_0000_0000, KIB4, FRAME, RWX)]
+    );
+    assert!(s.stats().walks < 40, "{:?}", s.stats());
+}

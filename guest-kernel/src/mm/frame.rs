@@ -2,6 +2,10 @@
 //! contiguous (optionally aligned) runs, so that address spaces can be given physically
 //! contiguous extents (design section 6, "VMA budget": every GVA→GPA discontinuity costs H a
 //! host VMA). Frames come back unzeroed.
+//!
+//! Copy-on-write sharing: each frame has a count of *extra* owners (`refs`, 0 = one owner).
+//! [`FrameAllocator::free`] drops one owner; the frame returns to the pool only when the last
+//! owner frees it, so every unmap path is COW-aware without knowing about sharing.
 
 use super::PAGE_SIZE;
 
@@ -12,6 +16,8 @@ pub struct FrameAllocator {
     /// Number of frames covered.
     nframes: usize,
     bitmap: &'static mut [u64],
+    /// Extra owners per frame (copy-on-write sharing); empty = sharing unsupported.
+    refs: &'static mut [u32],
     /// Frames currently free.
     free: usize,
     /// Where the next first-fit search starts (frame index).
@@ -26,11 +32,28 @@ pub const LARGE_FRAMES: usize = 512;
 impl FrameAllocator {
     /// An allocator for `nframes` frames starting at GPA `base`, all marked used; call
     /// [`FrameAllocator::free`] on the ranges that are available. `bitmap` must have at least
-    /// `nframes.div_ceil(64)` words.
-    pub fn new(base: u64, nframes: usize, bitmap: &'static mut [u64]) -> Self {
+    /// `nframes.div_ceil(64)` words; `refs` one word per frame (or empty: no sharing).
+    pub fn new(base: u64, nframes: usize, bitmap: &'static mut [u64], refs: &'static mut [u32]) -> Self {
         let words = nframes.div_ceil(64).min(bitmap.len());
         bitmap[..words].fill(u64::MAX);
-        FrameAllocator { base, nframes: nframes.min(words * 64), bitmap, free: 0, hint: 0, peak_used: 0 }
+        refs.fill(0);
+        FrameAllocator { base, nframes: nframes.min(words * 64), bitmap, refs, free: 0, hint: 0, peak_used: 0 }
+    }
+
+    /// Adds an owner to the (allocated) frame at `gpa`. `false` if it cannot be shared.
+    pub fn share(&mut self, gpa: u64) -> bool {
+        match self.index(gpa) {
+            Some(i) if i < self.refs.len() && self.bit(i) && self.refs[i] < u32::MAX => {
+                self.refs[i] += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// True when the frame at `gpa` has more than one owner.
+    pub fn is_shared(&self, gpa: u64) -> bool {
+        self.index(gpa).is_some_and(|i| i < self.refs.len() && self.refs[i] > 0)
     }
 
     fn bit(&self, i: usize) -> bool {
@@ -148,12 +171,17 @@ impl FrameAllocator {
         self.alloc_run(1, 1)
     }
 
-    /// Frees `n` frames at `gpa`. Frames outside the managed range or already free are
-    /// ignored (returns the number actually freed).
+    /// Drops one owner of each of the `n` frames at `gpa`; a frame whose last owner goes is
+    /// freed. Frames outside the managed range or already free are ignored (returns the number
+    /// actually freed).
     pub fn free(&mut self, gpa: u64, n: usize) -> usize {
         let Some(i) = self.index(gpa) else { return 0 };
         let mut freed = 0;
         for j in i..(i + n).min(self.nframes) {
+            if j < self.refs.len() && self.refs[j] > 0 {
+                self.refs[j] -= 1;
+                continue;
+            }
             if self.bit(j) {
                 self.set(j, false);
                 freed += 1;
@@ -184,6 +212,24 @@ pub fn alloc_zeroed() -> Option<u64> {
     Some(gpa)
 }
 
+/// Adds an owner to each frame in `gpas` (fork), under one lock. Returns false if one could
+/// not be shared (then none of the remaining ones were).
+pub fn share_all(gpas: &[u64]) -> bool {
+    let mut g = FRAMES.lock();
+    let Some(f) = g.as_mut() else { return false };
+    gpas.iter().all(|&p| f.share(p))
+}
+
+/// True when the frame at `gpa` has more than one owner.
+pub fn is_shared(gpa: u64) -> bool {
+    FRAMES.lock().as_ref().is_some_and(|f| f.is_shared(gpa))
+}
+
+/// Free frames of the global allocator.
+pub fn free_frames() -> usize {
+    FRAMES.lock().as_ref().map_or(0, FrameAllocator::free_frames)
+}
+
 /// Returns frames to the global allocator.
 pub fn free(gpa: u64, n: usize) {
     if let Some(f) = FRAMES.lock().as_mut() {
@@ -205,7 +251,8 @@ mod tests {
 
     fn fa(base: u64, n: usize) -> FrameAllocator {
         let bm: &'static mut [u64] = Box::leak(vec![0u64; n.div_ceil(64)].into_boxed_slice());
-        let mut f = FrameAllocator::new(base, n, bm);
+        let refs: &'static mut [u32] = Box::leak(vec![0u32; n].into_boxed_slice());
+        let mut f = FrameAllocator::new(base, n, bm, refs);
         f.free(base, n);
         f
     }
@@ -230,6 +277,23 @@ mod tests {
         assert_eq!(big % (2 << 20), 0);
         assert!(!f.alloc_at(big + PAGE_SIZE, 1), "inside an allocated run");
         assert!(f.alloc_at(big + LARGE_FRAMES as u64 * PAGE_SIZE, 2));
+    }
+
+    #[test]
+    fn shared_frames_free_on_last_owner() {
+        let mut f = fa(0x10_0000, 256);
+        let a = f.alloc().unwrap();
+        assert!(!f.is_shared(a));
+        assert!(f.share(a));
+        assert!(f.share(a));
+        assert!(f.is_shared(a));
+        let before = f.free_frames();
+        assert_eq!(f.free(a, 1), 0, "two owners left");
+        assert_eq!(f.free(a, 1), 0, "one owner left");
+        assert!(!f.is_shared(a));
+        assert_eq!(f.free_frames(), before);
+        assert_eq!(f.free(a, 1), 1, "last owner frees");
+        assert!(!f.share(a), "a free frame cannot be shared");
     }
 
     #[test]

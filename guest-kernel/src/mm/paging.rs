@@ -45,6 +45,11 @@ impl PageTables {
         Ok(PageTables { root: frame::alloc_zeroed().ok_or(NoMemory)? })
     }
 
+    /// A placeholder owning no memory (what a torn-down address space keeps).
+    pub fn detached() -> Self {
+        PageTables { root: u64::MAX }
+    }
+
     /// GPA of the PML4 (the "CR3" H shadows).
     pub fn root(&self) -> u64 {
         self.root
@@ -132,8 +137,62 @@ impl PageTables {
 
     /// Frees every page-table page (not the leaf frames: the VMA layer owns those).
     pub fn destroy(self) {
-        free_table(self.root, 4);
+        if self.root != u64::MAX {
+            free_table(self.root, 4);
+        }
     }
+
+    /// Copies the tables for `fork(2)`: the child gets every present leaf of this address
+    /// space; writable leaves lose `WRITABLE` on both sides (copy-on-write). Pushes the GPA of
+    /// every leaf frame now referenced twice to `shared` (the caller adds an owner to each) and
+    /// the parent's ranges whose present PTEs changed to `changed` (the caller flushes them).
+    pub fn fork(&mut self, shared: &mut alloc::vec::Vec<u64>, changed: &mut alloc::vec::Vec<(u64, u64)>) -> Result<PageTables, NoMemory> {
+        let root = fork_table(self.root, 4, 0, shared, changed)?;
+        Ok(PageTables { root })
+    }
+}
+
+/// Copies the table at `gpa` (of `level`, covering VAs from `va`) for fork; see
+/// [`PageTables::fork`]. Returns the child's table.
+fn fork_table(gpa: u64, level: u32, va: u64, shared: &mut alloc::vec::Vec<u64>, changed: &mut alloc::vec::Vec<(u64, u64)>) -> Result<u64, NoMemory> {
+    let child = frame::alloc_zeroed().ok_or(NoMemory)?;
+    let span = 1u64 << (12 + 9 * (level - 1));
+    for i in 0..512usize {
+        // SAFETY: `gpa` is a page-table page of the parent (allocated by its PageTables);
+        // `child` was just allocated; both are guest RAM reached through the physmap.
+        let (pe, ce) = unsafe { ((table(gpa) as *mut u64).add(i), (table(child) as *mut u64).add(i)) };
+        // SAFETY: as above.
+        let v = unsafe { pe.read() };
+        if v & F::PRESENT.bits() == 0 {
+            continue;
+        }
+        let at = va + i as u64 * span;
+        if level > 1 {
+            match fork_table(v & ADDR_MASK, level - 1, at, shared, changed) {
+                // SAFETY: as above.
+                Ok(t) => unsafe { ce.write(t | (v & !ADDR_MASK)) },
+                Err(e) => {
+                    free_table(child, level);
+                    return Err(e);
+                }
+            }
+            continue;
+        }
+        let mut leaf = v;
+        if v & F::WRITABLE.bits() != 0 {
+            leaf &= !F::WRITABLE.bits();
+            // SAFETY: as above.
+            unsafe { pe.write(leaf) };
+            match changed.last_mut() {
+                Some(last) if last.0 + last.1 == at => last.1 += PAGE_SIZE,
+                _ => changed.push((at, PAGE_SIZE)),
+            }
+        }
+        // SAFETY: as above.
+        unsafe { ce.write(leaf) };
+        shared.push(v & ADDR_MASK);
+    }
+    Ok(child)
 }
 
 fn leaf_of(v: u64) -> Option<Leaf> {

@@ -106,6 +106,15 @@ impl AddrSpace {
         let page = page_down(addr);
         let want = flags_for_prot(vma.prot);
         if let Some(leaf) = self.pt.translate(page) {
+            if access == Access::Write && !leaf.flags.contains(F::WRITABLE) && frame::is_shared(leaf.gpa) {
+                // Copy-on-write: this address space gets its own copy of the shared frame.
+                let new = frame::alloc_run(1, 1).ok_or(FaultError::OutOfMemory)?;
+                // SAFETY: `leaf.gpa` is a frame this space maps (shared, read-only now) and
+                // `new` a frame just allocated; both are whole guest pages in the physmap.
+                unsafe { core::ptr::copy_nonoverlapping(super::phys_to_virt(leaf.gpa), super::phys_to_virt(new), PAGE_SIZE as usize) };
+                self.map_frames(page, new, 1, want).map_err(|_| FaultError::OutOfMemory)?;
+                return Ok((page, PAGE_SIZE));
+            }
             // Present: the VMA allows the access, so the PTE just needs the VMA's flags.
             if leaf.flags & (F::WRITABLE | F::USER_ACCESSIBLE | F::NO_EXECUTE) != want & (F::WRITABLE | F::USER_ACCESSIBLE | F::NO_EXECUTE)
                 && self.pt.protect(page, want)
@@ -284,9 +293,15 @@ impl AddrSpace {
             return false;
         }
         let flags = flags_for_prot(prot);
+        let ro = flags - F::WRITABLE;
         let mut a = start;
         while a < end {
-            if self.pt.protect(a, flags) {
+            // A frame shared copy-on-write stays read-only: the first write copies it.
+            let f = match self.pt.translate(a) {
+                Some(l) if flags.contains(F::WRITABLE) && frame::is_shared(l.gpa) => ro,
+                _ => flags,
+            };
+            if self.pt.protect(a, f) {
                 self.queue_flush(a, PAGE_SIZE);
             }
             a += PAGE_SIZE;
@@ -339,9 +354,51 @@ impl AddrSpace {
         self.brk
     }
 
-    /// Tears the address space down: frees every user frame and page-table page. The caller
-    /// releases the shadow space (`RELEASE_PGTBL`) first.
-    pub fn destroy(mut self) {
+    /// Tears the address space down (same as dropping it): releases the shadow space, frees
+    /// every user frame (one owner of shared ones) and page-table page.
+    pub fn destroy(self) {
+        drop(self);
+    }
+
+    /// `fork(2)`: a copy-on-write duplicate. Writable pages become read-only in both spaces
+    /// and their frames gain an owner; the parent's changed PTEs are flushed here (one
+    /// `FLUSH_TLB` per contiguous range, `FLUSH_TLB_ALL` when there are many).
+    pub fn fork(&mut self) -> Result<AddrSpace, NoMemory> {
+        let mut shared = Vec::new();
+        let mut changed = Vec::new();
+        let pt = self.pt.fork(&mut shared, &mut changed)?;
+        let child = AddrSpace {
+            pt,
+            vmas: self.vmas.clone(),
+            space_id: None,
+            brk_start: self.brk_start,
+            brk: self.brk,
+            pending_flush: Vec::new(),
+            pending_free: Vec::new(),
+            resident: self.resident,
+        };
+        if !frame::share_all(&shared) {
+            // Cannot happen for frames we map; refuse the fork rather than corrupt counts.
+            return Err(NoMemory);
+        }
+        if self.space_id.is_some() && !cfg!(test) {
+            if changed.len() > 16 {
+                crate::hcall::flush_tlb_all(self.root());
+            } else {
+                for (va, len) in changed {
+                    crate::hcall::flush_tlb(self.root(), va, len);
+                }
+            }
+        }
+        Ok(child)
+    }
+}
+
+impl Drop for AddrSpace {
+    fn drop(&mut self) {
+        if self.space_id.take().is_some() && !cfg!(test) {
+            crate::hcall::release_pgtbl(self.root());
+        }
         let all: Vec<Vma> = self.vmas.iter().copied().collect();
         for v in all {
             self.unmap(v.start, v.end);
@@ -350,6 +407,7 @@ impl AddrSpace {
         for (gpa, n) in self.pending_free.drain(..) {
             frame::free(gpa, n);
         }
-        self.pt.destroy();
+        let pt = core::mem::replace(&mut self.pt, PageTables::detached());
+        pt.destroy();
     }
 }

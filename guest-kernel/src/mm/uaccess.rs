@@ -20,13 +20,20 @@ fn for_pieces(
 ) -> Result<(), Efault> {
     let end = va.checked_add(len as u64).ok_or(Efault)?;
     let mut at = va;
+    let mut r = Ok(());
     while at < end {
         let n = ((PAGE_SIZE - at % PAGE_SIZE).min(end - at)) as usize;
-        let gpa = mm.user_gpa(at, access).map_err(|_| Efault)?;
+        let Ok(gpa) = mm.user_gpa(at, access) else {
+            r = Err(Efault);
+            break;
+        };
         f(phys_to_virt(gpa), (at - va) as usize, n);
         at += n as u64;
     }
-    Ok(())
+    // Demand fills and copy-on-write breaks above changed present PTEs: the shadow must not
+    // keep mapping the old frames once user code runs again.
+    mm.flush();
+    r
 }
 
 /// Copies `buf.len()` bytes from user `va` into `buf`.
@@ -79,7 +86,9 @@ pub fn read_cstr(mm: &mut AddrSpace, va: u64, max: usize) -> Result<Option<Vec<u
     let mut at = va;
     loop {
         let n = (PAGE_SIZE - at % PAGE_SIZE) as usize;
-        let gpa = mm.user_gpa(at, Access::Read).map_err(|_| Efault)?;
+        let gpa = mm.user_gpa(at, Access::Read).map_err(|_| Efault);
+        mm.flush();
+        let gpa = gpa?;
         // SAFETY: the n bytes from gpa stay within one guest frame.
         let chunk = unsafe { core::slice::from_raw_parts(phys_to_virt(gpa), n) };
         if let Some(z) = chunk.iter().position(|&b| b == 0) {

@@ -42,6 +42,7 @@ fn rw_read(cx: &mut Ctx<'_>, f: i32, buf: u64, count: usize, offset: Option<i64>
         };
         let n = match r {
             Ok(n) => n,
+            Err(Errno::EAGAIN) if done == 0 && blocking(&p, f) => return Err(super::EBLOCK),
             Err(e) if done == 0 => return Err(e),
             Err(_) => break,
         };
@@ -83,6 +84,14 @@ fn rw_write(cx: &mut Ctx<'_>, f: i32, buf: u64, count: usize, offset: Option<i64
         };
         let n = match r {
             Ok(n) => n,
+            Err(Errno::EAGAIN) if done == 0 && blocking(&p, f) => return Err(super::EBLOCK),
+            Err(Errno::EPIPE) => {
+                crate::signal::post(&p, crate::signal::SIGPIPE);
+                if done == 0 {
+                    return Err(Errno::EPIPE);
+                }
+                break;
+            }
             Err(e) if done == 0 => return Err(e),
             Err(_) => break,
         };
@@ -92,6 +101,11 @@ fn rw_write(cx: &mut Ctx<'_>, f: i32, buf: u64, count: usize, offset: Option<i64
         }
     }
     Ok(done as i64)
+}
+
+/// True when `fd` is open without `O_NONBLOCK` (an `EAGAIN` from it means: block).
+fn blocking(p: &crate::proc::Process, f: i32) -> bool {
+    p.fds.lock().get(f).is_ok_and(|file| !file.is_nonblocking())
 }
 
 /// `pread64(2)`.
@@ -160,11 +174,19 @@ pub fn writev(cx: &mut Ctx<'_>, a: [u64; 6], offset: Option<u64>) -> KResult {
         }
         let p = cx.proc();
         let fds = p.fds.lock().clone();
-        let n = match offset {
-            Some(o) => gfs::pwrite64(&fds, fd(a[0]), &data, o as i64)?,
-            None => gfs::write(&fds, fd(a[0]), &data)?,
+        let r = match offset {
+            Some(o) => gfs::pwrite64(&fds, fd(a[0]), &data, o as i64),
+            None => gfs::write(&fds, fd(a[0]), &data),
         };
-        return Ok(n as i64);
+        return match r {
+            Ok(n) => Ok(n as i64),
+            Err(Errno::EAGAIN) if blocking(&p, fd(a[0])) => Err(super::EBLOCK),
+            Err(Errno::EPIPE) => {
+                crate::signal::post(&p, crate::signal::SIGPIPE);
+                Err(Errno::EPIPE)
+            }
+            Err(e) => Err(e),
+        };
     }
     let mut total = 0i64;
     for (base, len) in iov {
@@ -571,47 +593,69 @@ fn poll_one(cx: &Ctx<'_>, f: i32, events: u32) -> u32 {
     }
 }
 
-/// `poll(2)`: readiness is immediate (no other process can change it while we wait); a
-/// timeout with nothing ready sleeps for the timeout.
+/// Ends a readiness wait with nothing ready: `Ok(())` to return 0 now (zero timeout or the
+/// deadline passed), `EBLOCK` to sleep until an event or the deadline (`None`: no timeout).
+fn wait_ready(cx: &mut Ctx<'_>, timeout_ns: Option<u64>) -> Result<(), Errno> {
+    match timeout_ns {
+        Some(0) => Ok(()),
+        Some(ns) => crate::sys::time::block_for(cx, || ns),
+        None => Err(super::EBLOCK),
+    }
+}
+
+/// `poll(2)`: blocks until an fd is ready, a signal arrives or the timeout passes.
 pub fn poll(cx: &mut Ctx<'_>, fdsp: u64, nfds: u64, timeout_ms: i64) -> KResult {
+    let timeout = (timeout_ms >= 0).then(|| timeout_ms as u64 * 1_000_000);
+    poll_ns(cx, fdsp, nfds, timeout)
+}
+
+fn poll_ns(cx: &mut Ctx<'_>, fdsp: u64, nfds: u64, timeout: Option<u64>) -> KResult {
     if nfds > 4096 {
         return Err(Errno::EINVAL);
     }
+    let raw = cx.copy_in(fdsp, nfds as usize * 8)?;
+    let mut out = raw.clone();
     let mut ready = 0;
-    for i in 0..nfds {
-        let at = fdsp + i * 8;
-        let (f, events): (i32, u16) = {
-            let raw: [u8; 8] = cx.read(at)?;
-            (i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]), u16::from_le_bytes([raw[4], raw[5]]))
-        };
+    for (i, e) in raw.chunks_exact(8).enumerate() {
+        let f = i32::from_le_bytes([e[0], e[1], e[2], e[3]]);
+        let events = u16::from_le_bytes([e[4], e[5]]);
         let rev = if f < 0 { 0 } else { poll_one(cx, f, u32::from(events)) as u16 };
-        cx.write(at + 6, &rev)?;
+        out[i * 8 + 6..i * 8 + 8].copy_from_slice(&rev.to_le_bytes());
         if rev != 0 {
             ready += 1;
         }
     }
-    if ready == 0 && timeout_ms > 0 {
-        crate::sys::time::sleep_ns(timeout_ms as u64 * 1_000_000);
+    if ready == 0 {
+        wait_ready(cx, timeout)?;
     }
+    cx.copy_out(fdsp, &out)?;
     Ok(ready)
 }
 
-/// `ppoll(2)`.
+/// `ppoll(2)` (the signal mask argument is ignored).
 pub fn ppoll(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
-    let timeout_ms = if a[2] == 0 {
-        -1
+    let timeout = if a[2] == 0 {
+        None
     } else {
         let ts: [i64; 2] = cx.read(a[2])?;
-        ts[0].saturating_mul(1000) + ts[1] / 1_000_000
+        Some((ts[0].max(0) as u64).saturating_mul(1_000_000_000).saturating_add(ts[1].max(0) as u64))
     };
-    poll(cx, a[0], a[1], timeout_ms)
+    poll_ns(cx, a[0], a[1], timeout)
 }
 
-/// `select(2)` / `pselect6(2)` (timeout ignored beyond "ready now").
-pub fn select(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+/// `select(2)` / `pselect6(2)` (`pselect` = true: the timeout is a timespec).
+pub fn select(cx: &mut Ctx<'_>, a: [u64; 6], pselect: bool) -> KResult {
     let nfds = a[0].min(1024) as usize;
     let words = nfds.div_ceil(64);
+    let timeout = if a[4] == 0 {
+        None
+    } else {
+        let t: [i64; 2] = cx.read(a[4])?;
+        let sub = if pselect { t[1].max(0) as u64 } else { t[1].max(0) as u64 * 1000 };
+        Some((t[0].max(0) as u64).saturating_mul(1_000_000_000).saturating_add(sub))
+    };
     let mut ready = 0i64;
+    let mut results: Vec<(u64, Vec<u64>)> = Vec::new();
     for (set, events) in [(a[1], 0x1u32), (a[2], 0x4), (a[3], 0x2)] {
         if set == 0 {
             continue;
@@ -637,6 +681,12 @@ pub fn select(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
                 }
             }
         }
+        results.push((set, bits));
+    }
+    if ready == 0 {
+        wait_ready(cx, timeout)?;
+    }
+    for (set, bits) in results {
         for (w, word) in bits.iter().enumerate() {
             cx.write(set + w as u64 * 8, word)?;
         }

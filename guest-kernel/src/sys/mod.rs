@@ -2,12 +2,14 @@
 //! table and the per-area handlers. Arguments come in rdi, rsi, rdx, r10, r8, r9; the result
 //! goes in rax as a value or `-errno`. Unknown numbers get `ENOSYS` (logged once).
 
+pub mod clone;
 pub mod fs;
 pub mod mem;
 pub mod misc;
 pub mod process;
 pub mod signal;
 pub mod time;
+pub mod wait;
 
 use crate::mm::space::AddrSpace;
 use crate::mm::uaccess;
@@ -30,7 +32,17 @@ pub enum SysRet {
     Replaced,
     /// The whole process ends.
     Exit(ExitReason),
+    /// The call cannot complete yet: the thread blocks and re-runs it when woken.
+    Block,
+    /// Return this value and give the CPU to another runnable thread.
+    Yield(i64),
+    /// A `vfork` parent: return this child pid once the child exec'd or exited.
+    Vfork(i32),
 }
+
+/// Internal errno of a handler that must block (`ERESTARTSYS` in Linux): never reaches user
+/// code; the dispatcher turns it into [`SysRet::Block`].
+pub const EBLOCK: Errno = Errno(512);
 
 /// Longest path accepted (`PATH_MAX`, with the NUL).
 pub const PATH_MAX: usize = 4096;
@@ -51,8 +63,7 @@ impl Ctx<'_> {
 
     /// Runs `f` with the locked address space.
     pub fn mm<R>(&self, f: impl FnOnce(&mut AddrSpace) -> R) -> R {
-        let p = self.t.proc.clone();
-        let mut g = p.mm.lock();
+        let mut g = self.t.mm.lock();
         f(&mut g)
     }
 
@@ -121,6 +132,9 @@ pub fn args(t: &Thread) -> [u64; 6] {
 }
 
 fn ret(r: KResult) -> SysRet {
+    if r == Err(EBLOCK) {
+        return SysRet::Block;
+    }
     SysRet::Ret(match r {
         Ok(v) => v,
         Err(e) => -(i64::from(e.0)),
@@ -214,8 +228,8 @@ pub fn dispatch(cx: &mut Ctx<'_>, n: u64) -> SysRet {
         nr::__NR_pipe2 => ret(fs::pipe2(cx, a[0], a[1])),
         nr::__NR_poll => ret(fs::poll(cx, a[0], a[1], a[2] as i32 as i64)),
         nr::__NR_ppoll => ret(fs::ppoll(cx, a)),
-        nr::__NR_select => ret(fs::select(cx, a)),
-        nr::__NR_pselect6 => ret(fs::select(cx, a)),
+        nr::__NR_select => ret(fs::select(cx, a, false)),
+        nr::__NR_pselect6 => ret(fs::select(cx, a, true)),
         nr::__NR_sendfile => ret(fs::sendfile(cx, a)),
         nr::__NR_fadvise64 => ret(Ok(0)),
         nr::__NR_fallocate => ret(fs::fallocate(cx, a)),
@@ -236,9 +250,15 @@ pub fn dispatch(cx: &mut Ctx<'_>, n: u64) -> SysRet {
         nr::__NR_exit_group => SysRet::Exit(ExitReason::Exited(a[0] as i32)),
         nr::__NR_execve => process::execve(cx, a[0], a[1], a[2]),
         nr::__NR_execveat => process::execveat(cx, a),
-        nr::__NR_wait4 => ret(process::wait4(cx, a)),
-        nr::__NR_waitid => ret(Err(Errno::ECHILD)),
-        nr::__NR_clone | nr::__NR_clone3 | nr::__NR_fork | nr::__NR_vfork => ret(Err(Errno::ENOSYS)),
+        nr::__NR_wait4 => ret(wait::wait4(cx, a)),
+        nr::__NR_waitid => ret(wait::waitid(cx, a)),
+        nr::__NR_fork => clone::clone(cx, clone::Args { flags: 17, ..clone::Args::default() }),
+        nr::__NR_vfork => clone::clone(cx, clone::Args { flags: clone::CLONE_VM | clone::CLONE_VFORK | 17, ..clone::Args::default() }),
+        nr::__NR_clone => clone::clone(cx, clone::Args { flags: a[0], stack: a[1], parent_tid: a[2], child_tid: a[3], tls: a[4] }),
+        nr::__NR_clone3 => match clone::clone3_args(cx, a[0], a[1]) {
+            Ok(args) => clone::clone(cx, args),
+            Err(e) => ret(Err(e)),
+        },
         nr::__NR_getpid => ret(Ok(i64::from(cx.t.proc.pid))),
         nr::__NR_gettid => ret(Ok(i64::from(cx.t.tid))),
         nr::__NR_getppid => ret(Ok(i64::from(cx.t.proc.ppid.load(core::sync::atomic::Ordering::Relaxed)))),
@@ -274,7 +294,7 @@ pub fn dispatch(cx: &mut Ctx<'_>, n: u64) -> SysRet {
         nr::__NR_rseq => ret(Err(Errno::ENOSYS)),
         nr::__NR_sched_getaffinity => ret(process::sched_getaffinity(cx, a)),
         nr::__NR_sched_setaffinity => ret(Ok(0)),
-        nr::__NR_sched_yield => ret(Ok(0)),
+        nr::__NR_sched_yield => SysRet::Yield(0),
         nr::__NR_sched_getscheduler | nr::__NR_sched_getparam => ret(process::sched_get(cx, n32, a)),
         nr::__NR_sched_setscheduler | nr::__NR_sched_setparam => ret(Ok(0)),
         nr::__NR_sched_get_priority_max | nr::__NR_sched_get_priority_min => ret(Ok(0)),
@@ -291,19 +311,19 @@ pub fn dispatch(cx: &mut Ctx<'_>, n: u64) -> SysRet {
         nr::__NR_time => ret(time::time(cx, a)),
         nr::__NR_nanosleep => ret(time::nanosleep(cx, 1, 0, a[0], a[1])),
         nr::__NR_clock_nanosleep => ret(time::nanosleep(cx, a[0], a[1], a[2], a[3])),
-        nr::__NR_alarm => ret(Ok(0)),
+        nr::__NR_alarm => ret(time::alarm(cx, a)),
         nr::__NR_setitimer | nr::__NR_getitimer => ret(time::itimer(cx, n32, a)),
         // Signals.
         nr::__NR_rt_sigaction => ret(signal::rt_sigaction(cx, a)),
         nr::__NR_rt_sigprocmask => ret(signal::rt_sigprocmask(cx, a)),
-        nr::__NR_rt_sigpending => ret(cx.write(a[0], &0u64).map(|()| 0)),
+        nr::__NR_rt_sigpending => ret(signal::rt_sigpending(cx, a)),
         nr::__NR_sigaltstack => ret(signal::sigaltstack(cx, a)),
         nr::__NR_kill => signal::kill(cx, a[0] as i32, a[1] as u32),
         nr::__NR_tgkill => signal::tgkill(cx, a[0] as i32, a[1] as i32, a[2] as u32),
         nr::__NR_tkill => signal::tgkill(cx, cx.t.proc.pid, a[0] as i32, a[1] as u32),
-        nr::__NR_pause => ret(Err(Errno::EINTR)),
-        nr::__NR_rt_sigsuspend => ret(Err(Errno::EINTR)),
-        nr::__NR_rt_sigreturn => ret(Err(Errno::ENOSYS)),
+        nr::__NR_pause => ret(Err(EBLOCK)),
+        nr::__NR_rt_sigsuspend => ret(signal::rt_sigsuspend(cx, a)),
+        nr::__NR_rt_sigreturn => signal::rt_sigreturn(cx),
         // Misc.
         nr::__NR_getrandom => ret(misc::getrandom(cx, a)),
         nr::__NR_futex => ret(misc::futex(cx, a)),

@@ -39,12 +39,15 @@ fn exec_inner(cx: &mut Ctx<'_>, path: u64, argv: u64, envp: u64, dirfd: i32, _fl
         crate::klog!(crate::log::DEBUG, "{}", e.reason);
         e.errno
     })?;
-    // Point of no return: swap the address space.
-    let old = core::mem::replace(&mut *p.mm.lock(), loaded.mm);
-    if old.space_id.is_some() {
-        crate::hcall::release_pgtbl(old.root());
+    // Point of no return: swap the address space (the old one goes when its last user drops
+    // it: at once, or when a vfork parent that shares it moves on).
+    let new = alloc::sync::Arc::new(spin::Mutex::new(loaded.mm));
+    let old = core::mem::replace(&mut cx.t.mm, new.clone());
+    *p.mm.lock() = Some(new);
+    drop(old);
+    if !p.vfork_done.swap(true, Ordering::AcqRel) {
+        crate::sched::notify();
     }
-    old.destroy();
     *p.exe.lock() = loaded.exe;
     p.fds.lock().close_on_exec();
     {
@@ -61,11 +64,6 @@ fn exec_inner(cx: &mut Ctx<'_>, path: u64, argv: u64, envp: u64, dirfd: i32, _fl
     cx.t.altstack = (0, 2, 0);
     cx.t.clear_child_tid = 0;
     Ok(())
-}
-
-/// `wait4(2)`: no children yet (fork comes with issue 3).
-pub fn wait4(_cx: &mut Ctx<'_>, _a: [u64; 6]) -> KResult {
-    Err(Errno::ECHILD)
 }
 
 /// `getresuid(2)` / `getresgid(2)`: all zero (root).
@@ -193,7 +191,7 @@ pub fn getrusage(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
         r[1] = ((user % 1_000_000_000) / 1000) as i64;
         r[2] = (sys / 1_000_000_000) as i64;
         r[3] = ((sys % 1_000_000_000) / 1000) as i64;
-        r[4] = (p.mm.lock().resident * 4) as i64; // maxrss, KiB
+        r[4] = (cx.t.mm.lock().resident * 4) as i64; // maxrss, KiB
     }
     cx.write(a[1], &r)?;
     Ok(0)

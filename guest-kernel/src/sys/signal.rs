@@ -1,9 +1,11 @@
-//! Signal syscalls. Issue 2 scope: actions and masks are recorded (`rt_sigaction`,
-//! `rt_sigprocmask`, `sigaltstack`); a signal sent to the process itself takes its default
-//! action (terminate, ignore); handlers are not invoked yet (issue 3 delivers signals).
+//! Signal syscalls: actions, masks, alternate stacks, `kill`/`tgkill`, `rt_sigsuspend`,
+//! `rt_sigpending`, `rt_sigreturn`. Posting and delivery live in `crate::signal`.
 
 use super::{Ctx, KResult, SysRet};
-use crate::proc::{ExitReason, SigAction, NSIG};
+use crate::proc::{ExitReason, Process, SigAction, NSIG};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 use guest_fs::Errno;
 
 const SIGKILL: u32 = 9;
@@ -77,44 +79,86 @@ pub fn sigaltstack(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     Ok(0)
 }
 
-/// Default action of `sig` for this process: `Some(exit)` if it terminates.
-fn default_action(cx: &Ctx<'_>, sig: u32) -> Option<ExitReason> {
-    let act = cx.t.proc.sigactions.lock()[sig as usize - 1];
-    if sig != SIGKILL && act.handler == 1 {
-        return None; // SIG_IGN
-    }
-    match sig {
-        17 | 23 | 28 => None,       // SIGCHLD, SIGURG, SIGWINCH: ignore
-        18..=22 => None, // SIGCONT and stop signals: no job control yet
-        _ => Some(ExitReason::Signaled(sig)),
-    }
-}
-
-/// `kill(2)`: our own pid (or 0/-1/own group) gets the default action; others `ESRCH`.
+/// `kill(2)`: to a process, a process group (0: ours), or everyone but the first process
+/// and the caller (-1). The caller's own signal is taken on its way back to user code.
 pub fn kill(cx: &mut Ctx<'_>, pid: i32, sig: u32) -> SysRet {
-    let me = cx.t.proc.pid;
-    let pgid = cx.t.proc.pgid.load(core::sync::atomic::Ordering::Relaxed);
-    let target_self = pid == me || pid == 0 || pid == -1 || pid == -pgid;
     if sig as usize > NSIG {
         return SysRet::Ret(-(i64::from(Errno::EINVAL.0)));
     }
-    if !target_self {
-        let exists = pid > 0 && crate::proc::PROCESSES.lock().contains_key(&pid);
-        return SysRet::Ret(if exists { 0 } else { -(i64::from(Errno::ESRCH.0)) });
-    }
-    if sig == 0 {
-        return SysRet::Ret(0);
-    }
-    match default_action(cx, sig) {
-        Some(e) => SysRet::Exit(e),
-        None => SysRet::Ret(0),
-    }
-}
-
-/// `tgkill(2)` / `tkill(2)`.
-pub fn tgkill(cx: &mut Ctx<'_>, tgid: i32, tid: i32, sig: u32) -> SysRet {
-    if tgid != cx.t.proc.pid || tid != cx.t.tid {
+    let me = cx.t.proc.pid;
+    let targets: Vec<Arc<Process>> = {
+        let procs = crate::proc::PROCESSES.lock();
+        match pid {
+            p if p > 0 => procs.get(&p).cloned().into_iter().collect(),
+            -1 => procs.values().filter(|p| p.pid != me && p.pid != crate::boot::init_pid()).cloned().collect(),
+            p => {
+                let g = if p == 0 { cx.t.proc.pgid.load(Ordering::Relaxed) } else { p.wrapping_neg() };
+                procs.values().filter(|p| p.pgid.load(Ordering::Relaxed) == g).cloned().collect()
+            }
+        }
+    };
+    if targets.is_empty() {
         return SysRet::Ret(-(i64::from(Errno::ESRCH.0)));
     }
-    kill(cx, tgid, sig)
+    if sig != 0 {
+        for p in &targets {
+            crate::signal::post(p, sig);
+        }
+    }
+    SysRet::Ret(0)
+}
+
+/// `tgkill(2)` / `tkill(2)` (one thread per process: the tid is the pid).
+pub fn tgkill(cx: &mut Ctx<'_>, tgid: i32, tid: i32, sig: u32) -> SysRet {
+    if tid <= 0 || (tgid > 0 && tgid != tid) {
+        return SysRet::Ret(-(i64::from(if tid <= 0 { Errno::EINVAL } else { Errno::ESRCH }.0)));
+    }
+    kill(cx, tid, sig)
+}
+
+/// `rt_sigpending(2)`.
+pub fn rt_sigpending(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let pend = cx.t.proc.pending.load(Ordering::Relaxed) & cx.t.sigmask;
+    cx.write(a[0], &pend)?;
+    Ok(0)
+}
+
+/// `rt_sigsuspend(2)`: waits for a signal with the given mask; the old mask comes back when
+/// the handler returns (it is what the signal frame records).
+pub fn rt_sigsuspend(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    if a[1] != 8 {
+        return Err(Errno::EINVAL);
+    }
+    if cx.t.saved_sigmask.is_none() {
+        let m: u64 = cx.read(a[0])?;
+        cx.t.saved_sigmask = Some(cx.t.sigmask);
+        cx.t.sigmask = m & !crate::signal::UNBLOCKABLE;
+    }
+    Err(super::EBLOCK)
+}
+
+/// `rt_sigreturn(2)`: restores what the signal frame at `rsp` (after the handler's `ret`
+/// popped `pretcode`, `rsp` is the `ucontext`) saved. A bad frame kills with `SIGSEGV`.
+pub fn rt_sigreturn(cx: &mut Ctx<'_>) -> SysRet {
+    let uc_addr = cx.t.ctx.regs.rsp;
+    let Ok(uc) = cx.copy_in(uc_addr, crate::signal::UCONTEXT_SIZE) else {
+        return SysRet::Exit(ExitReason::Signaled(crate::signal::SIGSEGV));
+    };
+    let Some(r) = crate::signal::parse_ucontext(&uc, &cx.t.ctx.regs) else {
+        return SysRet::Exit(ExitReason::Signaled(crate::signal::SIGSEGV));
+    };
+    if r.fpstate != 0 {
+        let len = crate::sched::current_fpu(cx.vcpu, cx.t).len();
+        match cx.copy_in(r.fpstate, len) {
+            Ok(img) if !img.is_empty() => {
+                cx.t.ctx.fpu = img;
+                cx.t.fpu = crate::platform::FpuAction::Restore;
+            }
+            Ok(_) => {}
+            Err(_) => return SysRet::Exit(ExitReason::Signaled(crate::signal::SIGSEGV)),
+        }
+    }
+    cx.t.ctx.regs = r.regs;
+    cx.t.sigmask = r.mask;
+    SysRet::Replaced
 }

@@ -1,6 +1,6 @@
 //! Time syscalls: `clock_gettime`, `clock_getres`, `gettimeofday`, `time`, `nanosleep`,
-//! `clock_nanosleep` (a sleep spins on the clock, yielding the host CPU with `HALT` when
-//! a timer is armed), interval timers (accepted, not fired yet).
+//! `clock_nanosleep` (the thread blocks until its deadline; an idle vCPU halts with
+//! `SET_TIMER`), `alarm` and `ITIMER_REAL` (deliver `SIGALRM`).
 
 use super::{Ctx, KResult};
 use crate::time::{monotonic_ns, realtime_ns, split};
@@ -57,8 +57,8 @@ pub fn time(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     Ok(s)
 }
 
-/// Waits `ns` nanoseconds of `CLOCK_MONOTONIC` (busy-wait with a pause hint; there is
-/// nothing else to run while a lone process sleeps).
+/// Waits `ns` nanoseconds of `CLOCK_MONOTONIC` inside the kernel (busy-wait with a pause
+/// hint). Only for short waits where the caller cannot block.
 pub fn sleep_ns(ns: u64) {
     let deadline = monotonic_ns().saturating_add(ns);
     while monotonic_ns() < deadline {
@@ -68,27 +68,63 @@ pub fn sleep_ns(ns: u64) {
     }
 }
 
-/// `nanosleep(2)` / `clock_nanosleep(2)` (`flags` bit 0 = `TIMER_ABSTIME`).
-pub fn nanosleep(cx: &mut Ctx<'_>, clock: u64, flags: u64, req: u64, _rem: u64) -> KResult {
-    let ts: [i64; 2] = cx.read(req)?;
-    if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
-        return Err(Errno::EINVAL);
+/// Blocks the calling thread until `CLOCK_MONOTONIC` reaches its deadline, set from `ns` on
+/// the first call (the syscall re-runs when the thread wakes). `Ok(())` once it passed.
+pub fn block_for(cx: &mut Ctx<'_>, ns: impl FnOnce() -> u64) -> Result<(), Errno> {
+    let now = monotonic_ns();
+    let deadline = *cx.t.deadline.get_or_insert_with(|| now.saturating_add(ns()));
+    if now >= deadline {
+        return Ok(());
     }
-    let want = (ts[0] as u64).saturating_mul(1_000_000_000).saturating_add(ts[1] as u64);
-    let now = clock_ns(cx, clock)?;
-    let ns = if flags & 1 != 0 { want.saturating_sub(now) } else { want };
-    sleep_ns(ns);
+    Err(super::EBLOCK)
+}
+
+/// `nanosleep(2)` / `clock_nanosleep(2)` (`flags` bit 0 = `TIMER_ABSTIME`): blocks, the vCPU
+/// halts when nothing else runs.
+pub fn nanosleep(cx: &mut Ctx<'_>, clock: u64, flags: u64, req: u64, _rem: u64) -> KResult {
+    if cx.t.deadline.is_none() {
+        let ts: [i64; 2] = cx.read(req)?;
+        if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+            return Err(Errno::EINVAL);
+        }
+        let want = (ts[0] as u64).saturating_mul(1_000_000_000).saturating_add(ts[1] as u64);
+        let now = clock_ns(cx, clock)?;
+        let ns = if flags & 1 != 0 { want.saturating_sub(now) } else { want };
+        if ns == 0 {
+            return Ok(0);
+        }
+        block_for(cx, || ns)?;
+        return Ok(0);
+    }
+    block_for(cx, || 0)?;
     Ok(0)
 }
 
-/// `setitimer(2)` / `getitimer(2)`: report a disarmed timer.
+/// `alarm(2)`: returns the seconds left on the previous alarm.
+pub fn alarm(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let secs = a[0] as u32;
+    let deadline = if secs == 0 { 0 } else { monotonic_ns().saturating_add(u64::from(secs) * 1_000_000_000) };
+    Ok(crate::sched::set_alarm(cx.t.proc.pid, deadline) as i64)
+}
+
+/// `setitimer(2)` / `getitimer(2)`: `ITIMER_REAL` one-shot (the interval is not re-armed);
+/// the virtual and profiling timers report disarmed.
 pub fn itimer(cx: &mut Ctx<'_>, n: u32, a: [u64; 6]) -> KResult {
     if a[0] > 2 {
         return Err(Errno::EINVAL);
     }
-    let out = if n == linux_raw_sys::general::__NR_getitimer { a[1] } else { a[2] };
+    let get = n == linux_raw_sys::general::__NR_getitimer;
+    let out = if get { a[1] } else { a[2] };
+    let mut old_ns = 0;
+    if !get && a[0] == 0 {
+        let v: [i64; 4] = if a[1] != 0 { cx.read(a[1])? } else { [0; 4] };
+        let ns = (v[2].max(0) as u64).saturating_mul(1_000_000_000).saturating_add(v[3].max(0) as u64 * 1000);
+        let deadline = if ns == 0 { 0 } else { monotonic_ns().saturating_add(ns) };
+        old_ns = crate::sched::set_alarm(cx.t.proc.pid, deadline) * 1_000_000_000;
+    }
     if out != 0 {
-        cx.write(out, &[0i64; 4])?;
+        let (s, ns) = split(old_ns);
+        cx.write(out, &[0i64, 0, s, ns / 1000])?;
     }
     Ok(0)
 }

@@ -33,6 +33,8 @@ pub(crate) struct Vm {
     pub(crate) stop: AtomicBool,
     /// Why it is over (first writer wins).
     pub(crate) reason: Mutex<Option<ExitReason>>,
+    /// Host VMAs one shadow space may use (below the host's `vm.max_map_count`).
+    pub(crate) vma_budget: u64,
 }
 
 impl Vm {
@@ -74,6 +76,7 @@ impl Backend for SoftBackend {
             console,
             stop: AtomicBool::new(false),
             reason: Mutex::new(None),
+            vma_budget: vma_budget(),
             setup,
         });
         let kernel = switcher::spawn_kernel(&KernelSpawn {
@@ -122,6 +125,16 @@ impl Backend for SoftBackend {
         stats.guest = crate::stats::read_guest_stats(&vm.setup.memory);
         Ok(RunOutcome { reason, wall: start.elapsed(), stats })
     }
+}
+
+/// VMAs a U process may map for the shadow: the host's per-process `vm.max_map_count` less
+/// a margin for the stub's own mappings, at most 60 000.
+fn vma_budget() -> u64 {
+    let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(65_530);
+    max.saturating_sub(256).min(60_000)
 }
 
 /// Pins this process's threads (and the K and U processes it spawns, which inherit the mask)

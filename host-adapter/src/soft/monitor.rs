@@ -48,7 +48,8 @@ pub(crate) fn run(vm: &Vm, kernel: &StubProcess) {
                     Ok(Some(info)) => info.to_string(),
                     _ => "unknown".to_string(),
                 };
-                tracing::warn!(space = space.id, "a guest address-space process died: {how}");
+                // The guest kernel learns it and kills what used the space; not pvm's failure.
+                tracing::debug!(space = space.id, "a guest address-space process died: {how}");
                 for v in 0..vm.setup.vcpus {
                     let pvcs = vm.shared.pvcs(space.id, v);
                     pvcs.state.store(SwitchState::SpaceDead as u32, Ordering::Release);

@@ -111,7 +111,7 @@ impl Spaces {
     /// # Errors
     /// [`SpaceError`].
     pub fn load(&self, ram: &GuestRam, shared: &SharedMemory, root: u64) -> Result<u32, SpaceError> {
-        if root % guest_abi::PAGE_SIZE != 0 || root >= ram.size() {
+        if !root.is_multiple_of(guest_abi::PAGE_SIZE) || root >= ram.size() {
             return Err(SpaceError::BadRoot(root));
         }
         let mut by_root = self.by_root.lock();

@@ -112,6 +112,35 @@ pub(crate) fn run(vm: &Vm, id: u32) -> VcpuCounters {
     }
 }
 
+/// Whether `space` already has as many host VMAs as one U process may hold (its own
+/// `vm.max_map_count`, less what the stub uses). The guest gets ENOMEM for the fill and kills
+/// the process, as Linux's mmap would fail past the limit.
+fn over_vma_budget(vm: &Vm, space: &super::spaces::Space) -> bool {
+    let over = space.shadow.stats().vmas_current >= vm.vma_budget;
+    if over {
+        tracing::warn!(space = space.id, budget = vm.vma_budget, "a guest address space reached its host VMA budget");
+    }
+    over
+}
+
+/// A shadow operation failed: the U process's mappings are no longer known, so the space is
+/// ended (its U process killed; the monitor marks it dead and the guest kernel kills what
+/// used it). Returns the errno for the guest.
+fn mapper_failed(space: &super::spaces::Space, what: &str, e: &shadow_mmu::ShadowError) -> i64 {
+    match e {
+        shadow_mmu::ShadowError::Mapper(m) if m.errno == libc::ENOMEM => {
+            tracing::error!(space = space.id, "{what}: the host refused more mappings (vm.max_map_count)");
+        }
+        shadow_mmu::ShadowError::RetriesExhausted { .. } => {
+            // The guest kept rewriting its page table under the walk: its own problem.
+            return -EAGAIN;
+        }
+        _ => tracing::error!(space = space.id, "{what}: {e}"),
+    }
+    space.process.kill();
+    -EIO
+}
+
 /// Clamps a guest-given GVA range to the user range; `None` if empty.
 fn user_range(gva: u64, len: u64) -> Option<(u64, u64)> {
     let start = gva.max(USER_START) & !(guest_abi::PAGE_SIZE - 1);
@@ -155,29 +184,29 @@ fn serve(
             counters.flushes.add(t0.elapsed().as_nanos() as u64);
             match result {
                 Ok(()) => 0,
-                Err(e) => {
-                    tracing::error!("flush: {e}");
-                    -EIO
-                }
+                Err(e) => mapper_failed(&space, "flush", &e),
             }
         }
         Hypercall::Prefault => {
             let t0 = Instant::now();
             let Some(space) = vm.spaces.get(a0) else { return -EINVAL };
+            if over_vma_budget(vm, &space) {
+                return -ENOMEM;
+            }
             let Some((gva, len)) = user_range(a1, a2) else { return 0 };
             let r = space.shadow.prefault(ram, gva, len);
             counters.prefaults.add(t0.elapsed().as_nanos() as u64);
             match r {
                 Ok(pages) => pages as i64,
-                Err(e) => {
-                    tracing::error!("prefault: {e}");
-                    -EIO
-                }
+                Err(e) => mapper_failed(&space, "prefault", &e),
             }
         }
         Hypercall::ShadowFault => {
             let t0 = Instant::now();
             let Some(space) = vm.spaces.get(a0) else { return -EINVAL };
+            if over_vma_budget(vm, &space) {
+                return -ENOMEM;
+            }
             match space.shadow.fault(ram, a1, a2) {
                 Ok(FaultOutcome::Filled { .. }) => {
                     counters.filled.add(t0.elapsed().as_nanos() as u64);
@@ -187,10 +216,7 @@ fn serve(
                     counters.injected.add(t0.elapsed().as_nanos() as u64);
                     FAULT_INJECT
                 }
-                Err(e) => {
-                    tracing::error!("shadow fault: {e}");
-                    -EIO
-                }
+                Err(e) => mapper_failed(&space, "shadow fault", &e),
             }
         }
         Hypercall::ConsoleWrite => vm.console.write(ram, a0, a1, a2),
@@ -222,7 +248,7 @@ fn serve(
             0
         }
         Hypercall::Shutdown => {
-            vm.finish(devices::shutdown_reason(a0, a1));
+            vm.finish(devices::shutdown_reason(ram, a0, a1));
             0
         }
     }

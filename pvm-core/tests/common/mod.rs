@@ -336,6 +336,7 @@ impl Run {
             start: Instant::now(),
             timeout,
             command: self.command_line(),
+            reaped: false,
             _slot: slot,
         }
     }
@@ -386,7 +387,19 @@ pub struct Spawned {
     start: Instant,
     timeout: Duration,
     command: String,
+    /// Whether the child was waited for (after that its pid may be reused: never signal it).
+    reaped: bool,
     _slot: Option<VmSlot>,
+}
+
+impl Drop for Spawned {
+    /// A test that panics between `spawn` and `wait` must not leave the process running.
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.kill_group();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Spawned {
@@ -433,6 +446,7 @@ impl Spawned {
                 Err(e) => panic!("waiting for {}: {e}", self.command),
             }
         };
+        self.reaped = true;
         let elapsed = self.start.elapsed();
         let out_done = self.stdout.done.recv_timeout(PIPE_DRAIN_TIMEOUT);
         let err_done = self.stderr.done.recv_timeout(PIPE_DRAIN_TIMEOUT);

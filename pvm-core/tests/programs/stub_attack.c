@@ -1,6 +1,7 @@
 /* Attacks the host stub area that pvm's software backend maps into every guest user process
  * (addresses from guest-abi/src/layout.rs). argv[1] selects the attack:
  *   pvcs        fill this space's PVCS pages (vCPU 0 and 1) with garbage, then make syscalls
+ *   pvcs-all    the same over the PVCS of every online vCPU, from a loop of syscalls
  *   pvcs-loop   keep rewriting the PVCS with garbage between syscalls, 1000 times
  *   mapper-done fill the mapper completion page with garbage, then touch 16 MiB of new memory
  *   mapper-cmd  write to the mapper command area (read-only in U)
@@ -54,6 +55,16 @@ static int attack(const char *mode, const char *arg)
         for (int i = 0; i < 100; i++)
             syscall(SYS_getpid);
         say("syscalls after pvcs garbage returned\n");
+        return 0;
+    }
+    if (!strcmp(mode, "pvcs-all")) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        for (int round = 0; round < 200; round++) {
+            for (long c = 0; c < cpus; c++)
+                garbage(U_PVCS_BASE + (uint64_t)c * PVCS_SIZE, PVCS_SIZE);
+            syscall(SYS_getpid);
+        }
+        printf("pvcs of %ld vCPUs overwritten 200 times\n", cpus);
         return 0;
     }
     if (!strcmp(mode, "pvcs-loop")) {

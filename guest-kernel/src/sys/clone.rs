@@ -1,0 +1,150 @@
+//! Process creation: `fork(2)`, `vfork(2)`, `clone(2)` and `clone3(2)` with the flags a
+//! process (not a thread) uses: a copy-on-write address space (or the parent's own with
+//! `CLONE_VM|CLONE_VFORK`, the parent then waiting until the child execs or exits), a copy of
+//! the file table and filesystem context, the exit signal, `CLONE_SETTLS`,
+//! `CLONE_PARENT_SETTID`, `CLONE_CHILD_SETTID`, `CLONE_CHILD_CLEARTID`. `--pids-limit`
+//! applies (`EAGAIN`).
+
+use super::{Ctx, SysRet};
+use crate::proc::{alloc_pid, Process, Thread, PROCESSES};
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU32, Ordering};
+use guest_fs::Errno;
+
+/// `CLONE_VM`.
+pub const CLONE_VM: u64 = 0x100;
+/// `CLONE_FS`.
+pub const CLONE_FS: u64 = 0x200;
+/// `CLONE_FILES`.
+pub const CLONE_FILES: u64 = 0x400;
+/// `CLONE_SIGHAND`.
+pub const CLONE_SIGHAND: u64 = 0x800;
+/// `CLONE_VFORK`.
+pub const CLONE_VFORK: u64 = 0x4000;
+/// `CLONE_PARENT`.
+pub const CLONE_PARENT: u64 = 0x8000;
+/// `CLONE_THREAD`.
+pub const CLONE_THREAD: u64 = 0x10000;
+/// `CLONE_SETTLS`.
+pub const CLONE_SETTLS: u64 = 0x80000;
+/// `CLONE_PARENT_SETTID`.
+pub const CLONE_PARENT_SETTID: u64 = 0x100000;
+/// `CLONE_CHILD_CLEARTID`.
+pub const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+/// `CLONE_CHILD_SETTID`.
+pub const CLONE_CHILD_SETTID: u64 = 0x1000000;
+
+/// Flags this kernel accepts and ignores (namespaces and the like are refused with EINVAL).
+const HARMLESS: u64 = 0x0040_0000 /* CLONE_UNTRACED */ | 0x2000 /* CLONE_PTRACE */ | 0x8000_0000 /* CLONE_IO */ | 0x0008_0000_0000 /* unused */;
+
+/// Maximum number of processes allowed by `--pids-limit` (0 = unlimited).
+pub static PIDS_LIMIT: AtomicU32 = AtomicU32::new(0);
+
+/// The arguments of a clone request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Args {
+    /// `CLONE_*` flags; low byte: exit signal.
+    pub flags: u64,
+    /// New stack pointer (0 = the parent's).
+    pub stack: u64,
+    /// `CLONE_PARENT_SETTID` target.
+    pub parent_tid: u64,
+    /// `CLONE_CHILD_SETTID` / `CLONE_CHILD_CLEARTID` target.
+    pub child_tid: u64,
+    /// `CLONE_SETTLS` value (new FS base).
+    pub tls: u64,
+}
+
+/// Reads `struct clone_args` (clone3(2)) into [`Args`].
+pub fn clone3_args(cx: &Ctx<'_>, va: u64, size: u64) -> Result<Args, Errno> {
+    if !(64..=4096).contains(&size) {
+        return Err(Errno::EINVAL);
+    }
+    let raw: [u64; 8] = cx.read(va)?;
+    let [flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls] = raw;
+    if flags & 0x1000 != 0 || exit_signal > 64 || flags & 0xff != 0 {
+        // CLONE_PIDFD is not supported; the exit signal goes in its own field.
+        return Err(Errno::EINVAL);
+    }
+    let stack = if stack != 0 { stack.checked_add(stack_size).ok_or(Errno::EINVAL)? } else { 0 };
+    Ok(Args { flags: flags | exit_signal, stack, parent_tid, child_tid, tls })
+}
+
+fn err(e: Errno) -> SysRet {
+    SysRet::Ret(-(i64::from(e.0)))
+}
+
+/// `clone` in all its spellings.
+pub fn clone(cx: &mut Ctx<'_>, a: Args) -> SysRet {
+    let flags = a.flags & !0xff;
+    let exit_signal = (a.flags & 0xff) as u32;
+    if flags & CLONE_THREAD != 0 || (flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0) {
+        // Threads (and CLONE_VM without vfork) are not supported yet.
+        crate::klog!(crate::log::INFO, "pid {}: clone flags {flags:#x}: threads not supported", cx.t.proc.pid);
+        return err(Errno::ENOSYS);
+    }
+    let known = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_VFORK | CLONE_PARENT | CLONE_SETTLS
+        | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID | HARMLESS;
+    if flags & !known != 0 || exit_signal as usize > crate::proc::NSIG {
+        return err(Errno::EINVAL);
+    }
+    let limit = PIDS_LIMIT.load(Ordering::Relaxed);
+    if limit != 0 && PROCESSES.lock().len() >= limit as usize {
+        return err(Errno::EAGAIN);
+    }
+    let parent = cx.proc();
+    let mm = if flags & CLONE_VM != 0 {
+        cx.t.mm.clone()
+    } else {
+        let forked = cx.t.mm.lock().fork();
+        match forked {
+            Ok(m) => Arc::new(spin::Mutex::new(m)),
+            Err(_) => {
+                crate::klog!(crate::log::WARN, "pid {}: fork: out of memory", parent.pid);
+                return err(Errno::ENOMEM);
+            }
+        }
+    };
+    let pid = alloc_pid();
+    let fds = parent.fds.lock().clone();
+    let fs = parent.fs.lock().clone();
+    let ppid = if flags & CLONE_PARENT != 0 { parent.ppid.load(Ordering::Relaxed) } else { parent.pid };
+    let child = Process::new(pid, ppid, mm.clone(), fds, fs);
+    child.pgid.store(parent.pgid.load(Ordering::Relaxed), Ordering::Relaxed);
+    child.sid.store(parent.sid.load(Ordering::Relaxed), Ordering::Relaxed);
+    *child.exe.lock() = parent.exe.lock().clone();
+    *child.sigactions.lock() = *parent.sigactions.lock();
+    *child.rlimits.lock() = *parent.rlimits.lock();
+    child.exit_signal.store(exit_signal, Ordering::Relaxed);
+    let mut t = Thread::new(pid, child, mm);
+    t.ctx.regs = cx.t.ctx.regs;
+    t.ctx.regs.rax = 0;
+    t.ctx.regs.rcx = t.ctx.regs.rip;
+    t.ctx.regs.r11 = t.ctx.regs.rflags;
+    if a.stack != 0 {
+        t.ctx.regs.rsp = a.stack;
+    }
+    if flags & CLONE_SETTLS != 0 {
+        t.ctx.regs.fs_base = a.tls;
+    }
+    t.ctx.fpu = crate::sched::current_fpu(cx.vcpu, cx.t);
+    t.fpu = crate::platform::FpuAction::Restore;
+    t.sigmask = cx.t.sigmask;
+    t.altstack = cx.t.altstack;
+    if flags & CLONE_CHILD_CLEARTID != 0 {
+        t.clear_child_tid = a.child_tid;
+    }
+    if flags & CLONE_PARENT_SETTID != 0 {
+        let _ = cx.write(a.parent_tid, &pid);
+    }
+    if flags & CLONE_CHILD_SETTID != 0 {
+        let mut m = t.mm.lock();
+        let _ = crate::mm::uaccess::write_val(&mut m, a.child_tid, &pid);
+    }
+    crate::sched::enqueue(t);
+    if flags & CLONE_VFORK != 0 {
+        SysRet::Vfork(pid)
+    } else {
+        SysRet::Ret(i64::from(pid))
+    }
+}

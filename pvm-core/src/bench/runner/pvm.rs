@@ -1,0 +1,96 @@
+//! `pvm-soft` and `pvm-kvm`: the benchmark program in a pvm guest (`pvm run` of this very
+//! binary, the benchmark root filesystem as `--rootfs`), on the software backend or on KVM.
+
+use std::process::Command;
+
+use super::{Outcome, Runner, check_lists, per_process, probe_output};
+use crate::bench::catalog::Bench;
+use crate::bench::env::Env;
+
+/// A pvm backend.
+pub struct Pvm {
+    backend: &'static str,
+}
+
+impl Pvm {
+    /// The software backend (no hardware virtualization).
+    pub fn soft() -> Self {
+        Self { backend: "soft" }
+    }
+
+    /// The KVM backend (same guest kernel, `/dev/kvm`).
+    pub fn kvm() -> Self {
+        Self { backend: "kvm" }
+    }
+
+    fn command(&self, env: &Env, args: &[String]) -> Command {
+        let mut cmd = Command::new(&env.pvm_exe);
+        cmd.arg("run").arg("--backend").arg(self.backend);
+        // One vCPU per pinned CPU; with one CPU pvm pins the whole VM to it itself.
+        match env.cpus.cpus() {
+            [one] => {
+                cmd.arg("--pin").arg(one.to_string());
+            }
+            _ => {
+                cmd.arg("--pin")
+                    .arg("none")
+                    .arg("--cpus")
+                    .arg(env.vcpus().to_string());
+            }
+        }
+        cmd.arg("--memory").arg(format!("{}M", env.guest_mib));
+        cmd.arg("--rootfs").arg(&env.rootfs).arg("/lmb").args(args);
+        cmd.env_remove("PVM_LOG");
+        cmd
+    }
+}
+
+impl Runner for Pvm {
+    fn name(&self) -> &'static str {
+        if self.backend == "kvm" {
+            "pvm-kvm"
+        } else {
+            "pvm-soft"
+        }
+    }
+
+    fn summary(&self) -> &'static str {
+        if self.backend == "kvm" {
+            "pvm's guest kernel on the host's /dev/kvm"
+        } else {
+            "pvm's software backend: seccomp/signal switcher, shadow paging, no VT-x"
+        }
+    }
+
+    fn probe(&mut self, env: &Env) -> Result<String, String> {
+        if self.backend == "kvm" && !std::path::Path::new("/dev/kvm").exists() {
+            return Err("no /dev/kvm on this host".into());
+        }
+        let out = probe_output(env, self.command(env, &["list".into()])).map_err(|e| {
+            format!(
+                "`pvm run --backend {}` does not work here: {e}",
+                self.backend
+            )
+        })?;
+        check_lists(&out)?;
+        Ok(format!(
+            "pvm {} --backend {}, {} vCPU",
+            env!("CARGO_PKG_VERSION"),
+            self.backend,
+            env.vcpus()
+        ))
+    }
+
+    fn run(
+        &mut self,
+        env: &Env,
+        benches: &[&'static Bench],
+        progress: &mut dyn FnMut(&str),
+    ) -> Vec<Outcome> {
+        per_process(env, benches, progress, &|b| {
+            let mut args = env.lmb_args("");
+            args.push(b.name.to_string());
+            self.command(env, &args)
+        })
+    }
+}
