@@ -68,6 +68,9 @@ struct bench {
     void (*teardown)(void);
     uint64_t fixed_n;    /* 0: calibrate; otherwise ops per repetition (fixed-size work) */
     uint64_t (*fixed_fn)(void); /* ops per repetition computed from the options */
+    body_fn overhead;    /* optional: the same loop without the measured part, timed right after
+                            each repetition with the same count and subtracted from it */
+    double divisor;      /* operations per loop iteration (0 means 1) */
 };
 
 static int failf(const char *what) {
@@ -246,8 +249,8 @@ static int b_pipe_rtt(uint64_t n) {
 
 /* Context switch (lmbench lat_ctx, 2 processes, no working set): a pipe round trip between two
  * processes is two switches plus the pipe work; the pipe work alone (the same writes and
- * reads within one process) is measured first and subtracted. */
-static double ctx_overhead_ns = -1;
+ * reads within one process) is timed right after each repetition and subtracted; the rest is
+ * halved. */
 static int self_pipe[2];
 static int b_pipe_self(uint64_t n) {
     char c = 'x';
@@ -300,7 +303,9 @@ static int b_sh_true(uint64_t n) {
 /* ---- memory ---- */
 
 /* Anonymous page fault: first write to each 4 KiB page of a fresh private mapping (huge pages
- * declined with MADV_NOHUGEPAGE where the kernel knows it). Only the touching is timed. */
+ * declined with MADV_NOHUGEPAGE where the kernel knows it), including the release of the page
+ * at munmap; the mmap/madvise/munmap of untouched mappings is timed after each repetition and
+ * subtracted. */
 static int b_page_fault(uint64_t n) {
     const uint64_t chunk = 16384; /* pages per mapping: 64 MiB */
     while (n > 0) {
@@ -314,7 +319,7 @@ static int b_page_fault(uint64_t n) {
     }
     return 0;
 }
-/* The untimed part of b_page_fault (mmap, madvise, munmap), subtracted from its samples. */
+/* b_page_fault without the touching: its overhead. */
 static int b_page_fault_overhead(uint64_t n) {
     const uint64_t chunk = 16384;
     while (n > 0) {
@@ -415,6 +420,21 @@ static void sha256_buf(uint32_t h[8], const unsigned char *p, uint64_t len) {
     for (int i = 0; i < 8; i++) pad[63 - i] = (unsigned char)(bits >> (8 * i));
     sha256_block(h, pad);
 }
+/* Setup of the SHA-256 benchmark: the implementation must give the right digest (of 64 'a'
+ * bytes, from Python's hashlib) before it is timed. */
+static int s_sha256(void) {
+    static const uint32_t want[8] = {0xffe054fe, 0x7ae0cb6d, 0xc65c3af9, 0xb61d5209,
+                                     0xf439851d, 0xb43d0ba5, 0x997337df, 0x154668eb};
+    unsigned char in[64];
+    uint32_t h[8];
+    memset(in, 'a', sizeof in);
+    sha256_buf(h, in, sizeof in);
+    if (memcmp(h, want, sizeof want) != 0) {
+        snprintf(fail_reason, sizeof fail_reason, "SHA-256 self-test gave a wrong digest");
+        return -1;
+    }
+    return s_buf();
+}
 static int b_sha256(uint64_t n) {
     uint32_t h[8];
     for (uint64_t pass = 0; pass < n / opt_mib; pass++) {
@@ -464,27 +484,27 @@ static void t_self_pipe(void) {
 }
 
 static const struct bench BENCHES[] = {
-    {"getppid", "call", b_getppid, NULL, NULL, 0, NULL},
-    {"read_zero", "call", b_read_zero, s_devs, t_devs, 0, NULL},
-    {"write_null", "call", b_write_null, s_devs, t_devs, 0, NULL},
-    {"stat", "call", b_stat, NULL, NULL, 0, NULL},
-    {"open_close", "call", b_open_close, NULL, NULL, 0, NULL},
-    {"sig_install", "call", b_sig_install, NULL, NULL, 0, NULL},
-    {"sig_catch", "signal", b_sig_catch, s_sig_catch, NULL, 0, NULL},
-    {"prot_fault", "fault", b_prot_fault, s_prot, t_prot, 0, NULL},
-    {"pipe_rtt", "round trip", b_pipe_rtt, s_pipe_pair, t_pipe_pair, 0, NULL},
-    {"ctx_switch", "switch", b_ctx, s_self_pipe, t_self_pipe, 0, NULL},
-    {"fork_exit", "process", b_fork_exit, NULL, NULL, 0, NULL},
-    {"fork_exec", "process", b_fork_exec, NULL, NULL, 0, NULL},
-    {"sh_true", "process", b_sh_true, NULL, NULL, 0, NULL},
-    {"page_fault", "4KiB page", b_page_fault, NULL, NULL, 0, NULL},
-    {"mmap_1m", "call pair", b_mmap_1m, NULL, NULL, 0, NULL},
-    {"mem_read", "MiB", b_mem_read, s_buf, t_buf, 0, per_mib},
-    {"mem_write", "MiB", b_mem_write, s_buf, t_buf, 0, per_mib},
-    {"sha256", "MiB", b_sha256, s_buf, t_buf, 0, per_mib},
-    {"touch_p1", "run", b_touch1, NULL, NULL, 0, one},
-    {"touch_p2", "run", b_touch2, NULL, NULL, 0, one},
-    {"touch_p4", "run", b_touch4, NULL, NULL, 0, one},
+    {"getppid", "call", b_getppid, NULL, NULL, 0, NULL, NULL, 0},
+    {"read_zero", "call", b_read_zero, s_devs, t_devs, 0, NULL, NULL, 0},
+    {"write_null", "call", b_write_null, s_devs, t_devs, 0, NULL, NULL, 0},
+    {"stat", "call", b_stat, NULL, NULL, 0, NULL, NULL, 0},
+    {"open_close", "call", b_open_close, NULL, NULL, 0, NULL, NULL, 0},
+    {"sig_install", "call", b_sig_install, NULL, NULL, 0, NULL, NULL, 0},
+    {"sig_catch", "signal", b_sig_catch, s_sig_catch, NULL, 0, NULL, NULL, 0},
+    {"prot_fault", "fault", b_prot_fault, s_prot, t_prot, 0, NULL, NULL, 0},
+    {"pipe_rtt", "round trip", b_pipe_rtt, s_pipe_pair, t_pipe_pair, 0, NULL, NULL, 0},
+    {"ctx_switch", "switch", b_ctx, s_self_pipe, t_self_pipe, 0, NULL, b_pipe_self, 2},
+    {"fork_exit", "process", b_fork_exit, NULL, NULL, 0, NULL, NULL, 0},
+    {"fork_exec", "process", b_fork_exec, NULL, NULL, 0, NULL, NULL, 0},
+    {"sh_true", "process", b_sh_true, NULL, NULL, 0, NULL, NULL, 0},
+    {"page_fault", "4KiB page", b_page_fault, NULL, NULL, 0, NULL, b_page_fault_overhead, 1},
+    {"mmap_1m", "call pair", b_mmap_1m, NULL, NULL, 0, NULL, NULL, 0},
+    {"mem_read", "MiB", b_mem_read, s_buf, t_buf, 0, per_mib, NULL, 0},
+    {"mem_write", "MiB", b_mem_write, s_buf, t_buf, 0, per_mib, NULL, 0},
+    {"sha256", "MiB", b_sha256, s_sha256, t_buf, 0, per_mib, NULL, 0},
+    {"touch_p1", "run", b_touch1, NULL, NULL, 0, one, NULL, 0},
+    {"touch_p2", "run", b_touch2, NULL, NULL, 0, one, NULL, 0},
+    {"touch_p4", "run", b_touch4, NULL, NULL, 0, one, NULL, 0},
 };
 #define NBENCH (sizeof BENCHES / sizeof BENCHES[0])
 
@@ -500,25 +520,37 @@ static double timed(body_fn body, uint64_t n) {
     return (double)(now_ns() - t0);
 }
 
-/* Calibrates and repeats `body`; fills samples (ns per op) and returns the count, or -1. */
-static int measure(body_fn body, uint64_t fixed, uint64_t *iters, double *samples) {
+/* Calibrates and repeats `body`; fills samples (ns per op: the repetition's time, less that of
+ * `overhead` run right after it when there is one, over `n * divisor`) and returns the count,
+ * or -1. */
+static int measure(body_fn body, body_fn overhead, double divisor, uint64_t fixed, uint64_t *iters,
+                   double *samples) {
     uint64_t n = fixed ? fixed : 1;
     uint64_t start = now_ns();
     double t = timed(body, n); /* warm-up, and the first calibration step */
     if (t < 0) return -1;
-    while (!fixed && t < (double)opt_target_ns && n < (1ULL << 40)) {
-        double want = t > 0 ? (double)opt_target_ns / t * (double)n * 1.2 : (double)n * 16;
+    /* The cost estimate is the cheapest step seen, so one step slowed down by preemption does
+     * not end the calibration early with repetitions far shorter than the target. */
+    double per_op = t / (double)n;
+    while (!fixed && per_op * (double)n < (double)opt_target_ns && n < (1ULL << 40)) {
+        double want = per_op > 0 ? (double)opt_target_ns / per_op * 1.2 : (double)n * 16;
         uint64_t next = want > (double)n * 16 ? n * 16 : (uint64_t)want;
-        n = next > n ? next : n * 2;
+        n = next > n * 2 ? next : n * 2;
         t = timed(body, n);
         if (t < 0) return -1;
+        if (t / (double)n < per_op) per_op = t / (double)n;
     }
     *iters = n;
     int reps = 0;
     while (reps < opt_reps) {
         t = timed(body, n);
         if (t < 0) return -1;
-        samples[reps++] = t / (double)n;
+        if (overhead) {
+            double o = timed(overhead, n);
+            if (o < 0) return -1;
+            t -= o;
+        }
+        samples[reps++] = t / (double)n / (divisor > 0 ? divisor : 1);
         if (reps >= 3 && now_ns() - start > opt_budget_ns) break;
     }
     return reps;
@@ -541,32 +573,7 @@ static int run_one(const struct bench *b) {
     fail_reason[0] = 0;
     if (b->setup && b->setup()) goto failed;
     uint64_t fixed = b->fixed_fn ? b->fixed_fn() : b->fixed_n;
-    int reps = measure(b->body, fixed, &iters, samples);
-    if (reps > 0 && b->body == b_ctx) {
-        /* Subtract the in-process pipe work of one round trip, then halve: per switch. */
-        double ov[MAX_REPS];
-        uint64_t oi;
-        int orep = measure(b_pipe_self, 0, &oi, ov);
-        if (orep <= 0) reps = -1;
-        else {
-            qsort(ov, (size_t)orep, sizeof(double), cmp_double);
-            ctx_overhead_ns = ov[orep / 2];
-            for (int i = 0; i < reps; i++) samples[i] = (samples[i] - ctx_overhead_ns) / 2;
-        }
-    }
-    if (reps > 0 && b->body == b_page_fault) {
-        double ov[MAX_REPS];
-        int orep = 0;
-        for (; orep < reps; orep++) {
-            double t = timed(b_page_fault_overhead, iters);
-            if (t < 0) break;
-            ov[orep] = t / (double)iters;
-        }
-        if (orep == reps) {
-            qsort(ov, (size_t)orep, sizeof(double), cmp_double);
-            for (int i = 0; i < reps; i++) samples[i] -= ov[orep / 2];
-        } else reps = -1;
-    }
+    int reps = measure(b->body, b->overhead, b->divisor, fixed, &iters, samples);
     if (b->teardown) b->teardown();
     if (reps <= 0) goto failed;
     print_result(b->name, b->per, iters, samples, reps);

@@ -2,8 +2,12 @@
 //!
 //! The same numbers on both backends (design section 7). Soft backend: the guest kernel writes
 //! the request into its vCPU's [`crate::pvcs::VcpuPage`] and hands off with a futex. KVM
-//! backend: the arguments go in registers (`rax` = number, `rdi`, `rsi`, `rdx`, `r10` =
-//! arguments, result in `rax`) and the guest writes the number to [`HYPERCALL_PORT`].
+//! backend: the arguments go in registers and the guest executes `out dx, eax` with
+//! `dx` = [`HYPERCALL_PORT`]: `rax` = number, `rdi`, `rsi`, `r10`, `r8` = arguments 0..3 (not
+//! `rdx`: it holds the port), result in `rax` (H writes it with `KVM_SET_REGS`). Under KVM the
+//! MMU calls (`LOAD_PGTBL`, `FLUSH_TLB*`, `RELEASE_PGTBL`, `PREFAULT`, `SHADOW_FAULT`),
+//! `SET_TIMER`, `HALT` and `SEND_IPI` are served inside the guest (CR3, `invlpg`, LAPIC, `hlt`)
+//! and never reach H, which answers them with `-ENOSYS` if they do.
 //!
 //! Results are `i64`: `>= 0` success (meaning per call), `< 0` a negated Linux errno.
 

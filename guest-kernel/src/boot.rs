@@ -173,6 +173,7 @@ fn launch_first(bi: &BootInfo) {
     if !cwd.is_empty() && guest_fs::chdir(vfs, &mut ctx, &FdTable::new(), &cwd).is_err() {
         crate::klog!(crate::log::WARN, "working directory {} not found, using /", String::from_utf8_lossy(&cwd));
     }
+    let cmdline = crate::proc::cmdline_of(&argv);
     let loaded = match crate::exec::load(&ctx, &path, argv, &envp) {
         Ok(l) => l,
         Err(e) => {
@@ -208,6 +209,7 @@ fn launch_first(bi: &BootInfo) {
     let mm = Arc::new(spin::Mutex::new(loaded.mm));
     let proc = Process::new(pid, 0, mm.clone(), fds, ctx);
     *proc.exe.lock() = loaded.exe;
+    *proc.cmdline.lock() = cmdline;
     let mut t = Thread::new(pid, proc, mm);
     t.ctx.regs = UserRegs { rip: loaded.entry, rsp: loaded.rsp, rflags: 0x202, ..UserRegs::default() };
     t.fpu = FpuAction::Reset;

@@ -15,6 +15,10 @@ fn page(vcpu: u32) -> *mut VcpuPage {
 /// Issues hypercall `nr` with `args` on the calling vCPU and returns H's result
 /// (`>= 0` success, `< 0` negated errno).
 pub fn call(nr: Hypercall, args: [u64; 4]) -> i64 {
+    // hw platform: under KVM hypercalls are port I/O or served in the guest itself.
+    if crate::platform::hw::active() {
+        return crate::platform::hw::hcall::call(nr, args);
+    }
     // SAFETY: the stub mapped the shared window at K_SHARED_BASE before calling _start; all
     // fields of the page are atomics, so a shared reference is sound even though H writes it.
     let p = unsafe { &*page(crate::percpu::current()) };
@@ -38,6 +42,10 @@ pub fn call(nr: Hypercall, args: [u64; 4]) -> i64 {
 
 /// Takes the pending interrupt bits of `vcpu` (`IRQ_TIMER`, `IRQ_IPI`), clearing them.
 pub fn take_irq(vcpu: u32) -> u32 {
+    // hw platform: the interrupt handlers note pending interrupts per vCPU.
+    if crate::platform::hw::active() {
+        return crate::platform::hw::take_irq(vcpu);
+    }
     // SAFETY: as in `call`: the page is mapped and all its fields are atomics.
     let p = unsafe { &*page(vcpu) };
     if p.pending_irq.load(Ordering::Relaxed) == 0 {
@@ -48,6 +56,10 @@ pub fn take_irq(vcpu: u32) -> u32 {
 
 /// Tells H which space `vcpu` enters user code through (where to send interrupt signals).
 pub fn set_current_space(vcpu: u32, space: u32) {
+    // hw platform: interrupts reach the vCPU directly; there is no U process to signal.
+    if crate::platform::hw::active() {
+        return;
+    }
     // SAFETY: as in `call`.
     let p = unsafe { &*page(vcpu) };
     if p.current_space.load(Ordering::Relaxed) != space {

@@ -19,6 +19,7 @@ pub mod percpu;
 pub mod pipe;
 pub mod platform;
 pub mod proc;
+pub mod procfs;
 pub mod rand;
 pub mod sched;
 pub mod signal;

@@ -15,6 +15,11 @@ static ALLOCATOR: heap::KernelHeap = heap::KernelHeap::new();
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".text._start")]
 pub unsafe extern "sysv64" fn _start(vcpu_id: u64, boot_info_va: u64, backend: u64) -> ! {
+    // hw platform: under KVM (backend 2) set up the vCPU's descriptor tables, MSRs and LAPIC
+    // before anything else runs.
+    if backend == guest_abi::Backend::Kvm as u64 {
+        guest_kernel::platform::hw::init_cpu(vcpu_id as u32);
+    }
     boot::start(vcpu_id, boot_info_va, backend)
 }
 

@@ -90,6 +90,8 @@ pub struct Process {
     pub fs: Mutex<FsContext>,
     /// Path of the running program (`/proc/self/exe`, `AT_EXECFN`).
     pub exe: Mutex<Vec<u8>>,
+    /// `argv` of the running program, each NUL-terminated (`/proc/<pid>/cmdline`).
+    pub cmdline: Mutex<Vec<u8>>,
     /// Signal actions, index = signal - 1.
     pub sigactions: Mutex<[SigAction; NSIG]>,
     /// Resource limits.
@@ -170,6 +172,7 @@ impl Process {
             fds: Mutex::new(fds),
             fs: Mutex::new(fs),
             exe: Mutex::new(Vec::new()),
+            cmdline: Mutex::new(Vec::new()),
             sigactions: Mutex::new([SigAction::default(); NSIG]),
             rlimits: Mutex::new(default_rlimits()),
             exit: Mutex::new(None),
@@ -201,6 +204,16 @@ impl Process {
     pub fn is_zombie(&self) -> bool {
         self.exit.lock().is_some()
     }
+}
+
+/// `argv` as `/proc/<pid>/cmdline` shows it.
+pub fn cmdline_of(argv: &[Vec<u8>]) -> Vec<u8> {
+    let mut c = Vec::new();
+    for a in argv {
+        c.extend_from_slice(a);
+        c.push(0);
+    }
+    c
 }
 
 /// Looks a process up by pid.

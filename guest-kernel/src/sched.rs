@@ -11,7 +11,7 @@
 //! happened since it started its syscall.
 
 use crate::mm::space::{Access, FaultError};
-use crate::platform::{pv::Pv, FpuAction, Platform, SpaceRef, Trap};
+use crate::platform::{Current, FpuAction, Platform, SpaceRef, Trap};
 use crate::proc::{ExitReason, Thread, Wait, PROCESSES};
 use crate::signal::{self, SIGKILL, SIGSEGV};
 use crate::sys::{self, Ctx, SysRet};
@@ -46,7 +46,8 @@ static ARMED: [AtomicU64; MAX_VCPUS as usize] = [const { AtomicU64::new(0) }; MA
 /// Number of runnable threads (for the preemption decision without the lock).
 static RUNNABLE: AtomicU64 = AtomicU64::new(0);
 
-static PLATFORM: Pv = Pv;
+// hw platform: the backend chosen at entry (pv or hw).
+static PLATFORM: Current = Current;
 
 /// Current event sequence number.
 pub fn seq() -> u64 {

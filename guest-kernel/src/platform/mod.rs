@@ -2,6 +2,7 @@
 //! small trait, rCore-`trapframe` style (`enter_user(&mut ctx) -> Trap`), with the `pv`
 //! implementation (soft backend: PVCS + futex handoff) now and room for `hw` (KVM, ring 0).
 
+pub mod hw;
 pub mod pv;
 
 use alloc::vec::Vec;
@@ -74,4 +75,26 @@ pub trait Platform: Sync {
     /// Copies the FPU image the last trap on (`vcpu`, `space`) left into `ctx.fpu` (lazy save
     /// when the vCPU switches to another thread).
     fn save_fpu(&self, vcpu: u32, space: SpaceRef, ctx: &mut UserContext);
+}
+
+/// The platform this kernel runs on, chosen at entry by the `backend` argument: [`hw::Hw`]
+/// under KVM, [`pv::Pv`] on the soft backend.
+pub struct Current;
+
+impl Platform for Current {
+    fn enter_user(&self, vcpu: u32, space: SpaceRef, ctx: &mut UserContext, fpu: FpuAction) -> Trap {
+        if hw::active() {
+            hw::Hw.enter_user(vcpu, space, ctx, fpu)
+        } else {
+            pv::Pv.enter_user(vcpu, space, ctx, fpu)
+        }
+    }
+
+    fn save_fpu(&self, vcpu: u32, space: SpaceRef, ctx: &mut UserContext) {
+        if hw::active() {
+            hw::Hw.save_fpu(vcpu, space, ctx);
+        } else {
+            pv::Pv.save_fpu(vcpu, space, ctx);
+        }
+    }
 }

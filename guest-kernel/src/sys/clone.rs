@@ -113,6 +113,7 @@ pub fn clone(cx: &mut Ctx<'_>, a: Args) -> SysRet {
     child.pgid.store(parent.pgid.load(Ordering::Relaxed), Ordering::Relaxed);
     child.sid.store(parent.sid.load(Ordering::Relaxed), Ordering::Relaxed);
     *child.exe.lock() = parent.exe.lock().clone();
+    *child.cmdline.lock() = parent.cmdline.lock().clone();
     *child.sigactions.lock() = *parent.sigactions.lock();
     *child.rlimits.lock() = *parent.rlimits.lock();
     child.exit_signal.store(exit_signal, Ordering::Relaxed);

@@ -22,6 +22,19 @@ fn fd(v: u64) -> i32 {
     v as i32
 }
 
+/// Refreshes `/proc` before a lookup that may need it.
+fn proc_hook(cx: &Ctx<'_>, path: &[u8]) {
+    let in_proc = path.starts_with(b"/proc") || (path.first() != Some(&b'/') && {
+        let p = cx.proc();
+        let ctx = p.fs.lock().clone();
+        let mut buf = [0u8; 256];
+        gfs::getcwd(&ctx, &mut buf).is_ok_and(|n| buf[..n].starts_with(b"/proc"))
+    });
+    if in_proc {
+        crate::procfs::refresh(cx.t.proc.pid);
+    }
+}
+
 /// `read(2)`.
 pub fn read(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     rw_read(cx, fd(a[0]), a[1], a[2] as usize, None)
@@ -207,6 +220,7 @@ pub fn writev(cx: &mut Ctx<'_>, a: [u64; 6], offset: Option<u64>) -> KResult {
 /// `openat(2)` (and `open(2)` with `AT_FDCWD`).
 pub fn openat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) -> KResult {
     let path = cx.path(path)?;
+    proc_hook(cx, &path);
     let p = cx.proc();
     let ctx = p.fs.lock().clone();
     let mut fds = p.fds.lock();
@@ -226,6 +240,7 @@ pub fn close(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 /// `newfstatat(2)`, `stat(2)`, `lstat(2)`.
 pub fn fstatat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, buf: u64, flags: u64) -> KResult {
     let path = cx.path(path)?;
+    proc_hook(cx, &path);
     let p = cx.proc();
     let st = {
         let ctx = p.fs.lock().clone();
@@ -250,6 +265,7 @@ pub fn fstat(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 /// `statx(2)`.
 pub fn statx(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     let path = cx.path(a[1])?;
+    proc_hook(cx, &path);
     let p = cx.proc();
     let st = {
         let ctx = p.fs.lock().clone();
@@ -270,6 +286,7 @@ pub fn lseek(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 /// `faccessat2(2)` and friends.
 pub fn faccessat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, mode: u64, flags: u64) -> KResult {
     let path = cx.path(path)?;
+    proc_hook(cx, &path);
     let p = cx.proc();
     let ctx = p.fs.lock().clone();
     let fds = p.fds.lock().clone();
@@ -303,6 +320,7 @@ pub fn getcwd(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 /// `chdir(2)`.
 pub fn chdir(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     let path = cx.path(a[0])?;
+    proc_hook(cx, &path);
     let p = cx.proc();
     let fds = p.fds.lock().clone();
     let mut ctx = p.fs.lock();
@@ -367,6 +385,7 @@ pub fn symlinkat(cx: &mut Ctx<'_>, target: u64, nd: u64, linkpath: u64) -> KResu
 /// `readlinkat(2)`; `/proc/self/exe` names the running program.
 pub fn readlinkat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, buf: u64, size: u64) -> KResult {
     let path = cx.path(path)?;
+    proc_hook(cx, &path);
     if (size as i64) <= 0 {
         return Err(Errno::EINVAL);
     }

@@ -24,17 +24,22 @@ pub fn execveat(cx: &mut Ctx<'_>, a: [u64; 6]) -> SysRet {
 }
 
 fn exec_inner(cx: &mut Ctx<'_>, path: u64, argv: u64, envp: u64, dirfd: i32, _flags: u64) -> Result<(), Errno> {
-    let path = cx.path(path)?;
+    let mut path = cx.path(path)?;
     if path.is_empty() {
         return Err(Errno::ENOENT);
+    }
+    let p = cx.proc();
+    if path == b"/proc/self/exe" || path == alloc::format!("/proc/{}/exe", p.pid).as_bytes() {
+        // The running program itself (busybox re-executes itself this way).
+        path = p.exe.lock().clone();
     }
     if dirfd != -100 && path[0] != b'/' {
         return Err(Errno::ENOSYS);
     }
     let argv = cx.string_array(argv, 2 << 20)?;
     let envp = cx.string_array(envp, 2 << 20)?;
-    let p = cx.proc();
     let ctx = p.fs.lock().clone();
+    let cmdline = crate::proc::cmdline_of(&argv);
     let loaded = crate::exec::load(&ctx, &path, argv, &envp).map_err(|e| {
         crate::klog!(crate::log::DEBUG, "{}", e.reason);
         e.errno
@@ -49,6 +54,7 @@ fn exec_inner(cx: &mut Ctx<'_>, path: u64, argv: u64, envp: u64, dirfd: i32, _fl
         crate::sched::notify();
     }
     *p.exe.lock() = loaded.exe;
+    *p.cmdline.lock() = cmdline;
     p.fds.lock().close_on_exec();
     {
         let mut acts = p.sigactions.lock();

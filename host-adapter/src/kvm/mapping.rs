@@ -53,6 +53,16 @@ impl HostMapping {
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 
+    /// Copies `data` to offset `off` (bounds checked; the guest may race, as with RAM).
+    pub(crate) fn write(&self, off: usize, data: &[u8]) -> bool {
+        if off.checked_add(data.len()).is_none_or(|end| end > self.len) {
+            return false;
+        }
+        // SAFETY: in bounds (checked above) of a live read-write mapping.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(off), data.len()) };
+        true
+    }
+
     /// The bytes, mutably (before any vCPU runs).
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: mapped read-write for the life of self; `&mut self` excludes other users.

@@ -7,6 +7,7 @@
 mod area;
 mod cpu;
 mod mapping;
+mod sse;
 mod vcpu;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -74,6 +75,16 @@ impl Vm {
         let bytes = self.area.bytes();
         let end = off.checked_add(len as u64)?;
         (end <= bytes.len() as u64).then(|| bytes[off as usize..end as usize].to_vec())
+    }
+}
+
+impl Vm {
+    /// Copies `data` to `gpa` (RAM or the backend's area); false when out of range.
+    pub(crate) fn write_gpa(&self, gpa: u64, data: &[u8]) -> bool {
+        if self.setup.memory.write(gpa, data).is_ok() {
+            return true;
+        }
+        gpa.checked_sub(self.area_layout.base).is_some_and(|off| self.area.write(off as usize, data))
     }
 }
 
@@ -162,7 +173,7 @@ impl Backend for KvmBackend {
             setup,
         };
         let mut stats = RunStats::default();
-        let mut exits = [crate::stats::Counter::default(); 3];
+        let mut exits = [crate::stats::Counter::default(); 4];
         std::thread::scope(|scope| {
             let vm = &vm;
             let mut handles = Vec::new();

@@ -28,16 +28,19 @@ pub(crate) enum ExitKind {
     Interrupted = 1,
     /// Any exit that ends the VM.
     Fatal = 2,
+    /// An SSE instruction at CPL 0 that software KVM could not emulate, done by H.
+    SseEmulated = 3,
 }
 
 /// Names of [`ExitKind`]s, in order.
-pub(crate) const EXIT_NAMES: [&str; 3] = ["io (hypercall port)", "intr (signal)", "fatal"];
+pub(crate) const EXIT_NAMES: [&str; 4] =
+    ["io (hypercall port)", "intr (signal)", "fatal", "internal error: SSE emulated by H"];
 
 /// What one vCPU thread counted.
 #[derive(Default)]
 pub(crate) struct VcpuCounters {
     pub(crate) hypercalls: [Counter; HYPERCALL_COUNT],
-    pub(crate) exits: [Counter; 3],
+    pub(crate) exits: [Counter; 4],
 }
 
 /// Runs vCPU `id` until the VM stops.
@@ -54,6 +57,17 @@ pub(crate) fn run(vm: &Vm, id: u32, mut vcpu: VcpuFd) -> VcpuCounters {
         }
         let exit = vcpu.run();
         let t0 = Instant::now();
+        if matches!(exit, Ok(VcpuExit::InternalError)) {
+            let kind = match emulate_sse(vm, &mut vcpu) {
+                Ok(()) => ExitKind::SseEmulated,
+                Err(why) => {
+                    let msg = internal_error(&mut vcpu, &why);
+                    fatal(vm, describe(vm, &vcpu, &msg))
+                }
+            };
+            counters.exits[kind as usize].add(t0.elapsed().as_nanos() as u64);
+            continue;
+        }
         let kind = match exit {
             Ok(VcpuExit::IoOut(HYPERCALL_PORT, _)) => {
                 match hypercall(vm, id, &vcpu, &mut counters) {
@@ -76,20 +90,6 @@ pub(crate) fn run(vm: &Vm, id: u32, mut vcpu: VcpuFd) -> VcpuCounters {
             }
             Ok(VcpuExit::Shutdown) => fatal(vm, describe(vm, &vcpu, "triple fault (KVM_EXIT_SHUTDOWN)")),
             Ok(VcpuExit::Hlt) => fatal(vm, describe(vm, &vcpu, "hlt exit without the in-kernel irqchip")),
-            Ok(VcpuExit::InternalError) => {
-                let run = vcpu.get_kvm_run();
-                // SAFETY: exit_reason is KVM_EXIT_INTERNAL_ERROR, so `internal` is the live
-                // union member.
-                let internal = unsafe { run.__bindgen_anon_1.internal };
-                let n = (internal.ndata as usize).min(internal.data.len());
-                let msg = format!(
-                    "KVM_EXIT_INTERNAL_ERROR suberror {}{} (data {:x?})",
-                    internal.suberror,
-                    if internal.suberror == 1 { " (emulation failure)" } else { "" },
-                    &internal.data[..n]
-                );
-                fatal(vm, describe(vm, &vcpu, &msg))
-            }
             Ok(VcpuExit::FailEntry(reason, cpu)) => fatal(
                 vm,
                 describe(vm, &vcpu, &format!("KVM_EXIT_FAIL_ENTRY: hardware reason {reason:#x} on host CPU {cpu}")),
@@ -102,6 +102,20 @@ pub(crate) fn run(vm: &Vm, id: u32, mut vcpu: VcpuFd) -> VcpuCounters {
         };
         counters.exits[kind as usize].add(t0.elapsed().as_nanos() as u64);
     }
+}
+
+/// The message for a `KVM_EXIT_INTERNAL_ERROR` H could not resolve.
+fn internal_error(vcpu: &mut VcpuFd, why: &str) -> String {
+    let run = vcpu.get_kvm_run();
+    // SAFETY: called for KVM_EXIT_INTERNAL_ERROR only, so `internal` is the live member.
+    let internal = unsafe { run.__bindgen_anon_1.internal };
+    let n = (internal.ndata as usize).min(internal.data.len());
+    format!(
+        "KVM_EXIT_INTERNAL_ERROR suberror {}{} (data {:x?}; H: {why})",
+        internal.suberror,
+        if internal.suberror == 1 { " (emulation failure)" } else { "" },
+        &internal.data[..n]
+    )
 }
 
 /// Ends the VM with a message about a fatal exit.
@@ -179,4 +193,77 @@ fn serve(vm: &Vm, id: u32, call: Hypercall, [a0, a1, a2, _a3]: [u64; 4]) -> i64 
             -ENOSYS
         }
     }
+}
+
+/// Reads `len` bytes at guest virtual `gva` (one page at most).
+fn read_gva(vm: &Vm, vcpu: &VcpuFd, gva: u64, len: usize) -> Option<Vec<u8>> {
+    let t = vcpu.translate_gva(gva).ok().filter(|t| t.valid != 0)?;
+    let in_page = (0x1000 - (gva & 0xfff)) as usize;
+    vm.read_gpa(t.physical_address, len.min(in_page))
+}
+
+/// Performs the SSE instruction at rip that software KVM failed to emulate (see `sse`).
+fn emulate_sse(vm: &Vm, vcpu: &mut VcpuFd) -> Result<(), String> {
+    use super::sse::{self, Op, Rm};
+    let run = vcpu.get_kvm_run();
+    // SAFETY: called for KVM_EXIT_INTERNAL_ERROR only, so `internal` is the live member.
+    if unsafe { run.__bindgen_anon_1.internal.suberror } != kvm_bindings::KVM_INTERNAL_ERROR_EMULATION {
+        return Err("not an emulation failure".into());
+    }
+    let vcpu = &*vcpu;
+    let mut regs = vcpu.get_regs().map_err(|e| e.to_string())?;
+    let code = read_gva(vm, vcpu, regs.rip, 15).ok_or("code unreadable")?;
+    let insn = sse::decode(&code, &regs).ok_or("unsupported instruction")?;
+    let mut fpu = vcpu.get_fpu().map_err(|e| e.to_string())?;
+    let size = match insn.op {
+        Op::Pinsrw(_) => 2,
+        _ if insn.wide => 8,
+        _ => 4,
+    };
+    let load = |rm: Rm| -> Result<u64, String> {
+        match rm {
+            Rm::Reg(r) => Ok(sse::gpr(&regs, r)),
+            Rm::Mem(a) => {
+                let b = read_gva(vm, vcpu, a, size).filter(|b| b.len() == size).ok_or("operand unreadable")?;
+                let mut v = [0u8; 8];
+                v[..size].copy_from_slice(&b);
+                Ok(u64::from_le_bytes(v))
+            }
+        }
+    };
+    let x = usize::from(insn.xmm & 15);
+    match insn.op {
+        Op::ToXmm => {
+            let v = load(insn.rm)? & if insn.wide { u64::MAX } else { u64::from(u32::MAX) };
+            fpu.xmm[x] = [0; 16];
+            fpu.xmm[x][..8].copy_from_slice(&v.to_le_bytes());
+        }
+        Op::Pinsrw(k) => {
+            let w = (load(insn.rm)? as u16).to_le_bytes();
+            let k = usize::from(k) * 2;
+            fpu.xmm[x][k..k + 2].copy_from_slice(&w);
+        }
+        Op::FromXmm => {
+            let mut v = [0u8; 8];
+            v[..size].copy_from_slice(&fpu.xmm[x][..size]);
+            match insn.rm {
+                Rm::Reg(r) => sse::set_gpr(&mut regs, r, u64::from_le_bytes(v)),
+                Rm::Mem(a) => {
+                    let t = vcpu.translate_gva(a).ok().filter(|t| t.valid != 0 && (a & 0xfff) as usize + size <= 0x1000);
+                    let t = t.ok_or("operand unwritable")?;
+                    if !vm.write_gpa(t.physical_address, &v[..size]) {
+                        return Err("operand unwritable".into());
+                    }
+                }
+            }
+        }
+    }
+    vcpu.set_fpu(&fpu).map_err(|e| e.to_string())?;
+    regs.rip += insn.len;
+    vcpu.set_regs(&regs).map_err(|e| e.to_string())?;
+    // KVM queued #UD for the instruction it could not emulate: drop it.
+    let mut ev = vcpu.get_vcpu_events().map_err(|e| e.to_string())?;
+    ev.exception.injected = 0;
+    ev.exception.pending = 0;
+    vcpu.set_vcpu_events(&ev).map_err(|e| e.to_string())
 }

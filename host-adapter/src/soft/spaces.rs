@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use guest_abi::MAX_SPACES;
 use guest_abi::mapper::MapOp;
@@ -15,12 +15,27 @@ use switcher::{MapperChannel, SharedMemory, SpaceSpawn, StubProcess};
 use crate::GuestRam;
 use crate::stats::ShadowTotals;
 
-/// The mapper channel of a U process as the shadow MMU's `Mapper`.
-pub struct ChannelMapper(Arc<MapperChannel>);
+/// The mapper channel of a U process as the shadow MMU's `Mapper`, timing each batch.
+pub struct ChannelMapper {
+    channel: Arc<MapperChannel>,
+    /// Batches applied and their total round-trip time (H -> U mapper -> H), ns.
+    batches: AtomicU64,
+    batch_ns: AtomicU64,
+}
+
+impl ChannelMapper {
+    fn new(channel: Arc<MapperChannel>) -> Self {
+        Self { channel, batches: AtomicU64::new(0), batch_ns: AtomicU64::new(0) }
+    }
+}
 
 impl shadow_mmu::Mapper for ChannelMapper {
     fn apply(&self, ops: &[MapOp]) -> Result<(), shadow_mmu::MapperError> {
-        self.0.apply(ops).map_err(|e| match e {
+        let t0 = std::time::Instant::now();
+        let result = self.channel.apply(ops);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batch_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        result.map_err(|e| match e {
             switcher::SwitcherError::MapperFailed { index, errno } => {
                 shadow_mmu::MapperError { failed_index: index, errno }
             }
@@ -145,7 +160,7 @@ impl Spaces {
                 (id, Arc::new(process), Arc::new(channel), true)
             }
         };
-        let shadow = ShadowSpace::new(root, ChannelMapper(channel.clone()), ShadowConfig::default());
+        let shadow = ShadowSpace::new(root, ChannelMapper::new(channel.clone()), ShadowConfig::default());
         *self.slots[id as usize].write() = Some(Arc::new(Space { id, shadow, process, channel }));
         by_root.insert(root, id);
         let mut r = self.retired.lock();
@@ -181,7 +196,8 @@ impl Spaces {
         let mut r = self.retired.lock();
         r.pages_mapped += s.pages_mapped;
         r.mapper_ops += s.map_ops + s.unmap_ops;
-        r.mapper_batches.count += s.mapper_calls;
+        r.mapper_batches.count += space.shadow.mapper().batches.load(Ordering::Relaxed);
+        r.mapper_batches.total_ns += space.shadow.mapper().batch_ns.load(Ordering::Relaxed);
         r.host_vmas_peak += s.vmas_peak;
     }
 

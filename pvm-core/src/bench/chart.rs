@@ -72,7 +72,7 @@ fn draw_inner(
     root.fill(&WHITE)?;
     let n = benches.len().max(1);
     let caption = format!(
-        "pvm bench: median time relative to native (log scale; {} mode, {} rounds, CPUs {})",
+        "pvm bench: median time relative to native (log scale, no bar = failed; {} mode, {} rounds, CPUs {})",
         doc.mode,
         doc.rounds,
         if doc.pinned_cpus.is_empty() {
@@ -86,7 +86,7 @@ fn draw_inner(
     let mut chart = ChartBuilder::on(&root)
         .caption(caption, ("sans-serif", 18))
         .margin(12)
-        .x_label_area_size(150)
+        .x_label_area_size(100)
         .y_label_area_size(70)
         .build_cartesian_2d(x_range, (ymin..ymax).log_scale())?;
     let names: Vec<String> = benches
@@ -140,10 +140,11 @@ fn draw_inner(
             [(-0.5, 1.0), (right, 1.0)],
             BLACK.stroke_width(1),
         ))?
-        .label("native = 1");
+        .label("native = 1")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], BLACK));
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()?;

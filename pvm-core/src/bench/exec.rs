@@ -148,7 +148,7 @@ mod tests {
         cmd.args(["-c", "echo one; echo two >&2; printf 'three\\r\\n'; exit 3"]);
         let mut seen = Vec::new();
         let f = run(cmd, &CpuSet::default(), Duration::from_secs(20), &mut |l| {
-            seen.push(l.to_string())
+            seen.push(l.to_string());
         })
         .expect("runs");
         assert_eq!(seen, ["one", "three"]);

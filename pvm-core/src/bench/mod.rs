@@ -230,7 +230,7 @@ fn measure(
         for &i in active[shift..].iter().chain(&active[..shift]) {
             let name = runners[i].name();
             let outcomes = runners[i].run(&env, benches, &mut |what| {
-                progress.show(round + 1, rounds, name, what)
+                progress.show(round + 1, rounds, name, what);
             });
             for (b, o) in benches.iter().zip(outcomes) {
                 cells.entry((i, b.name)).or_default().add(o);

@@ -1,0 +1,204 @@
+//! The KVM backend end to end: a representative subset of the equivalence suites (static glibc
+//! and musl programs, a busybox applet) run under `--backend kvm` and compared with native
+//! runs, plus `pvm info`. Skips (with the reason printed) where `/dev/kvm` is not usable. On
+//! software KVM (`kvm_pvm`) guest ring 0 is emulated, so each run takes tens of seconds.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PVM: &str = env!("CARGO_BIN_EXE_pvm");
+/// Limit for one guest run under KVM (software KVM boots slowly).
+const TIMEOUT: Duration = Duration::from_secs(240);
+
+const PROGRAM: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    for (int i = 0; i < argc; i++) printf("argv[%d]=%s\n", i, argv[i]);
+    const char *v = getenv("PVM_KVM_TEST");
+    printf("env=%s\n", v ? v : "(unset)");
+    char *p = malloc(1 << 20);
+    memset(p, 7, 1 << 20);
+    long sum = 0;
+    for (int i = 0; i < (1 << 20); i += 4096) sum += p[i];
+    printf("sum=%ld pid>0=%d\n", sum, getpid() > 0);
+    fprintf(stderr, "to stderr\n");
+    return 42;
+}
+"#;
+
+/// Why KVM cannot be used here, if it cannot.
+fn kvm_unusable() -> Option<String> {
+    match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        Ok(_) => None,
+        Err(e) => Some(format!("/dev/kvm: {e}")),
+    }
+}
+
+fn skip(test: &str) -> bool {
+    match kvm_unusable() {
+        Some(why) => {
+            println!("skipping {test}: {why}");
+            true
+        }
+        None => false,
+    }
+}
+
+/// Compiles [`PROGRAM`] with `cc -static` into a temporary directory.
+fn build(cc: &str) -> Option<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("pvm-kvm-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let src = dir.join("prog.c");
+    std::fs::write(&src, PROGRAM).ok()?;
+    let out = dir.join(format!("prog-{cc}"));
+    let ok = Command::new(cc).args(["-static", "-O2", "-o"]).arg(&out).arg(&src).status().ok()?.success();
+    ok.then_some(out)
+}
+
+/// Runs `cmd` with a hard timeout.
+fn run(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            panic!("timed out after {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output { status, stdout: t_out.join().expect("stdout"), stderr: t_err.join().expect("stderr") }
+}
+
+fn pvm_kvm(prog: &Path, args: &[&str]) -> Output {
+    let mut c = Command::new(PVM);
+    c.args(["run", "--backend", "kvm", "--memory", "256M", "--env", "PVM_KVM_TEST=yes"]).arg(prog).args(args);
+    run(c)
+}
+
+fn compare_with_native(cc: &str) {
+    let Some(prog) = build(cc) else {
+        println!("skipping {cc}: cannot build a static program");
+        return;
+    };
+    let mut native = Command::new(&prog);
+    native.args(["one", "two words"]).env_clear().env("PVM_KVM_TEST", "yes");
+    let native = run(native);
+    let guest = pvm_kvm(&prog, &["one", "two words"]);
+    let text = String::from_utf8_lossy(&guest.stdout);
+    let err = String::from_utf8_lossy(&guest.stderr);
+    // argv[0] differs (host path vs the guest's path): compare from argv[1] on.
+    let tail = |s: &[u8]| String::from_utf8_lossy(s).lines().skip(1).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(tail(&guest.stdout), tail(&native.stdout), "stdout differs; guest stdout:\n{text}\nstderr:\n{err}");
+    assert_eq!(guest.status.code(), native.status.code(), "exit status; stderr:\n{err}");
+    assert_eq!(guest.status.code(), Some(42));
+    assert!(err.contains("to stderr"), "stderr:\n{err}");
+}
+
+#[test]
+fn glibc_program_matches_native() {
+    if !skip("glibc_program_matches_native") {
+        compare_with_native("gcc");
+    }
+}
+
+#[test]
+fn musl_program_matches_native() {
+    if skip("musl_program_matches_native") {
+        return;
+    }
+    if Command::new("musl-gcc").arg("--version").output().is_err() {
+        println!("skipping musl_program_matches_native: musl-gcc not installed");
+        return;
+    }
+    compare_with_native("musl-gcc");
+}
+
+#[test]
+fn busybox_applet_matches_native() {
+    if skip("busybox_applet_matches_native") {
+        return;
+    }
+    let Some(bb) = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(Path::new).find(|p| p.exists()) else {
+        println!("skipping busybox_applet_matches_native: busybox not installed");
+        return;
+    };
+    let native = run({
+        let mut c = Command::new(bb);
+        c.args(["echo", "hello", "from", "busybox"]);
+        c
+    });
+    let guest = pvm_kvm(bb, &["echo", "hello", "from", "busybox"]);
+    assert_eq!(
+        String::from_utf8_lossy(&guest.stdout),
+        String::from_utf8_lossy(&native.stdout),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&guest.stderr)
+    );
+    assert_eq!(guest.status.code(), Some(0));
+}
+
+#[test]
+fn info_reports_kvm_and_json_parses() {
+    let text = run({
+        let mut c = Command::new(PVM);
+        c.arg("info");
+        c
+    });
+    assert!(text.status.success());
+    let t = String::from_utf8_lossy(&text.stdout);
+    for key in ["KVM:", "seccomp:", "Syscall User Dispatch:", "FSGSBASE", "vm.max_map_count:", "memfd:", "cores:", "memory:"] {
+        assert!(t.contains(key), "missing {key} in:\n{t}");
+    }
+    let json = run({
+        let mut c = Command::new(PVM);
+        c.args(["info", "--json"]);
+        c
+    });
+    assert!(json.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("pvm info --json is JSON");
+    let usable = kvm_unusable().is_none();
+    assert_eq!(v["kvm"]["usable"], usable, "{v}");
+    assert!(v["cores"].as_u64().is_some_and(|n| n >= 1), "{v}");
+    assert!(["soft", "kvm"].contains(&v["auto_backend"].as_str().unwrap_or("")), "{v}");
+    if v["kvm"]["kind"] == "software" {
+        assert_eq!(v["auto_backend"], "soft", "auto must not pick software KVM: {v}");
+    }
+}
+
+#[test]
+fn auto_runs_a_program_and_says_which_backend() {
+    let Some(prog) = build("gcc") else { return };
+    let out = run({
+        let mut c = Command::new(PVM);
+        c.args(["run", "--backend", "auto", "--verbose"]).arg(&prog);
+        c
+    });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("auto: "), "{err}");
+    assert_eq!(out.status.code(), Some(42), "{err}");
+}
