@@ -56,7 +56,24 @@ pub enum Hypercall {
     Shutdown = 13,
     /// `(clock_id)`: current time of Linux clock `clock_id` (0 realtime, 1 monotonic), ns.
     GetTime = 14,
+    /// `(root_gpa, list_gpa, count)`: `FLUSH_TLB` of `count` (`<= FLUSH_LIST_MAX`) ranges given
+    /// as [`FlushRange`] records at `list_gpa`, applied with one handoff to the U mapper (the
+    /// copy-on-write write-protect of a fork touches many ranges). Returns 0.
+    FlushTlbList = 15,
 }
+
+/// One range of [`Hypercall::FlushTlbList`]: 16 bytes, written by the guest, read once by H.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushRange {
+    /// Start GVA, bytes.
+    pub gva: u64,
+    /// Length, bytes.
+    pub len: u64,
+}
+
+/// Most ranges in one [`Hypercall::FlushTlbList`].
+pub const FLUSH_LIST_MAX: u64 = 256;
 
 impl Hypercall {
     /// Decodes a raw number read from shared memory or a register.
@@ -76,6 +93,7 @@ impl Hypercall {
             12 => Self::YieldTo,
             13 => Self::Shutdown,
             14 => Self::GetTime,
+            15 => Self::FlushTlbList,
             _ => return None,
         })
     }
@@ -97,12 +115,13 @@ impl Hypercall {
             Self::YieldTo => "yield_to",
             Self::Shutdown => "shutdown",
             Self::GetTime => "get_time",
+            Self::FlushTlbList => "flush_tlb_list",
         }
     }
 }
 
 /// Number of hypercall kinds (numbers are `1 ..= HYPERCALL_COUNT`).
-pub const HYPERCALL_COUNT: usize = 14;
+pub const HYPERCALL_COUNT: usize = 15;
 
 /// [`Hypercall::ShadowFault`] result: the shadow now maps the page; resume user code.
 pub const FAULT_FILLED: i64 = 0;

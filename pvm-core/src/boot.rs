@@ -41,8 +41,9 @@ pub struct BootOptions {
     pub vcpus: u32,
     /// Host CPU to pin to.
     pub pin_cpu: Option<usize>,
-    /// Verbose logging (guest kernel log on stderr).
-    pub verbose: bool,
+    /// Verbosity: 0 quiet (guest kernel errors only), 1 guest kernel log, 2 and more also its
+    /// per-syscall trace.
+    pub verbose: u8,
     /// Most guest processes at once (0: no limit).
     pub pids_limit: u32,
 }
@@ -133,7 +134,11 @@ pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result
         backend: backend as u32,
         mem_size: memory,
         vcpus: opts.vcpus,
-        log_level: if opts.verbose { 3 } else { 0 },
+        log_level: match opts.verbose {
+            0 => 0,
+            1 => 3,
+            _ => 4,
+        },
         kernel_end_gpa: kernel.end_gpa,
         initramfs_gpa: initrd_gpa,
         initramfs_len: launch.initramfs.len() as u64,
@@ -157,6 +162,6 @@ pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result
         kernel_entry: kernel.entry,
         vcpus: opts.vcpus,
         pin_cpu: opts.pin_cpu,
-        verbose: opts.verbose,
+        verbose: opts.verbose > 0,
     })
 }

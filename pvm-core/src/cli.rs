@@ -19,7 +19,7 @@ impl Cli {
     /// Whether `--verbose` was given.
     pub fn verbose(&self) -> bool {
         match &self.command {
-            Command::Run(r) => r.verbose,
+            Command::Run(r) => r.verbose > 0,
             Command::Info(_) => false,
             Command::Bench(_) => false,
         }
@@ -75,9 +75,10 @@ pub struct RunArgs {
     /// After the run, print a table of every transition kind on stderr.
     #[arg(long)]
     pub stats: bool,
-    /// Print what pvm does, and the guest kernel's log, on stderr.
-    #[arg(long, short)]
-    pub verbose: bool,
+    /// Print what pvm does, and the guest kernel's log, on stderr (`-vv`: also the guest
+    /// kernel's per-syscall trace).
+    #[arg(long, short, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Host CPU to pin the VM's threads and processes to (`none`: no pinning; default: the
     /// first CPU this process may use).
     #[arg(long, value_parser = parse_pin)]

@@ -78,7 +78,7 @@ pub fn run_and_exit(args: &RunArgs) -> ExitCode {
     } else {
         match detect::select(request, &KvmProbe::probe()) {
             Ok((choice, why)) => {
-                if args.verbose {
+                if args.verbose > 0 {
                     eprintln!("pvm: {why}");
                 }
                 choice

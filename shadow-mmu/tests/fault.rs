@@ -311,6 +311,38 @@ fn flush_unmaps_only_what_is_mapped_and_vmas_follow() {
 }
 
 #[test]
+fn flush_ranges_unmaps_many_ranges_in_one_batch() {
+    let mem = mem();
+    let mut b = builder(&mem);
+    let base = 0x40_0000;
+    for i in 0..1024 {
+        b.map(base + i * KIB4, FRAME + i * KIB4, 1, RW | US | D).unwrap();
+    }
+    let s = ShadowSpace::new(b.root(), RecordingMapper::new(), ShadowConfig::default());
+    assert_eq!(s.prefault(&mem, base, 4 * MIB2).unwrap(), 1024);
+    s.mapper().take_log();
+    // Unsorted, overlapping and adjacent ranges, one outside anything mapped.
+    let ranges = [
+        (base + MIB2 + 3 * KIB4, KIB4),
+        (base + KIB4, 2 * KIB4),
+        (base + 2 * KIB4, 2 * KIB4),
+        (base + MIB2 - KIB4, KIB4),
+        (base + 9 * MIB2, MIB2),
+        (base + MIB2, KIB4),
+    ];
+    s.flush_ranges(&ranges).unwrap();
+    assert_eq!(
+        s.mapper().take_log(),
+        [unmap_op(base + KIB4, 3 * KIB4), unmap_op(base + MIB2 - KIB4, 2 * KIB4), unmap_op(base + MIB2 + 3 * KIB4, KIB4)],
+        "one batch, ascending, merged, nothing unmapped twice"
+    );
+    assert_eq!(s.mapper().mapped_pages(), 1024 - 6);
+    assert_eq!(s.stats().vmas_current, s.mapper().vma_count());
+    s.flush_ranges(&ranges).unwrap();
+    assert!(s.mapper().take_log().is_empty(), "already unmapped: no mapper call");
+}
+
+#[test]
 fn prefault_walks_mixed_directories() {
     let mem = mem();
     let mut b = builder(&mem);

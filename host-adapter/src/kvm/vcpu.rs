@@ -183,6 +183,7 @@ fn serve(vm: &Vm, id: u32, call: Hypercall, [a0, a1, a2, _a3]: [u64; 4]) -> i64 
         Hypercall::LoadPgtbl
         | Hypercall::FlushTlb
         | Hypercall::FlushTlbAll
+        | Hypercall::FlushTlbList
         | Hypercall::ReleasePgtbl
         | Hypercall::Prefault
         | Hypercall::ShadowFault

@@ -67,6 +67,27 @@ struct Pooled {
     channel: Arc<MapperChannel>,
 }
 
+/// Unmaps the whole guest user range of a U process in one mapper batch (cheaper than the
+/// shadow's per-extent flush, and exact whatever the shadow recorded). The mapper's filter
+/// bounds one `munmap` to `switcher::filters::MAPPER_MAX_LEN` bytes, so the range goes in
+/// chunks of that size. Returns whether it succeeded.
+fn empty_user_range(channel: &MapperChannel) -> bool {
+    use guest_abi::layout::{USER_END, USER_START};
+    use guest_abi::mapper::MapOpKind;
+    let chunk = (switcher::filters::MAPPER_MAX_LEN - guest_abi::PAGE_SIZE) & !(guest_abi::PAGE_SIZE - 1);
+    let ops: Vec<MapOp> = (USER_START..USER_END)
+        .step_by(chunk as usize)
+        .map(|addr| MapOp {
+            kind: MapOpKind::Unmap as u32,
+            prot: 0,
+            addr,
+            len: chunk.min(USER_END - addr),
+            offset: 0,
+        })
+        .collect();
+    channel.apply(&ops).is_ok()
+}
+
 /// Idle U processes kept at most.
 const POOL_MAX: usize = 32;
 
@@ -180,7 +201,7 @@ impl Spaces {
         let space = self.slots[id as usize].write().take();
         if let Some(space) = space {
             self.retire(&space);
-            let emptied = pool && space.shadow.flush_all().is_ok() && !space.process.has_exited();
+            let emptied = pool && empty_user_range(&space.channel) && !space.process.has_exited();
             let mut idle = self.pool.lock();
             if emptied && idle.len() < POOL_MAX {
                 idle.push(Pooled { id, process: space.process.clone(), channel: space.channel.clone() });

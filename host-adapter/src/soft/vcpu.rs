@@ -141,6 +141,25 @@ fn mapper_failed(space: &super::spaces::Space, what: &str, e: &shadow_mmu::Shado
     -EIO
 }
 
+/// Copies a `FLUSH_TLB_LIST` list out of guest memory once. `None` if `count` is above
+/// `FLUSH_LIST_MAX` or the list is outside guest memory.
+fn read_flush_list(ram: &crate::GuestRam, gpa: u64, count: u64) -> Option<Vec<(u64, u64)>> {
+    use guest_abi::hypercall::{FLUSH_LIST_MAX, FlushRange};
+    if count > FLUSH_LIST_MAX {
+        return None;
+    }
+    let mut raw = vec![0u8; count as usize * size_of::<FlushRange>()];
+    ram.read(gpa, &mut raw).ok()?;
+    Some(
+        raw.chunks_exact(size_of::<FlushRange>())
+            .map(|c| {
+                let word = |i: usize| u64::from_le_bytes(c[i..i + 8].try_into().unwrap_or([0; 8]));
+                (word(0), word(8))
+            })
+            .collect(),
+    )
+}
+
 /// Clamps a guest-given GVA range to the user range; `None` if empty.
 fn user_range(gva: u64, len: u64) -> Option<(u64, u64)> {
     let start = gva.max(USER_START) & !(guest_abi::PAGE_SIZE - 1);
@@ -181,6 +200,17 @@ fn serve(
                     None => Ok(()),
                 }
             };
+            counters.flushes.add(t0.elapsed().as_nanos() as u64);
+            match result {
+                Ok(()) => 0,
+                Err(e) => mapper_failed(&space, "flush", &e),
+            }
+        }
+        Hypercall::FlushTlbList => {
+            let t0 = Instant::now();
+            let Some(space) = vm.spaces.get(a0) else { return -EINVAL };
+            let Some(ranges) = read_flush_list(ram, a1, a2) else { return -EINVAL };
+            let result = space.shadow.flush_ranges(&ranges);
             counters.flushes.add(t0.elapsed().as_nanos() as u64);
             match result {
                 Ok(()) => 0,

@@ -92,7 +92,14 @@ pub fn program(name: &str, libc: Libc) -> PathBuf {
 /// The output goes to a fixed path under `CARGO_TARGET_TMPDIR`, written through a temporary name
 /// and renamed into place, so concurrent test binaries never see a half-written file.
 pub fn build(name: &str, libc: Libc, link: Link) -> PathBuf {
-    let key = (name.to_string(), libc, link);
+    build_source(&programs_dir().join(format!("{name}.c")), libc, link)
+}
+
+/// Builds the C source `src` (any directory; its file stem names the executable, so stems must
+/// be unique across directories) with `libc` and `link`; cached for the test binary's run.
+pub fn build_source(src: &Path, libc: Libc, link: Link) -> PathBuf {
+    let name = src.file_stem().and_then(OsStr::to_str).expect("a C source named NAME.c");
+    let key = (src.display().to_string(), libc, link);
     let mut cache = build_cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(p) = cache.get(&key) {
         return p.clone();
@@ -103,12 +110,11 @@ pub fn build(name: &str, libc: Libc, link: Link) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("creating the test program directory");
     let exe = dir.join(name);
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let src = programs_dir().join(format!("{name}.c"));
     let mut cmd = Command::new(libc.compiler());
     if link == Link::Static {
         cmd.arg("-static");
     }
-    cmd.args(["-O2", "-Wall", "-Wextra", "-o"]).arg(&tmp).arg(&src).arg("-lm");
+    cmd.args(["-O2", "-Wall", "-Wextra", "-o"]).arg(&tmp).arg(src).arg("-lm");
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("running {} (install it, see ci/test.sh): {e}", libc.compiler()));

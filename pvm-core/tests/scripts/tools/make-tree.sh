@@ -8,6 +8,8 @@
 # them (see shell_scripts.rs). By hand:
 #   pvm run --rootfs DIR --env PATH=/bin --env HOME=/root /bin/sh /scripts/NAME.sh
 set -eu
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
 dir=$1
 bb=${2:-/bin/busybox}
 here=$(cd "$(dirname "$0")" && pwd)

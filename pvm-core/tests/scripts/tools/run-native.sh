@@ -7,6 +7,8 @@
 # Exits with the command's status. The shell-script tests run it under `taskset -c 0` to
 # match a 1-vCPU guest.
 set -eu
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
 tree=$1
 envs=$2
 shift 2
