@@ -6,6 +6,7 @@ mod monitor;
 mod spaces;
 mod vcpu;
 
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -35,6 +36,9 @@ pub(crate) struct Vm {
     pub(crate) reason: Mutex<Option<ExitReason>>,
     /// Host VMAs one shadow space may use (below the host's `vm.max_map_count`).
     pub(crate) vma_budget: u64,
+    /// An eventfd the monitor polls with the pidfds; written when the VM stops so the
+    /// monitor returns at once instead of at its next poll timeout.
+    pub(crate) stop_event: std::os::fd::OwnedFd,
 }
 
 impl Vm {
@@ -47,6 +51,10 @@ impl Vm {
             }
         }
         self.stop.store(true, Ordering::Release);
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to the eventfd we own; a failure (counter
+        // overflow) is impossible with our few writes and would only delay the monitor.
+        let _ = unsafe { libc::write(self.stop_event.as_raw_fd(), one.as_ptr().cast(), one.len()) };
         for v in 0..self.setup.vcpus {
             let _ = switcher::futex::wake(&self.shared.vcpu_page(v).state, i32::MAX);
         }
@@ -77,6 +85,7 @@ impl Backend for SoftBackend {
             stop: AtomicBool::new(false),
             reason: Mutex::new(None),
             vma_budget: vma_budget(),
+            stop_event: eventfd()?,
             setup,
         });
         let kernel = switcher::spawn_kernel(&KernelSpawn {
@@ -125,6 +134,16 @@ impl Backend for SoftBackend {
         stats.guest = crate::stats::read_guest_stats(&vm.setup.memory);
         Ok(RunOutcome { reason, wall: start.elapsed(), stats })
     }
+}
+
+fn eventfd() -> Result<std::os::fd::OwnedFd, BackendError> {
+    // SAFETY: plain syscall; the returned fd is owned by the OwnedFd below.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(BackendError::Host { what: "eventfd", source: std::io::Error::last_os_error() });
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 /// VMAs a U process may map for the shadow: the host's per-process `vm.max_map_count` less

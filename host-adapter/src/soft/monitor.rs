@@ -18,7 +18,10 @@ pub(crate) fn run(vm: &Vm, kernel: &StubProcess) {
     let mut dead_spaces = std::collections::HashSet::new();
     while !vm.stop.load(Ordering::Acquire) {
         let spaces = vm.spaces.live();
-        let mut fds = vec![libc::pollfd { fd: kernel.pidfd().as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        let mut fds = vec![
+            libc::pollfd { fd: kernel.pidfd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: vm.stop_event.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
         fds.extend(spaces.iter().map(|s| libc::pollfd {
             fd: s.process.pidfd().as_raw_fd(),
             events: libc::POLLIN,
@@ -26,7 +29,7 @@ pub(crate) fn run(vm: &Vm, kernel: &StubProcess) {
         }));
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd entries for the call.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, PERIOD_MS) };
-        if n <= 0 {
+        if n <= 0 || fds[1].revents != 0 {
             continue;
         }
         if fds[0].revents != 0 {
@@ -40,7 +43,7 @@ pub(crate) fn run(vm: &Vm, kernel: &StubProcess) {
             vm.finish(ExitReason::KernelDied(how));
             return;
         }
-        for (space, fd) in spaces.iter().zip(&fds[1..]) {
+        for (space, fd) in spaces.iter().zip(&fds[2..]) {
             // A released space's U was killed on purpose: only a live one's death is news.
             let live = vm.spaces.get(space.shadow.root()).is_some_and(|s| std::sync::Arc::ptr_eq(&s, space));
             if fd.revents != 0 && live && dead_spaces.insert(space.process.pid()) {

@@ -18,7 +18,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub quick: bool,
     /// Rounds: every contender runs every benchmark once per round, contenders interleaved
-    /// (default: 2 with --quick, 3 otherwise).
+    /// (default: 2 with --quick, 5 otherwise).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub rounds: Option<u32>,
     /// Host CPUs every contender is pinned to: a list such as `1` or `0-1`, or `none`

@@ -32,21 +32,34 @@ fn sig3(v: f64) -> String {
     }
 }
 
-/// The figure of a record: its median as a time, or as MB/s for bandwidths.
-pub fn figure(bench: &Bench, rec: &Record) -> Option<String> {
-    let m = rec.median?;
-    Some(match bench.kind {
-        Kind::Latency => time(m),
-        Kind::Bandwidth => format!("{:.0} MB/s", mb_per_s(m)),
-    })
+/// Which summary of the samples a table shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stat {
+    /// The median (the headline figure).
+    Median,
+    /// The minimum (the best case, least disturbed by other load on the host).
+    Min,
 }
 
-/// A table cell: `figure (ratio)`, just the figure for native, `failed` when there is none.
-pub fn cell(bench: &Bench, rec: &Record, is_native: bool) -> String {
-    match (figure(bench, rec), rec.ratio_to_native) {
+/// `ns` per operation as the benchmark is read: a time, or MB/s for bandwidths.
+pub fn figure(bench: &Bench, ns: f64) -> String {
+    match bench.kind {
+        Kind::Latency => time(ns),
+        Kind::Bandwidth => format!("{:.0} MB/s", mb_per_s(ns)),
+    }
+}
+
+/// A table cell for `stat` of a record: `figure (ratio)`, just the figure for native, `failed`
+/// when there is none.
+pub fn cell(bench: &Bench, rec: &Record, stat: Stat, is_native: bool) -> String {
+    let (value, ratio_to_native) = match stat {
+        Stat::Median => (rec.median, rec.ratio_to_native),
+        Stat::Min => (rec.min, rec.min_ratio_to_native),
+    };
+    match (value, ratio_to_native) {
         (None, _) => "failed".into(),
-        (Some(f), Some(r)) if !is_native => format!("{f} ({})", ratio(r)),
-        (Some(f), _) => f,
+        (Some(v), Some(r)) if !is_native => format!("{} ({})", figure(bench, v), ratio(r)),
+        (Some(v), _) => figure(bench, v),
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::catalog::{self, Bench};
-use super::format;
+use super::format::{self, Stat};
 use super::machine::Machine;
 use super::results::Record;
 
@@ -84,7 +84,7 @@ impl Document {
     }
 
     /// Rows of cells: header, then one per benchmark.
-    fn rows(&self) -> Vec<Vec<String>> {
+    fn rows(&self, stat: Stat) -> Vec<Vec<String>> {
         let ran = self.ran();
         let mut header = vec!["benchmark".to_string(), "per".to_string()];
         header.extend(ran.iter().map(|r| r.name.clone()));
@@ -97,7 +97,7 @@ impl Document {
             for r in &ran {
                 row.push(self.record(b.name, &r.name).map_or_else(
                     || "-".to_string(),
-                    |rec| format::cell(bench, rec, r.name == "native"),
+                    |rec| format::cell(bench, rec, stat, r.name == "native"),
                 ));
             }
             rows.push(row);
@@ -107,7 +107,7 @@ impl Document {
 
     /// The terminal table, columns aligned.
     pub fn table(&self) -> String {
-        let rows = self.rows();
+        let rows = self.rows(Stat::Median);
         let widths: Vec<usize> = (0..rows[0].len())
             .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
             .collect();
@@ -199,13 +199,14 @@ impl Document {
             "Median per operation over all repetitions of all rounds; in parentheses the ratio of the median to native's (time ratio: above 1 is slower than native). Bandwidths are MB/s at the median."
         );
         let _ = writeln!(md);
-        let rows = self.rows();
-        for (i, row) in rows.iter().enumerate() {
-            let _ = writeln!(md, "| {} |", row.join(" | "));
-            if i == 0 {
-                let _ = writeln!(md, "|{}", "---|".repeat(row.len()));
-            }
-        }
+        md_table(&mut md, &self.rows(Stat::Median));
+        let _ = writeln!(md);
+        let _ = writeln!(
+            md,
+            "Minimum per operation (the best repetition: the figure least disturbed by other load on the host), with its ratio to native's minimum:"
+        );
+        let _ = writeln!(md);
+        md_table(&mut md, &self.rows(Stat::Min));
         let notes = self.notes();
         if !notes.is_empty() {
             let _ = writeln!(md);
@@ -222,6 +223,16 @@ impl Document {
         let _ = writeln!(md);
         let _ = writeln!(md, "{END}");
         md
+    }
+}
+
+/// Appends `rows` (header first) as a Markdown table.
+fn md_table(md: &mut String, rows: &[Vec<String>]) {
+    for (i, row) in rows.iter().enumerate() {
+        let _ = writeln!(md, "| {} |", row.join(" | "));
+        if i == 0 {
+            let _ = writeln!(md, "|{}", "---|".repeat(row.len()));
+        }
     }
 }
 

@@ -74,6 +74,8 @@ pub struct Record {
     pub rounds_ok: usize,
     /// Median relative to native's median (time ratio: above 1 is slower than native).
     pub ratio_to_native: Option<f64>,
+    /// Minimum relative to native's minimum.
+    pub min_ratio_to_native: Option<f64>,
     /// For bandwidth benchmarks: MB/s (10^6 bytes per second) at the median.
     pub mb_per_s: Option<f64>,
     /// Calibrated operations per repetition, per successful round.
@@ -92,9 +94,8 @@ pub fn mb_per_s(ns_per_mib: f64) -> f64 {
 /// Builds the record of `bench` on `runner` from its cell and native's cell.
 pub fn record(bench: &'static Bench, runner: &str, cell: &Cell, native: Option<&Cell>) -> Record {
     let median = cell.median();
-    let native_median = native.and_then(Cell::median);
-    let ratio = match (median, native_median) {
-        (Some(m), Some(n)) if n > 0.0 => Some(m / n),
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
         _ => None,
     };
     Record {
@@ -107,7 +108,8 @@ pub fn record(bench: &'static Bench, runner: &str, cell: &Cell, native: Option<&
         min: cell.min(),
         reps: cell.samples.len(),
         rounds_ok: cell.iters.len(),
-        ratio_to_native: ratio,
+        ratio_to_native: ratio(median, native.and_then(Cell::median)),
+        min_ratio_to_native: ratio(cell.min(), native.and_then(Cell::min)),
         mb_per_s: match (bench.kind, median) {
             (Kind::Bandwidth, Some(m)) if m > 0.0 => Some(mb_per_s(m)),
             _ => None,
@@ -146,6 +148,7 @@ mod tests {
         let r = record(b, "pvm-soft", &c, Some(&native));
         assert_eq!((r.status, r.reps, r.rounds_ok), ("ok", 4, 2));
         assert_eq!(r.ratio_to_native, Some(5.0));
+        assert_eq!(r.min_ratio_to_native, Some(2.0));
         assert_eq!(r.failures, ["boom"]);
         assert_eq!(r.mb_per_s, None);
     }
