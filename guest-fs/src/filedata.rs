@@ -19,12 +19,20 @@ pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 pub struct FileData {
     pages: BTreeMap<u64, Box<[u8]>>,
     size: u64,
+    /// Bumped by every change of the contents or size (a cache of the contents, such as the
+    /// kernel's executable page cache, is valid while this stays the same).
+    generation: u64,
 }
 
 impl FileData {
     /// Logical size in bytes.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The content generation: changes whenever the contents or the size change.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Bytes of pages allocated (what the file costs in the heap).
@@ -72,6 +80,7 @@ impl FileData {
         let (first, last) = (offset / PAGE64, (end - 1) / PAGE64);
         let missing = (first..=last).filter(|i| !self.pages.contains_key(i)).count() as u64;
         shared.charge(missing * PAGE64)?;
+        self.generation += 1;
         let mut done = 0;
         while done < data.len() {
             let pos = offset + done as u64;
@@ -91,6 +100,7 @@ impl FileData {
         if len > MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
+        self.generation += 1;
         if len < self.size {
             let keep = len.div_ceil(PAGE64);
             let dropped = self.pages.split_off(&keep);

@@ -269,6 +269,17 @@ impl Inode {
         }
     }
 
+    /// Identity of a regular file's contents: `(inode number, content generation, size)`.
+    /// Two equal answers for the same inode mean the bytes did not change in between (see
+    /// `FileData::generation`). `None` for non-files.
+    pub fn content_id(&self) -> Option<(u64, u64, u64)> {
+        let st = self.lock();
+        match &st.body {
+            Body::File(f) => Some((self.ino, f.generation(), f.size())),
+            _ => None,
+        }
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, InodeState> {
         self.state.lock()
     }

@@ -3,8 +3,10 @@
 //! fresh address space with the segments, brk and stack VMAs, and the Linux initial stack.
 
 use crate::elf::{Elf, ElfError, PF_W, PF_X};
+use crate::fs::ExecFile;
 use crate::mm::space::{AddrSpace, STACK_MAX, STACK_TOP};
 use crate::mm::vma::VmaKind;
+use crate::mm::filecache::Image;
 use crate::mm::{page_down, page_up, phys_to_virt, PAGE_SIZE};
 use crate::stack::{self, StackSpec};
 use alloc::format;
@@ -48,7 +50,7 @@ pub struct Loaded {
 }
 
 /// Reads a whole regular file for execution, checking it is executable.
-fn read_exec(ctx: &FsContext, path: &[u8]) -> Result<Vec<u8>, Errno> {
+fn read_exec(ctx: &FsContext, path: &[u8]) -> Result<ExecFile, Errno> {
     crate::fs::read_exec_file(ctx, path)
 }
 
@@ -59,13 +61,14 @@ pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) 
     let mut argv = argv;
     let mut data = read_exec(ctx, &path).map_err(|e| err(e, format!("exec {show}: {}", e.name().unwrap_or("error"))))?;
     let mut depth = 0;
-    while data.starts_with(b"#!") {
+    while data.bytes().starts_with(b"#!") {
         depth += 1;
         if depth > SHEBANG_DEPTH {
             return Err(err(Errno::ELOOP, format!("exec {show}: too many #! levels")));
         }
-        let line_end = data.iter().take(SHEBANG_MAX).position(|&b| b == b'\n').unwrap_or(data.len().min(SHEBANG_MAX));
-        let line = &data[2..line_end];
+        let bytes = data.bytes();
+        let line_end = bytes.iter().take(SHEBANG_MAX).position(|&b| b == b'\n').unwrap_or(bytes.len().min(SHEBANG_MAX));
+        let line = &bytes[2..line_end];
         let line: Vec<u8> = line.iter().copied().skip_while(|b| *b == b' ' || *b == b'\t').collect();
         let mut parts = line.splitn(2, |b| *b == b' ' || *b == b'\t');
         let interp: Vec<u8> = parts.next().unwrap_or(&[]).to_vec();
@@ -86,7 +89,7 @@ pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) 
         })?;
         path = interp;
     }
-    let elf = Elf::parse(&data).map_err(|e| {
+    let elf = Elf::parse(data.bytes()).map_err(|e| {
         let why = match e {
             ElfError::NotElf => "not an ELF executable",
             ElfError::WrongArch => "not an x86-64 ELF executable",
@@ -99,7 +102,7 @@ pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) 
             let idata = read_exec(ctx, ip).map_err(|e| {
                 err(e, format!("exec {show}: dynamically linked, interpreter {} not found", String::from_utf8_lossy(ip)))
             })?;
-            let ielf = Elf::parse(&idata).map_err(|_| {
+            let ielf = Elf::parse(idata.bytes()).map_err(|_| {
                 err(Errno(linux_raw_sys::errno::ELIBBAD), format!("exec {show}: bad interpreter {}", String::from_utf8_lossy(ip)))
             })?;
             Some((idata, ielf))
@@ -153,11 +156,26 @@ pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) 
         .ok_or_else(|| err(Errno::E2BIG, format!("exec {show}: argument list too long")))?;
     crate::mm::uaccess::copy_to_user(&mut mm, img.rsp, &img.bytes)
         .map_err(|_| err(Errno::ENOMEM, format!("exec {show}: out of memory for the stack")))?;
+    // Map what the program touches first in two PREFAULTs once the space is loaded: the
+    // image (segments) and the part of the stack the loader populated.
+    let (lo, _) = elf.span();
+    mm.prefault_on_load.push((page_down(lo.wrapping_add(bias)), page_up(end) - page_down(lo.wrapping_add(bias))));
+    let stack_lo = page_down(img.rsp).min(STACK_TOP - STACK_PREFAULT);
+    mm.prefault_on_load.push((stack_lo, STACK_TOP - stack_lo));
     Ok(Loaded { mm, entry, rsp: img.rsp, exe: path })
 }
 
-/// Maps the `PT_LOAD` segments of `elf` (file `data`) at `bias`. Returns the highest end.
-fn load_segments(mm: &mut AddrSpace, data: &[u8], elf: &Elf, bias: u64) -> Result<u64, Errno> {
+/// Stack bytes below `STACK_TOP` prefaulted at exec (what the loader's first stack fault
+/// allocated).
+const STACK_PREFAULT: u64 = 128 << 10;
+
+/// Maps the `PT_LOAD` segments of `elf` (file `file`) at `bias`. Returns the highest end.
+///
+/// With a page-cache image, whole file pages of read-only segments are mapped from the
+/// image's frames (shared, read-only: Linux's `MAP_PRIVATE` file mapping); writable segments
+/// and pages the file only partly fills get private copies, as before.
+fn load_segments(mm: &mut AddrSpace, file: &ExecFile, elf: &Elf, bias: u64) -> Result<u64, Errno> {
+    let data = file.bytes();
     let mut max_end = 0;
     for p in elf.loads() {
         let va = p.vaddr.checked_add(bias).ok_or(Errno::ENOEXEC)?;
@@ -185,13 +203,19 @@ fn load_segments(mm: &mut AddrSpace, data: &[u8], elf: &Elf, bias: u64) -> Resul
             }
             mm.add_vma(s, end, prot, VmaKind::Anon);
         }
+        if let Some(img) = file.image()
+            && p.flags & PF_W == 0
+            && (va.wrapping_sub(p.offset)).is_multiple_of(PAGE_SIZE)
+        {
+            share_pages(mm, img, start, page_down(p.offset), va + p.filesz, p.memsz == p.filesz, prot)?;
+        }
         mm.populate(start, end).map_err(|_| Errno::ENOMEM)?;
         // Copy the file bytes of the pages (as Linux maps whole file pages), then the bss
         // beyond filesz stays zero (fresh frames), except in a page shared with the previous
         // segment, which we zero explicitly from vaddr + filesz.
         let foff = page_down(p.offset);
         let fend = p.offset + p.filesz;
-        write_kernel(mm, start, &data[foff as usize..fend as usize])?;
+        write_kernel(mm, start, &data[foff as usize..fend as usize], file.image())?;
         let bss = va + p.filesz;
         let bss_page_end = page_up(bss).min(vend.max(bss));
         if p.memsz > p.filesz && bss < bss_page_end {
@@ -203,13 +227,48 @@ fn load_segments(mm: &mut AddrSpace, data: &[u8], elf: &Elf, bias: u64) -> Resul
     Ok(max_end)
 }
 
-/// Writes into present user pages regardless of their protection (loader only).
-fn write_kernel(mm: &mut AddrSpace, va: u64, bytes: &[u8]) -> Result<(), Errno> {
+/// Maps the file pages of a read-only segment from the page cache: user pages from `start`
+/// get the image's frames from file offset `foff`, as far as whole pages hold file bytes
+/// (`file_end`, a user address; with `no_bss` the last partial page too, as Linux maps the
+/// whole file page). Pages already present (shared with the previous segment) are left to
+/// the copying path.
+fn share_pages(mm: &mut AddrSpace, img: &Image, start: u64, foff: u64, file_end: u64, no_bss: bool, prot: u32) -> Result<(), Errno> {
+    let last = if no_bss { page_up(file_end) } else { page_down(file_end) };
+    let flags = crate::mm::paging::flags_for_prot(prot) - x86_64::structures::paging::PageTableFlags::WRITABLE;
+    let mut page = start;
+    while page < last {
+        let Some(gpa) = img.frame_at(foff + (page - start)) else { break };
+        if mm.pt.translate(page).is_none() {
+            if !crate::mm::frame::share_all(&[gpa]) {
+                break;
+            }
+            if mm.map_frames(page, gpa, 1, flags).is_err() {
+                return Err(Errno::ENOMEM);
+            }
+        }
+        page += PAGE_SIZE;
+    }
+    Ok(())
+}
+
+/// Writes into present user pages regardless of their protection (loader only). Pages that
+/// already hold exactly these bytes as frames of `img` (shared from the page cache) are
+/// skipped; any other shared frame is replaced by a private copy first.
+fn write_kernel(mm: &mut AddrSpace, va: u64, bytes: &[u8], img: Option<&Image>) -> Result<(), Errno> {
     let mut done = 0usize;
     while done < bytes.len() {
         let at = va + done as u64;
         let n = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(bytes.len() - done);
-        let leaf = mm.pt.translate(page_down(at)).ok_or(Errno::EFAULT)?;
+        let mut leaf = mm.pt.translate(page_down(at)).ok_or(Errno::EFAULT)?;
+        if crate::mm::frame::is_shared(leaf.gpa) {
+            let src = bytes[done..done + n].as_ptr();
+            let same_frame = img.is_some() && core::ptr::eq(src, crate::mm::phys_to_virt(leaf.gpa + at % PAGE_SIZE).cast_const());
+            if same_frame {
+                done += n;
+                continue;
+            }
+            leaf.gpa = mm.unshare(page_down(at)).map_err(|_| Errno::ENOMEM)?;
+        }
         // SAFETY: the frame belongs to this new address space (populated above); n stays
         // within the page.
         unsafe {
@@ -222,5 +281,5 @@ fn write_kernel(mm: &mut AddrSpace, va: u64, bytes: &[u8]) -> Result<(), Errno> 
 
 fn zero_kernel(mm: &mut AddrSpace, va: u64, len: u64) -> Result<(), Errno> {
     let zeros = alloc::vec![0u8; len as usize];
-    write_kernel(mm, va, &zeros)
+    write_kernel(mm, va, &zeros, None)
 }

@@ -20,8 +20,39 @@ pub fn vfs() -> &'static Vfs {
 /// `AT_FDCWD`.
 const AT_FDCWD: i32 = -100;
 
-/// Reads a whole executable regular file (`ENOENT`, `EACCES`, ... as `execve(2)`).
-pub fn read_exec_file(ctx: &FsContext, path: &[u8]) -> Result<Vec<u8>, Errno> {
+/// The contents of a file being executed: the shared page-cache image when there is one,
+/// else a private copy.
+pub enum ExecFile {
+    /// Frames of the page cache (`crate::mm::filecache`), mappable read-only.
+    Cached(Arc<crate::mm::filecache::Image>),
+    /// A heap copy.
+    Owned(Vec<u8>),
+}
+
+impl ExecFile {
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            ExecFile::Cached(i) => i.bytes(),
+            ExecFile::Owned(v) => v,
+        }
+    }
+
+    /// The page-cache image, if the file is cached.
+    pub fn image(&self) -> Option<&crate::mm::filecache::Image> {
+        match self {
+            ExecFile::Cached(i) => Some(i),
+            ExecFile::Owned(_) => None,
+        }
+    }
+}
+
+/// Opens an executable regular file for `execve(2)` (`ENOENT`, `EACCES`, ... as it reports
+/// them) and returns its contents, from the page cache when possible.
+pub fn read_exec_file(ctx: &FsContext, path: &[u8]) -> Result<ExecFile, Errno> {
     let inode = guest_fs::open_exec(vfs(), ctx, &FdTable::new(), AT_FDCWD, path, 0)?;
-    guest_fs::read_inode(&inode)
+    match crate::mm::filecache::get(&inode) {
+        Some(img) => Ok(ExecFile::Cached(img)),
+        None => guest_fs::read_inode(&inode).map(ExecFile::Owned),
+    }
 }

@@ -3,7 +3,7 @@
 
 use crate::arch::{futex_wait, futex_wake};
 use core::sync::atomic::Ordering;
-use guest_abi::hypercall::{Hypercall, ShutdownKind};
+use guest_abi::hypercall::{FlushRange, Hypercall, ShutdownKind, FLUSH_LIST_MAX};
 use guest_abi::layout::{vcpu_page_offset, K_SHARED_BASE};
 use guest_abi::pvcs::{HcallState, VcpuPage};
 
@@ -78,6 +78,35 @@ pub fn release_pgtbl(root: u64) {
 /// `FLUSH_TLB(root, gva, len)`.
 pub fn flush_tlb(root: u64, gva: u64, len: u64) {
     call(Hypercall::FlushTlb, [root, gva, len, 0]);
+}
+/// Flushes every `(gva, len)` of `ranges` in `root`'s shadow: one `FLUSH_TLB` for a single
+/// range, else `FLUSH_TLB_LIST` with up to `FLUSH_LIST_MAX` [`FlushRange`] records per call,
+/// written into one borrowed frame (H applies each list with one mapper batch).
+pub fn flush_tlb_ranges(root: u64, ranges: &[(u64, u64)]) {
+    if let [(gva, len)] = ranges {
+        flush_tlb(root, *gva, *len);
+        return;
+    }
+    if ranges.is_empty() {
+        return;
+    }
+    let Some(list) = crate::mm::frame::alloc_run(1, 1) else {
+        // No frame for the list: one call per range.
+        for &(gva, len) in ranges {
+            flush_tlb(root, gva, len);
+        }
+        return;
+    };
+    for chunk in ranges.chunks(FLUSH_LIST_MAX as usize) {
+        let recs = crate::mm::phys_to_virt(list).cast::<FlushRange>();
+        for (i, &(gva, len)) in chunk.iter().enumerate() {
+            // SAFETY: `list` is a frame we own for this call; FLUSH_LIST_MAX records of 16
+            // bytes fill exactly one 4 KiB page; the physmap pointer is 16-byte aligned.
+            unsafe { recs.add(i).write(FlushRange { gva, len }) };
+        }
+        call(Hypercall::FlushTlbList, [root, list, chunk.len() as u64, 0]);
+    }
+    crate::mm::frame::free(list, 1);
 }
 /// `FLUSH_TLB_ALL(root)`.
 pub fn flush_tlb_all(root: u64) {

@@ -19,7 +19,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_abi::hypercall::{ShutdownKind, FAULT_FILLED};
-use guest_abi::pvcs::{pf_error, vector};
+use guest_abi::pvcs::pf_error;
 use guest_abi::MAX_VCPUS;
 use spin::Mutex;
 use x86_64::structures::paging::PageTableFlags as F;
@@ -201,6 +201,9 @@ fn space_of(t: &Thread) -> Result<SpaceRef, i64> {
                 return Err(r);
             }
             mm.space_id = Some(r as u32);
+            for (gva, len) in core::mem::take(&mut mm.prefault_on_load) {
+                mm.prefault(gva, len);
+            }
             Ok(SpaceRef { root: mm.root(), space: r as u32 })
         }
     }
@@ -324,6 +327,7 @@ fn run_thread(vcpu: u32, mut t: Thread) {
                 crate::stats::direct_switch(crate::time::tsc_to_ns(t1.saturating_sub(t0), khz));
                 let ns = crate::time::tsc_to_ns(t2.saturating_sub(t1), khz);
                 crate::stats::syscall(n, ns);
+                if ns > 30_000 { crate::klog!(crate::log::WARN, "TMP slow syscall {n}: {ns} ns"); }
                 t.proc.sys_ns.fetch_add(ns, Ordering::Relaxed);
                 r
             }
@@ -338,20 +342,20 @@ fn run_thread(vcpu: u32, mut t: Thread) {
                     crate::klog!(crate::log::WARN, "pid {}: fault loop at {addr:#x} (error {error:#x})", t.proc.pid);
                     Next::Exit(ExitReason::Signaled(SIGSEGV))
                 } else {
-                    handle_page_fault(&t, space, addr, error)
+                    match handle_page_fault(&t, addr, error) {
+                        Err(info) => {
+                            last_fault = (u64::MAX, 0);
+                            force_fault(vcpu, &mut t, &info)
+                        }
+                        Ok(next) => next,
+                    }
                 }
             }
-            Trap::Exception { vector: v, addr, si_code, .. } => {
+            Trap::Exception { vector: v, error, si_code, .. } => {
                 crate::stats::trap(3);
-                let s = match v {
-                    vector::DE | vector::MF | vector::XM => 8,
-                    vector::BP | vector::DB => 5,
-                    vector::UD => 4,
-                    vector::AC => 7,
-                    _ => SIGSEGV,
-                };
-                crate::klog!(crate::log::INFO, "pid {}: exception {v} at rip {:#x} addr {addr:#x} code {si_code}: signal {s}", t.proc.pid, t.ctx.regs.rip);
-                Next::Exit(ExitReason::Signaled(s))
+                let info = signal::exception_info(v, error, t.ctx.regs.rip, si_code);
+                last_fault = (u64::MAX, 0);
+                force_fault(vcpu, &mut t, &info)
             }
             Trap::Interrupt => {
                 crate::stats::trap(4);
@@ -428,36 +432,65 @@ fn deliver_signal(vcpu: u32, t: &mut Thread) -> Option<ExitReason> {
         if act.handler == 0 {
             return Some(ExitReason::Signaled(sig));
         }
-        let fpu = current_fpu(vcpu, t);
-        let (ss_sp, ss_flags, ss_size) = t.altstack;
-        let on_alt = ss_flags & 2 == 0 && ss_size > 0 && {
-            let rsp = t.ctx.regs.rsp;
-            !(rsp > ss_sp && rsp <= ss_sp + ss_size)
-        };
-        let sp = if act.flags & signal::SA_ONSTACK != 0 && on_alt { ss_sp + ss_size } else { t.ctx.regs.rsp };
-        let mask = t.saved_sigmask.take().unwrap_or(t.sigmask);
-        let info = signal::Info { signo: sig, code: 0, pid: 0, addr: 0 };
-        let Some(frame) = signal::build_frame(sp, &t.ctx.regs, &fpu, &info, &act, mask, t.altstack) else {
-            return Some(ExitReason::Signaled(SIGSEGV));
-        };
-        let ok = {
-            let mut mm = t.mm.lock();
-            crate::mm::uaccess::copy_to_user(&mut mm, frame.addr, &frame.bytes).is_ok()
-        };
-        if !ok {
-            crate::klog!(crate::log::INFO, "pid {}: cannot write signal frame at {:#x}", t.proc.pid, frame.addr);
-            return Some(ExitReason::Signaled(SIGSEGV));
-        }
-        crate::klog!(crate::log::DEBUG, "pid {}: signal {sig} to handler {:#x} (flags {:#x}), frame {:#x}", t.proc.pid, act.handler, act.flags, frame.addr);
-        t.ctx.regs = frame.regs;
-        t.sigmask |= act.mask | if act.flags & signal::SA_NODEFER != 0 { 0 } else { signal::bit(sig) };
-        t.sigmask &= !signal::UNBLOCKABLE;
-        if act.flags & signal::SA_RESETHAND != 0 {
-            t.proc.sigactions.lock()[sig as usize - 1] = crate::proc::SigAction::default();
-        }
-        return None;
+        let info = signal::Info { signo: sig, ..signal::Info::default() };
+        return setup_frame(vcpu, t, &act, &info).err();
     }
     None
+}
+
+/// Enters the handler `act` of `info.signo`: writes the `rt_sigframe` (on the alternate stack
+/// if asked and possible), switches the registers to the handler, applies the handler's mask
+/// (`SA_NODEFER`) and `SA_RESETHAND`. A frame that cannot be written kills with `SIGSEGV`
+/// (Linux's `force_sigsegv` after a failed `setup_rt_frame`).
+fn setup_frame(vcpu: u32, t: &mut Thread, act: &crate::proc::SigAction, info: &signal::Info) -> Result<(), ExitReason> {
+    let sig = info.signo;
+    let fpu = current_fpu(vcpu, t);
+    let (ss_sp, ss_flags, ss_size) = t.altstack;
+    let on_alt = ss_flags & 2 == 0 && ss_size > 0 && {
+        let rsp = t.ctx.regs.rsp;
+        !(rsp > ss_sp && rsp <= ss_sp + ss_size)
+    };
+    let sp = if act.flags & signal::SA_ONSTACK != 0 && on_alt { ss_sp + ss_size } else { t.ctx.regs.rsp };
+    let mask = t.saved_sigmask.take().unwrap_or(t.sigmask);
+    let Some(frame) = signal::build_frame(sp, &t.ctx.regs, &fpu, info, act, mask, t.altstack) else {
+        return Err(ExitReason::Signaled(SIGSEGV));
+    };
+    let ok = {
+        let mut mm = t.mm.lock();
+        crate::mm::uaccess::copy_to_user(&mut mm, frame.addr, &frame.bytes).is_ok()
+    };
+    if !ok {
+        crate::klog!(crate::log::INFO, "pid {}: cannot write signal frame at {:#x}", t.proc.pid, frame.addr);
+        return Err(ExitReason::Signaled(SIGSEGV));
+    }
+    crate::klog!(crate::log::DEBUG, "pid {}: signal {sig} to handler {:#x} (flags {:#x}), frame {:#x}", t.proc.pid, act.handler, act.flags, frame.addr);
+    t.ctx.regs = frame.regs;
+    t.sigmask |= act.mask | if act.flags & signal::SA_NODEFER != 0 { 0 } else { signal::bit(sig) };
+    t.sigmask &= !signal::UNBLOCKABLE;
+    if act.flags & signal::SA_RESETHAND != 0 {
+        t.proc.sigactions.lock()[sig as usize - 1] = crate::proc::SigAction::default();
+    }
+    Ok(())
+}
+
+/// Delivers the synchronous signal of a hardware fault in user code (Linux `force_sig`): to
+/// the handler at once, or, when the signal is blocked, ignored or default, the process dies
+/// of it, whoever it is (the first process too).
+fn force_fault(vcpu: u32, t: &mut Thread, info: &signal::Info) -> Next {
+    let sig = info.signo;
+    let (act, mask) = {
+        let mut acts = t.proc.sigactions.lock();
+        signal::force_action(&mut acts, t.sigmask, sig)
+    };
+    t.sigmask = mask;
+    if act.handler == 0 {
+        crate::klog!(crate::log::INFO, "pid {}: fatal signal {sig} (code {}) at rip {:#x} addr {:#x} trap {} err {:#x}", t.proc.pid, info.code, t.ctx.regs.rip, info.addr, info.trapno, info.err);
+        return Next::Exit(ExitReason::Signaled(sig));
+    }
+    match setup_frame(vcpu, t, &act, info) {
+        Ok(()) => Next::Resume,
+        Err(e) => Next::Exit(e),
+    }
 }
 
 fn handle_syscall(vcpu: u32, t: &mut Thread, n: u64, seen: u64) -> Next {
@@ -498,7 +531,9 @@ fn handle_syscall(vcpu: u32, t: &mut Thread, n: u64, seen: u64) -> Next {
     }
 }
 
-fn handle_page_fault(t: &Thread, space: SpaceRef, addr: u64, error: u64) -> Next {
+/// A user page fault: a shadow miss (H fills it), demand paging or copy-on-write (the kernel
+/// maps and prefaults), or the fault signal to force (`Err`).
+fn handle_page_fault(t: &Thread, addr: u64, error: u64) -> Result<Next, signal::Info> {
     let access = if error & pf_error::FETCH != 0 {
         Access::Exec
     } else if error & pf_error::WRITE != 0 {
@@ -516,29 +551,29 @@ fn handle_page_fault(t: &Thread, space: SpaceRef, addr: u64, error: u64) -> Next
                 Access::Exec => !leaf.flags.contains(F::NO_EXECUTE),
                 Access::Read => true,
             };
-        if ok && crate::hcall::shadow_fault(space.root, addr, error) == FAULT_FILLED {
-            return Next::Resume;
+        if ok && mm.shadow_fault(addr, error) == FAULT_FILLED {
+            return Ok(Next::Resume);
         }
     }
     let r = if addr < guest_abi::layout::USER_END { mm.fault_in(addr, access) } else { Err(FaultError::Unmapped) };
     match r {
         Ok((start, len)) => {
             mm.flush();
+            mm.prefault(start, len);
             drop(mm);
-            crate::hcall::prefault(space.root, start, len);
             crate::stats::page_fault(true);
-            Next::Resume
+            Ok(Next::Resume)
         }
         Err(FaultError::OutOfMemory) => {
             drop(mm);
             oom_kill(t);
             crate::stats::page_fault(false);
-            Next::Exit(ExitReason::Signaled(SIGKILL))
+            Ok(Next::Exit(ExitReason::Signaled(SIGKILL)))
         }
         Err(e) => {
-            crate::klog!(crate::log::INFO, "pid {}: segfault at {addr:#x} rip {:#x} error {error:#x} ({e:?})", t.proc.pid, t.ctx.regs.rip);
+            crate::klog!(crate::log::DEBUG, "pid {}: segfault at {addr:#x} rip {:#x} error {error:#x} ({e:?})", t.proc.pid, t.ctx.regs.rip);
             crate::stats::page_fault(false);
-            Next::Exit(ExitReason::Signaled(SIGSEGV))
+            Err(signal::page_fault_info(addr, error, e == FaultError::Denied))
         }
     }
 }

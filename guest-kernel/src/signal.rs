@@ -10,6 +10,14 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use guest_abi::pvcs::UserRegs;
 
+/// `SIGILL`.
+pub const SIGILL: u32 = 4;
+/// `SIGTRAP`.
+pub const SIGTRAP: u32 = 5;
+/// `SIGBUS`.
+pub const SIGBUS: u32 = 7;
+/// `SIGFPE`.
+pub const SIGFPE: u32 = 8;
 /// `SIGKILL`.
 pub const SIGKILL: u32 = 9;
 /// `SIGSEGV`.
@@ -83,6 +91,22 @@ pub fn post(p: &Process, sig: u32) {
     crate::sched::notify();
 }
 
+/// Posts `sig`, sent by `kill(2)` from inside the VM, to process `p`. The first process is
+/// the init of the guest's pid namespace: like Linux's (`SIGNAL_UNKILLABLE`, kernel/signal.c
+/// `sig_task_ignored`), it drops every such signal whose action is `SIG_DFL`, `SIGKILL` and
+/// `SIGSTOP` included; handled signals are delivered. Departure: thread-directed signals a
+/// process sends itself (`raise`, `abort`: `tgkill`/`tkill`) are not filtered, so a program
+/// that is the first process dies of them as it does natively.
+pub fn post_from_kill(p: &Process, sig: u32) {
+    if sig == 0 || sig as usize > NSIG {
+        return;
+    }
+    if p.pid == crate::boot::init_pid() && p.sigactions.lock()[sig as usize - 1].handler == 0 {
+        return;
+    }
+    post(p, sig);
+}
+
 /// Signals `t` could take now: pending and not blocked.
 pub fn deliverable(t: &Thread) -> u64 {
     t.proc.pending.load(Ordering::Acquire) & !(t.sigmask & !UNBLOCKABLE)
@@ -136,6 +160,82 @@ pub struct Info {
     pub pid: i32,
     /// `si_addr` for fault signals (0 otherwise).
     pub addr: u64,
+    /// True for a hardware-fault signal: `siginfo` carries `si_addr` (even 0) instead of
+    /// `si_pid`, and the frame's `uc_mcontext` records `trapno`, `err` and `cr2`.
+    pub fault: bool,
+    /// `uc_mcontext.trapno`: the x86 vector of the fault.
+    pub trapno: u64,
+    /// `uc_mcontext.err`: the x86 error code of the fault.
+    pub err: u64,
+    /// `uc_mcontext.cr2`: the faulting address of a #PF (0 for other vectors).
+    pub cr2: u64,
+}
+
+/// `si_code` values of fault signals (include/uapi/asm-generic/siginfo.h).
+pub mod code {
+    /// `SI_KERNEL`: sent by the kernel (#GP, `int3`).
+    pub const SI_KERNEL: i32 = 0x80;
+    /// `SEGV_MAPERR`: address not mapped.
+    pub const SEGV_MAPERR: i32 = 1;
+    /// `SEGV_ACCERR`: mapping does not allow the access.
+    pub const SEGV_ACCERR: i32 = 2;
+    /// `FPE_INTDIV`: integer divide by zero (or overflow).
+    pub const FPE_INTDIV: i32 = 1;
+    /// `FPE_FLTINV`: invalid floating-point operation.
+    pub const FPE_FLTINV: i32 = 7;
+    /// `ILL_ILLOPN`: illegal operand (#UD).
+    pub const ILL_ILLOPN: i32 = 2;
+    /// `BUS_ADRALN`: invalid address alignment (#AC).
+    pub const BUS_ADRALN: i32 = 1;
+    /// `BUS_ADRERR`: nonexistent physical address.
+    pub const BUS_ADRERR: i32 = 2;
+    /// `TRAP_BRKPT`: process breakpoint.
+    pub const TRAP_BRKPT: i32 = 1;
+}
+
+/// The signal and `siginfo` Linux gives user code for CPU exception `vector` (error code
+/// `error`) at instruction `rip` (arch/x86/kernel/traps.c: `exc_divide_error` → SIGFPE
+/// `FPE_INTDIV` at rip, `exc_invalid_op` → SIGILL `ILL_ILLOPN` at rip, `exc_general_protection`
+/// → SIGSEGV `SI_KERNEL` address 0, `exc_int3` → SIGTRAP `SI_KERNEL`, `exc_alignment_check` →
+/// SIGBUS `BUS_ADRALN`, #NP/#SS → SIGBUS, x87/SIMD errors → SIGFPE with the code the FPU
+/// status gives, here `host_code` as the host computed it for the same instruction).
+pub fn exception_info(vector: u32, error: u64, rip: u64, host_code: i32) -> Info {
+    use guest_abi::pvcs::vector as v;
+    let (signo, code, addr) = match vector {
+        v::DE => (SIGFPE, code::FPE_INTDIV, rip),
+        v::MF | v::XM => (SIGFPE, if host_code > 0 && host_code < 0x80 { host_code } else { code::FPE_FLTINV }, rip),
+        v::UD => (SIGILL, code::ILL_ILLOPN, rip),
+        v::BP => (SIGTRAP, code::SI_KERNEL, 0),
+        v::DB => (SIGTRAP, code::TRAP_BRKPT, 0),
+        v::AC => (SIGBUS, code::BUS_ADRALN, 0),
+        11 | 12 => (SIGBUS, code::SI_KERNEL, 0),
+        // A host SIGBUS on a page fault (no backing for the mapping).
+        v::PF => (SIGBUS, code::BUS_ADRERR, 0),
+        _ => (SIGSEGV, code::SI_KERNEL, 0),
+    };
+    Info { signo, code, pid: 0, addr, fault: true, trapno: u64::from(vector), err: error, cr2: 0 }
+}
+
+/// The `siginfo` of a user page fault at `addr` (#PF error code `error`) that the address
+/// space does not allow: `SEGV_MAPERR` when nothing is mapped there, `SEGV_ACCERR` when the
+/// mapping forbids the access (arch/x86/mm/fault.c `bad_area` / `bad_area_access_error`).
+pub fn page_fault_info(addr: u64, error: u64, mapped: bool) -> Info {
+    let code = if mapped { code::SEGV_ACCERR } else { code::SEGV_MAPERR };
+    // Linux reports user faults with the USER bit set (`sanitize_error_code` for user addresses).
+    let err = error | guest_abi::pvcs::pf_error::USER;
+    Info { signo: SIGSEGV, code, pid: 0, addr, fault: true, trapno: u64::from(guest_abi::pvcs::vector::PF), err, cr2: addr }
+}
+
+/// How a fault signal is taken (kernel/signal.c `force_sig_info_to_task`): when `sig` is
+/// blocked by `sigmask` or ignored, its action is reset to `SIG_DFL` and it is unblocked, so
+/// the process dies of it. Returns the action to take and the new mask; `acts` is updated.
+pub fn force_action(acts: &mut [SigAction; NSIG], sigmask: u64, sig: u32) -> (SigAction, u64) {
+    let i = sig as usize - 1;
+    let blocked = sigmask & bit(sig) != 0;
+    if blocked || acts[i].handler == 1 {
+        acts[i].handler = 0;
+    }
+    (acts[i], sigmask & !bit(sig))
 }
 
 /// A frame ready to be copied to user memory.
@@ -177,16 +277,16 @@ pub fn build_frame(sp: u64, regs: &UserRegs, fpu: &[u8], info: &Info, act: &SigA
     }
     // cs, gs, fs, ss (16 bits each): user code 0x33, data 0x2b, as Linux reports them.
     put(&mut bytes, mc + 18 * 8, 0x33 | (0x2b << 48));
-    let trapno = if info.addr != 0 { 14 } else { 0 };
-    put(&mut bytes, mc + 20 * 8, trapno); // trapno (err stays 0)
+    put(&mut bytes, mc + 19 * 8, info.err); // err
+    put(&mut bytes, mc + 20 * 8, info.trapno); // trapno
     put(&mut bytes, mc + 21 * 8, mask); // oldmask
-    put(&mut bytes, mc + 22 * 8, info.addr); // cr2
+    put(&mut bytes, mc + 22 * 8, info.cr2); // cr2
     put(&mut bytes, mc + FPSTATE_WORD * 8, fp_addr);
     put(&mut bytes, uc + SIGMASK_OFFSET, mask);
     let inf = INFO_OFFSET;
     bytes[inf..inf + 4].copy_from_slice(&info.signo.to_le_bytes());
     bytes[inf + 8..inf + 12].copy_from_slice(&info.code.to_le_bytes());
-    if info.addr != 0 {
+    if info.fault {
         put(&mut bytes, inf + 16, info.addr);
     } else {
         bytes[inf + 16..inf + 20].copy_from_slice(&info.pid.to_le_bytes());
@@ -307,7 +407,7 @@ mod tests {
     fn frame_round_trips_through_sigreturn() {
         let act = SigAction { handler: 0x40_2000, flags: SA_RESTORER | SA_SIGINFO, restorer: 0x40_3000, mask: 0 };
         let fpu = [0xabu8; 832];
-        let info = Info { signo: 10, code: 0, pid: 42, addr: 0 };
+        let info = Info { signo: 10, code: 0, pid: 42, ..Info::default() };
         let r = regs();
         let f = build_frame(r.rsp, &r, &fpu, &info, &act, 0x5, (0, 2, 0)).unwrap();
         // ABI: at handler entry rsp + 8 is 16-byte aligned (as after a call).
@@ -350,6 +450,61 @@ mod tests {
         assert_eq!(back.regs.rflags & 0x2_3000, 0, "IOPL and VM not taken");
         assert_eq!(back.mask & UNBLOCKABLE, 0);
         assert_eq!(back.fpstate, 0);
+    }
+
+    #[test]
+    fn fault_frames_carry_trap_state() {
+        let act = SigAction { handler: 0x40_2000, flags: SA_RESTORER | SA_SIGINFO, restorer: 0x40_3000, mask: 0 };
+        let r = regs();
+        let info = page_fault_info(0x1000, pf_error_write(), false);
+        let f = build_frame(r.rsp, &r, &[], &info, &act, 0, (0, 2, 0)).unwrap();
+        let mc = 8 + 40;
+        let word = |i: usize| u64::from_le_bytes(f.bytes[mc + i * 8..mc + i * 8 + 8].try_into().unwrap());
+        assert_eq!(word(19), 0x6, "err: write | user");
+        assert_eq!(word(20), 14, "trapno");
+        assert_eq!(word(22), 0x1000, "cr2");
+        assert_eq!(&f.bytes[312..316], &11u32.to_le_bytes());
+        assert_eq!(&f.bytes[320..324], &code::SEGV_MAPERR.to_le_bytes());
+        assert_eq!(&f.bytes[328..336], &0x1000u64.to_le_bytes(), "si_addr");
+        // A fault at address 0 still reports si_addr, not si_pid.
+        let gp = exception_info(13, 0x18, r.rip, 0x80);
+        assert_eq!((gp.signo, gp.code, gp.addr, gp.trapno, gp.err), (SIGSEGV, code::SI_KERNEL, 0, 13, 0x18));
+        assert!(page_fault_info(0x5000, 0x7, true).code == code::SEGV_ACCERR);
+    }
+
+    fn pf_error_write() -> u64 {
+        guest_abi::pvcs::pf_error::WRITE
+    }
+
+    #[test]
+    fn exception_signals_like_linux() {
+        let rip = 0x40_1234;
+        let de = exception_info(0, 0, rip, 0);
+        assert_eq!((de.signo, de.code, de.addr), (SIGFPE, code::FPE_INTDIV, rip));
+        let ud = exception_info(6, 0, rip, 0);
+        assert_eq!((ud.signo, ud.code, ud.addr), (SIGILL, code::ILL_ILLOPN, rip));
+        let bp = exception_info(3, 0, rip, 0x80);
+        assert_eq!((bp.signo, bp.code), (SIGTRAP, code::SI_KERNEL));
+        let xm = exception_info(19, 0, rip, 3);
+        assert_eq!((xm.signo, xm.code), (SIGFPE, 3));
+        let ac = exception_info(17, 0, rip, 0);
+        assert_eq!((ac.signo, ac.code), (SIGBUS, code::BUS_ADRALN));
+    }
+
+    #[test]
+    fn forced_signals_reset_when_blocked_or_ignored() {
+        let h = SigAction { handler: 0x40_2000, ..SigAction::default() };
+        let mut acts = [SigAction::default(); NSIG];
+        acts[10] = h;
+        // Handled and not blocked: delivered to the handler, mask unchanged.
+        assert_eq!(force_action(&mut acts, 0, SIGSEGV), (h, 0));
+        // Blocked (a fault inside its own handler): reset to default and unblocked.
+        let (a, m) = force_action(&mut acts, bit(SIGSEGV) | bit(2), SIGSEGV);
+        assert_eq!((a.handler, m), (0, bit(2)));
+        assert_eq!(acts[10].handler, 0);
+        // Ignored: also default.
+        acts[7].handler = 1;
+        assert_eq!(force_action(&mut acts, 0, SIGFPE).0.handler, 0);
     }
 
     #[test]

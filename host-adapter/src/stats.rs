@@ -47,8 +47,8 @@ pub struct ShadowTotals {
     pub mapper_ops: u64,
     /// Mapper batches (handoffs to a mapper thread).
     pub mapper_batches: Counter,
-    /// Host VMAs: the largest number live at once in all shadows together (estimate from the
-    /// shadows' interval maps).
+    /// Host VMAs: the most live at once in all shadows together (from the shadows' interval
+    /// maps, which model Linux's merging of adjacent mappings).
     pub host_vmas_peak: u64,
     /// Shadow spaces (U processes) created.
     pub spaces_created: u64,

@@ -27,6 +27,26 @@ const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
 const S_IFCHR: u32 = 0o020000;
 
+/// What an archive entry says besides its name and data.
+#[derive(Clone, Copy, Default)]
+struct Meta {
+    /// File type and permission bits.
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    /// Seconds since the epoch.
+    mtime: u32,
+    /// Device number (major, minor) of a device node.
+    rdev: (u32, u32),
+}
+
+impl Meta {
+    /// Root-owned, with `mode`.
+    fn root(mode: u32) -> Self {
+        Self { mode, ..Self::default() }
+    }
+}
+
 /// An archive under construction. Parent directories are added automatically.
 #[derive(Default)]
 pub struct Initramfs {
@@ -46,17 +66,17 @@ impl Initramfs {
         Self::default()
     }
 
-    fn entry(&mut self, name: &str, mode: u32, uid: u32, gid: u32, mtime: u32, rdev: (u32, u32), data: &[u8]) -> std::io::Result<()> {
+    fn entry(&mut self, name: &str, meta: Meta, data: &[u8]) -> std::io::Result<()> {
         self.next_ino += 1;
         let builder = cpio::newc::Builder::new(name)
             .ino(self.next_ino)
-            .mode(mode)
-            .uid(uid)
-            .gid(gid)
-            .mtime(mtime)
-            .nlink(if mode & 0o170000 == S_IFDIR { 2 } else { 1 })
-            .rdev_major(rdev.0)
-            .rdev_minor(rdev.1);
+            .mode(meta.mode)
+            .uid(meta.uid)
+            .gid(meta.gid)
+            .mtime(meta.mtime)
+            .nlink(if meta.mode & 0o170000 == S_IFDIR { 2 } else { 1 })
+            .rdev_major(meta.rdev.0)
+            .rdev_minor(meta.rdev.1);
         let mut w = builder.write(&mut self.out, data.len() as u32);
         w.write_all(data)?;
         w.finish()?;
@@ -73,7 +93,7 @@ impl Initramfs {
             prefix.push_str(part);
             if self.dirs.insert(prefix.clone()) {
                 let p = prefix.clone();
-                self.entry(&p, S_IFDIR | 0o755, 0, 0, 0, (0, 0), &[])?;
+                self.entry(&p, Meta::root(S_IFDIR | 0o755), &[])?;
             }
         }
         Ok(())
@@ -87,14 +107,14 @@ impl Initramfs {
         }
         self.ensure_parents(&name)?;
         self.dirs.insert(name.clone());
-        self.entry(&name, S_IFDIR | (perm & 0o7777), 0, 0, 0, (0, 0), &[])
+        self.entry(&name, Meta::root(S_IFDIR | (perm & 0o7777)), &[])
     }
 
     /// Adds a regular file (and its parent directories).
     pub fn add_file(&mut self, path: &str, perm: u32, data: &[u8]) -> std::io::Result<()> {
         let name = archive_name(path);
         self.ensure_parents(&name)?;
-        self.entry(&name, S_IFREG | (perm & 0o7777), 0, 0, 0, (0, 0), data)
+        self.entry(&name, Meta::root(S_IFREG | (perm & 0o7777)), data)
     }
 
     /// Adds every file, directory, symlink and character device below `dir` as the guest's
@@ -119,25 +139,31 @@ impl Initramfs {
                 let gname = if guest.is_empty() { name } else { format!("{guest}/{name}") };
                 let md = std::fs::symlink_metadata(&path).map_err(io(&path))?;
                 let perm = md.mode() & 0o7777;
-                let (uid, gid, mtime) = (md.uid(), md.gid(), md.mtime().clamp(0, i64::from(u32::MAX)) as u32);
+                let meta = |mode: u32, rdev: (u32, u32)| Meta {
+                    mode,
+                    uid: md.uid(),
+                    gid: md.gid(),
+                    mtime: md.mtime().clamp(0, i64::from(u32::MAX)) as u32,
+                    rdev,
+                };
                 let ft = md.file_type();
                 let res = if ft.is_dir() {
                     self.dirs.insert(gname.clone());
                     stack.push((path.clone(), gname.clone()));
-                    self.entry(&gname, S_IFDIR | perm, uid, gid, mtime, (0, 0), &[])
+                    self.entry(&gname, meta(S_IFDIR | perm, (0, 0)), &[])
                 } else if ft.is_symlink() {
                     let target = std::fs::read_link(&path).map_err(io(&path))?;
-                    self.entry(&gname, S_IFLNK | 0o777, uid, gid, mtime, (0, 0), target.as_os_str().as_encoded_bytes())
+                    self.entry(&gname, meta(S_IFLNK | 0o777, (0, 0)), target.as_os_str().as_encoded_bytes())
                 } else if ft.is_file() {
                     if md.len() > u64::from(u32::MAX) {
                         return Err(InitramfsError::TooLarge(path.display().to_string()));
                     }
                     let data = std::fs::read(&path).map_err(io(&path))?;
-                    self.entry(&gname, S_IFREG | perm, uid, gid, mtime, (0, 0), &data)
+                    self.entry(&gname, meta(S_IFREG | perm, (0, 0)), &data)
                 } else if ft.is_char_device() {
                     let rdev = md.rdev();
                     let (maj, min) = (libc::major(rdev), libc::minor(rdev));
-                    self.entry(&gname, S_IFCHR | perm, uid, gid, mtime, (maj, min), &[])
+                    self.entry(&gname, meta(S_IFCHR | perm, (maj, min)), &[])
                 } else {
                     continue;
                 };

@@ -14,7 +14,6 @@ use common::{Libc, Link, Outcome, Run};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
-use tempfile::TempDir;
 
 /// tests/scripts.
 fn scripts_dir() -> PathBuf {
@@ -24,12 +23,11 @@ fn scripts_dir() -> PathBuf {
 /// The programs copied to /prog.
 const PROGRAMS: [&str; 4] = ["spin_pair", "fork_bomb", "oom", "procloop"];
 
-/// The root filesystem tree (built once), at `<dir>/root`.
+/// The root filesystem tree (built once, under cargo's target tmp dir).
 fn tree() -> &'static Path {
-    static TREE: OnceLock<(TempDir, PathBuf)> = OnceLock::new();
-    let (_, root) = TREE.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("pvm-multiprocess-tree.").tempdir().expect("temp dir");
-        let root = dir.path().join("root");
+    static TREE: OnceLock<PathBuf> = OnceLock::new();
+    TREE.get_or_init(|| {
+        let root = common::scratch_dir("multiprocess-tree").join("root");
         let out = Run::native("/bin/sh")
             .arg(scripts_dir().join("tools/make-tree.sh"))
             .arg(&root)
@@ -42,9 +40,8 @@ fn tree() -> &'static Path {
             let exe = common::build_source(&scripts_dir().join(format!("programs/{p}.c")), Libc::Glibc, Link::Static);
             std::fs::copy(&exe, root.join("prog").join(p)).expect("copying a program into the tree");
         }
-        (dir, root)
-    });
-    root
+        root
+    })
 }
 
 /// Runs `pvm run OPTS --rootfs TREE -- ARGV` with `timeout`, then checks that no VM process

@@ -25,7 +25,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
-use tempfile::TempDir;
 
 /// The guest's (and the native run's) whole environment.
 const GUEST_ENV: [(&str, &str); 2] = [("HOME", "/root"), ("PATH", "/bin")];
@@ -45,7 +44,9 @@ fn scripts_dir() -> PathBuf {
 
 /// The root filesystem tree and its digest when it was built.
 struct Tree {
-    dir: TempDir,
+    /// The tree's directory (under cargo's target tmp dir, see `common::scratch_dir`).
+    root: PathBuf,
+    /// Its digest right after make-tree.sh.
     digest: BTreeMap<PathBuf, u64>,
 }
 
@@ -53,8 +54,7 @@ struct Tree {
 fn tree() -> &'static Tree {
     static TREE: OnceLock<Tree> = OnceLock::new();
     TREE.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("pvm-shell-tree.").tempdir().expect("temp dir");
-        let root = dir.path().join("root");
+        let root = common::scratch_dir("shell-scripts-tree").join("root");
         let out = Run::native("/bin/sh")
             .arg(scripts_dir().join("tools/make-tree.sh"))
             .arg(&root)
@@ -63,14 +63,8 @@ fn tree() -> &'static Tree {
             .finished();
         assert_eq!(out.status, 0, "building the tree failed (install busybox-static)\n{}", out.describe());
         let digest = digest(&root);
-        Tree { dir, digest }
+        Tree { root, digest }
     })
-}
-
-impl Tree {
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
 }
 
 /// Every entry under `root` (path relative to it) with a hash of its type, mode, owner, size,
@@ -142,25 +136,25 @@ fn first_line_difference(native: &[u8], guest: &[u8]) -> String {
 fn script(name: &str, timeout: Duration) {
     common::become_subreaper();
     let tree = tree();
-    let root = tree.root();
+    let root = &tree.root;
     let script = format!("/scripts/{name}.sh");
     let envs: Vec<String> = GUEST_ENV.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let native = Run::native("/usr/bin/taskset")
         .args(["-c", "0", "/bin/sh"])
         .arg(scripts_dir().join("tools/run-native.sh"))
-        .arg(&root)
+        .arg(root)
         .arg(envs.join(" "))
         .args(["/bin/sh", &script])
         .timeout(timeout)
         .run();
     assert!(!native.timed_out, "{name}: the NATIVE run timed out (the script is broken)\n{}", native.describe());
-    let mut guest = Run::pvm().args(["run", "--stats", "--cpus", "1", "--rootfs"]).arg(&root);
+    let mut guest = Run::pvm().args(["run", "--stats", "--cpus", "1", "--rootfs"]).arg(root);
     for e in &envs {
         guest = guest.args(["--env", e]);
     }
     let guest = guest.args(["--", "/bin/sh", &script]).timeout(timeout).run();
     let mut failures = check(&native, &guest);
-    let changes = digest_changes(&tree.digest, &digest(&root));
+    let changes = digest_changes(&tree.digest, &digest(root));
     if !changes.is_empty() {
         failures.push(format!("the guest's writes reached the host tree: {changes:?}"));
     }

@@ -1,6 +1,7 @@
 //! Memory management: the physmap view of guest RAM, the frame allocator, x86-64 page tables,
 //! VMAs, per-process address spaces, user-memory access and the kernel heap's frame source.
 
+pub mod filecache;
 pub mod frame;
 pub mod paging;
 pub mod space;

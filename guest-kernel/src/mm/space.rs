@@ -6,6 +6,7 @@
 use super::paging::{flags_for_prot, Leaf, NoMemory, PageTables};
 use super::vma::{Vma, VmaKind, VmaSet};
 use super::{frame, page_down, page_up, zero_phys, PAGE_SIZE};
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use guest_abi::layout::{USER_END, USER_START};
 use x86_64::structures::paging::PageTableFlags as F;
@@ -60,6 +61,30 @@ pub struct AddrSpace {
     pending_free: Vec<(u64, usize)>,
     /// Frames mapped in user space (resident set), pages.
     pub resident: u64,
+    /// 2 MiB regions (`gva >> 21`) where H's shadow may map something: those this kernel
+    /// prefaulted or shadow-faulted in. A fill never maps outside the page-table page of its
+    /// anchor (shadow-mmu/src/plan.rs: runs are picked among the leaves of that one table),
+    /// and our leaves are all 4 KiB, so a flush of a range outside these regions has nothing
+    /// to drop and is skipped (soft backend only: a hardware TLB caches what it likes).
+    shadowed: BTreeSet<u64>,
+    /// Ranges `(gva, len)` to `PREFAULT` as soon as the space is loaded (exec: the image and
+    /// the initial stack).
+    pub prefault_on_load: Vec<(u64, u64)>,
+}
+
+/// Shift of a shadow region (2 MiB).
+const REGION_SHIFT: u32 = 21;
+
+/// The permission bits of a leaf.
+const PERM: F = F::WRITABLE.union(F::USER_ACCESSIBLE).union(F::NO_EXECUTE);
+
+/// True when leaf flags `new` allow everything `old` allowed (a permission upgrade: the
+/// shadow's stale mapping can only fault, and the fault maps the new rights, so no flush).
+fn grants_more(old: F, new: F) -> bool {
+    (!old.contains(F::WRITABLE) || new.contains(F::WRITABLE))
+        && (!old.contains(F::USER_ACCESSIBLE) || new.contains(F::USER_ACCESSIBLE))
+        && (old.contains(F::NO_EXECUTE) || !new.contains(F::NO_EXECUTE))
+        && new.contains(F::PRESENT)
 }
 
 fn allowed(prot: u32, access: Access) -> bool {
@@ -82,6 +107,8 @@ impl AddrSpace {
             pending_flush: Vec::new(),
             pending_free: Vec::new(),
             resident: 0,
+            shadowed: BTreeSet::new(),
+            prefault_on_load: Vec::new(),
         })
     }
 
@@ -116,10 +143,14 @@ impl AddrSpace {
                 return Ok((page, PAGE_SIZE));
             }
             // Present: the VMA allows the access, so the PTE just needs the VMA's flags.
-            if leaf.flags & (F::WRITABLE | F::USER_ACCESSIBLE | F::NO_EXECUTE) != want & (F::WRITABLE | F::USER_ACCESSIBLE | F::NO_EXECUTE)
-                && self.pt.protect(page, want)
-            {
+            if leaf.flags & PERM != want & PERM && self.pt.protect(page, want) && !grants_more(leaf.flags, want) {
                 self.queue_flush(page, PAGE_SIZE);
+            }
+            if access == Access::Write && vma.prot & 2 != 0 {
+                // A write to a frame nobody else owns any more (the other side of a fork
+                // exec'd or exited): make the unshared read-only neighbours in the same 2 MiB
+                // chunk writable too, so the next writes there do not fault one by one.
+                return Ok(self.unshare_around(page, &vma, want));
             }
             return Ok((page, PAGE_SIZE));
         }
@@ -144,6 +175,40 @@ impl AddrSpace {
         zero_phys(gpa, n as u64 * PAGE_SIZE);
         self.map_frames(start, gpa, n, want).map_err(|_| FaultError::OutOfMemory)?;
         Ok((start, n as u64 * PAGE_SIZE))
+    }
+
+    /// Replaces the (shared) frame mapped at `page` by a private copy with the same flags;
+    /// returns the new frame's GPA. The old mapping is queued for flushing.
+    pub fn unshare(&mut self, page: u64) -> Result<u64, NoMemory> {
+        let leaf = self.pt.translate(page).ok_or(NoMemory)?;
+        let new = frame::alloc_run(1, 1).ok_or(NoMemory)?;
+        // SAFETY: `leaf.gpa` is a frame this space maps and `new` a frame just allocated; both
+        // are whole guest pages in the physmap.
+        unsafe { core::ptr::copy_nonoverlapping(super::phys_to_virt(leaf.gpa), super::phys_to_virt(new), PAGE_SIZE as usize) };
+        self.map_frames(page, new, 1, leaf.flags)?;
+        Ok(new)
+    }
+
+    /// Gives write access to the run of present, read-only, unshared pages around `page`
+    /// (inside `vma` and `page`'s 2 MiB chunk): a permission upgrade, which needs no flush.
+    /// Returns the range to prefault.
+    fn unshare_around(&mut self, page: u64, vma: &Vma, want: F) -> (u64, u64) {
+        let lo = (page & !(LARGE - 1)).max(vma.start);
+        let hi = (page.saturating_add(LARGE) & !(LARGE - 1)).min(vma.end);
+        let upgradable = |pt: &PageTables, a: u64| {
+            pt.translate(a).is_some_and(|l| !l.flags.contains(F::WRITABLE) && l.flags.contains(F::USER_ACCESSIBLE) && !frame::is_shared(l.gpa))
+        };
+        let mut a = page;
+        while a > lo && upgradable(&self.pt, a - PAGE_SIZE) {
+            a -= PAGE_SIZE;
+            self.pt.protect(a, want);
+        }
+        let mut b = page + PAGE_SIZE;
+        while b < hi && upgradable(&self.pt, b) {
+            self.pt.protect(b, want);
+            b += PAGE_SIZE;
+        }
+        (a, b - a)
     }
 
     /// Picks frames for (part of) `[lo, hi)` containing `page`, preferring a run that continues
@@ -249,15 +314,64 @@ impl AddrSpace {
         self.pending_flush.push((va, len));
     }
 
+    /// Records that H's shadow may now map `[gva, gva + len)` (a prefault or a shadow fault
+    /// there is about to be issued).
+    pub fn note_shadow(&mut self, gva: u64, len: u64) {
+        let first = gva >> REGION_SHIFT;
+        let last = gva.saturating_add(len.max(1) - 1) >> REGION_SHIFT;
+        for r in first..=last {
+            self.shadowed.insert(r);
+        }
+    }
+
+    /// False when the shadow cannot map anything in `[va, va + len)`, so a flush of it can be
+    /// skipped (soft backend only).
+    fn may_be_shadowed(&self, va: u64, len: u64) -> bool {
+        if crate::platform::hw::active() {
+            return true;
+        }
+        let first = va >> REGION_SHIFT;
+        let last = va.saturating_add(len.max(1) - 1) >> REGION_SHIFT;
+        self.shadowed.range(first..=last).next().is_some()
+    }
+
+    /// `PREFAULT` of `[gva, gva + len)` in this (loaded) space. Returns H's answer.
+    pub fn prefault(&mut self, gva: u64, len: u64) -> i64 {
+        if cfg!(test) || len == 0 {
+            return 0;
+        }
+        self.note_shadow(gva, len);
+        crate::hcall::prefault(self.root(), gva, len)
+    }
+
+    /// `SHADOW_FAULT` at `gva` with #PF error `error` in this (loaded) space.
+    pub fn shadow_fault(&mut self, gva: u64, error: u64) -> i64 {
+        if cfg!(test) {
+            return guest_abi::hypercall::FAULT_INJECT;
+        }
+        self.note_shadow(gva, 1);
+        crate::hcall::shadow_fault(self.root(), gva, error)
+    }
+
+    /// Flushes `ranges` of the shadow (those it may map), with one hypercall when possible.
+    fn flush_ranges(&mut self, ranges: &[(u64, u64)]) {
+        if self.space_id.is_none() || cfg!(test) {
+            return;
+        }
+        let live: Vec<(u64, u64)> = ranges.iter().copied().filter(|&(va, len)| self.may_be_shadowed(va, len)).collect();
+        if live.len() > 4 * guest_abi::hypercall::FLUSH_LIST_MAX as usize {
+            crate::hcall::flush_tlb_all(self.root());
+            self.shadowed.clear();
+        } else {
+            crate::hcall::flush_tlb_ranges(self.root(), &live);
+        }
+    }
+
     /// Issues the queued `FLUSH_TLB`s, then frees the frames they referenced.
     pub fn flush(&mut self) {
         if !self.pending_flush.is_empty() {
-            if self.space_id.is_some() && !cfg!(test) {
-                for &(va, len) in &self.pending_flush {
-                    crate::hcall::flush_tlb(self.root(), va, len);
-                }
-            }
-            self.pending_flush.clear();
+            let ranges = core::mem::take(&mut self.pending_flush);
+            self.flush_ranges(&ranges);
         }
         for (gpa, n) in self.pending_free.drain(..) {
             frame::free(gpa, n);
@@ -301,7 +415,8 @@ impl AddrSpace {
                 Some(l) if flags.contains(F::WRITABLE) && frame::is_shared(l.gpa) => ro,
                 _ => flags,
             };
-            if self.pt.protect(a, f) {
+            let old = self.pt.translate(a).map(|l| l.flags);
+            if self.pt.protect(a, f) && !old.is_some_and(|o| grants_more(o, f)) {
                 self.queue_flush(a, PAGE_SIZE);
             }
             a += PAGE_SIZE;
@@ -361,8 +476,8 @@ impl AddrSpace {
     }
 
     /// `fork(2)`: a copy-on-write duplicate. Writable pages become read-only in both spaces
-    /// and their frames gain an owner; the parent's changed PTEs are flushed here (one
-    /// `FLUSH_TLB` per contiguous range, `FLUSH_TLB_ALL` when there are many).
+    /// and their frames gain an owner; the parent's changed PTEs are flushed here (the ranges
+    /// the shadow may map, with one `FLUSH_TLB_LIST`).
     pub fn fork(&mut self) -> Result<AddrSpace, NoMemory> {
         let mut shared = Vec::new();
         let mut changed = Vec::new();
@@ -376,20 +491,14 @@ impl AddrSpace {
             pending_flush: Vec::new(),
             pending_free: Vec::new(),
             resident: self.resident,
+            shadowed: BTreeSet::new(),
+            prefault_on_load: Vec::new(),
         };
         if !frame::share_all(&shared) {
             // Cannot happen for frames we map; refuse the fork rather than corrupt counts.
             return Err(NoMemory);
         }
-        if self.space_id.is_some() && !cfg!(test) {
-            if changed.len() > 16 {
-                crate::hcall::flush_tlb_all(self.root());
-            } else {
-                for (va, len) in changed {
-                    crate::hcall::flush_tlb(self.root(), va, len);
-                }
-            }
-        }
+        self.flush_ranges(&changed);
         Ok(child)
     }
 }

@@ -82,6 +82,12 @@ pub fn sigaltstack(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 /// `kill(2)`: to a process, a process group (0: ours), or everyone but the first process
 /// and the caller (-1). The caller's own signal is taken on its way back to user code.
 pub fn kill(cx: &mut Ctx<'_>, pid: i32, sig: u32) -> SysRet {
+    send(cx, pid, sig, true)
+}
+
+/// Sends `sig` to `pid` as `kill(2)` addresses it; `from_kill`: apply the rule of the
+/// namespace init (`crate::signal::post_from_kill`).
+fn send(cx: &mut Ctx<'_>, pid: i32, sig: u32, from_kill: bool) -> SysRet {
     if sig as usize > NSIG {
         return SysRet::Ret(-(i64::from(Errno::EINVAL.0)));
     }
@@ -102,7 +108,11 @@ pub fn kill(cx: &mut Ctx<'_>, pid: i32, sig: u32) -> SysRet {
     }
     if sig != 0 {
         for p in &targets {
-            crate::signal::post(p, sig);
+            if from_kill {
+                crate::signal::post_from_kill(p, sig);
+            } else {
+                crate::signal::post(p, sig);
+            }
         }
     }
     SysRet::Ret(0)
@@ -113,7 +123,7 @@ pub fn tgkill(cx: &mut Ctx<'_>, tgid: i32, tid: i32, sig: u32) -> SysRet {
     if tid <= 0 || (tgid > 0 && tgid != tid) {
         return SysRet::Ret(-(i64::from(if tid <= 0 { Errno::EINVAL } else { Errno::ESRCH }.0)));
     }
-    kill(cx, tid, sig)
+    send(cx, tid, sig, false)
 }
 
 /// `rt_sigpending(2)`.

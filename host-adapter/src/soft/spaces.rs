@@ -98,6 +98,9 @@ pub struct Spaces {
     slots: Vec<RwLock<Option<Arc<Space>>>>,
     pool: Mutex<Vec<Pooled>>,
     retired: Mutex<ShadowTotals>,
+    /// Host VMAs of all live shadows together, and the most seen at once.
+    vmas_live: std::sync::atomic::AtomicI64,
+    vmas_peak: AtomicU64,
 }
 
 /// Why a space could not be created.
@@ -122,6 +125,8 @@ impl Spaces {
             by_root: Mutex::new(HashMap::new()),
             slots: (0..MAX_SPACES).map(|_| RwLock::new(None)).collect(),
             pool: Mutex::new(Vec::new()),
+            vmas_live: std::sync::atomic::AtomicI64::new(0),
+            vmas_peak: AtomicU64::new(0),
             retired: Mutex::new(ShadowTotals::default()),
         }
     }
@@ -130,6 +135,18 @@ impl Spaces {
     pub fn get(&self, root: u64) -> Option<Arc<Space>> {
         let id = *self.by_root.lock().get(&root)?;
         self.slots.get(id as usize)?.read().clone()
+    }
+
+    /// Runs a shadow operation on `space` and keeps the VM-wide count of live host VMAs (and
+    /// its peak) up to date with what the operation changed.
+    pub fn accounted<R>(&self, space: &Space, op: impl FnOnce() -> R) -> R {
+        let before = space.shadow.stats().vmas_current;
+        let result = op();
+        let after = space.shadow.stats().vmas_current;
+        let live = self.vmas_live.fetch_add(after as i64 - before as i64, Ordering::Relaxed)
+            + (after as i64 - before as i64);
+        self.vmas_peak.fetch_max(live.max(0) as u64, Ordering::Relaxed);
+        result
     }
 
     /// The live space with id `id`, if any.
@@ -214,12 +231,13 @@ impl Spaces {
 
     fn retire(&self, space: &Space) {
         let s = space.shadow.stats();
+        // Its mappings go with it (the U process is emptied or killed).
+        self.vmas_live.fetch_sub(s.vmas_current as i64, Ordering::Relaxed);
         let mut r = self.retired.lock();
         r.pages_mapped += s.pages_mapped;
         r.mapper_ops += s.map_ops + s.unmap_ops;
         r.mapper_batches.count += space.shadow.mapper().batches.load(Ordering::Relaxed);
         r.mapper_batches.total_ns += space.shadow.mapper().batch_ns.load(Ordering::Relaxed);
-        r.host_vmas_peak += s.vmas_peak;
     }
 
     /// Ends every space and adds all shadow statistics into `totals`.
@@ -235,7 +253,7 @@ impl Spaces {
         totals.pages_mapped += r.pages_mapped;
         totals.mapper_ops += r.mapper_ops;
         totals.mapper_batches.merge(r.mapper_batches);
-        totals.host_vmas_peak += r.host_vmas_peak;
+        totals.host_vmas_peak = totals.host_vmas_peak.max(self.vmas_peak.load(Ordering::Relaxed));
         totals.spaces_created += r.spaces_created;
         totals.spaces_reused += r.spaces_reused;
         totals.spaces_peak = totals.spaces_peak.max(r.spaces_peak);

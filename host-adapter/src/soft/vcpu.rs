@@ -192,14 +192,16 @@ fn serve(
         Hypercall::FlushTlb | Hypercall::FlushTlbAll => {
             let t0 = Instant::now();
             let Some(space) = vm.spaces.get(a0) else { return -EINVAL };
-            let result = if call == Hypercall::FlushTlbAll {
-                space.shadow.flush_all()
-            } else {
-                match user_range(a1, a2) {
-                    Some((gva, len)) => space.shadow.flush(gva, len),
-                    None => Ok(()),
+            let result = vm.spaces.accounted(&space, || {
+                if call == Hypercall::FlushTlbAll {
+                    space.shadow.flush_all()
+                } else {
+                    match user_range(a1, a2) {
+                        Some((gva, len)) => space.shadow.flush(gva, len),
+                        None => Ok(()),
+                    }
                 }
-            };
+            });
             counters.flushes.add(t0.elapsed().as_nanos() as u64);
             match result {
                 Ok(()) => 0,
@@ -210,7 +212,7 @@ fn serve(
             let t0 = Instant::now();
             let Some(space) = vm.spaces.get(a0) else { return -EINVAL };
             let Some(ranges) = read_flush_list(ram, a1, a2) else { return -EINVAL };
-            let result = space.shadow.flush_ranges(&ranges);
+            let result = vm.spaces.accounted(&space, || space.shadow.flush_ranges(&ranges));
             counters.flushes.add(t0.elapsed().as_nanos() as u64);
             match result {
                 Ok(()) => 0,
@@ -224,7 +226,7 @@ fn serve(
                 return -ENOMEM;
             }
             let Some((gva, len)) = user_range(a1, a2) else { return 0 };
-            let r = space.shadow.prefault(ram, gva, len);
+            let r = vm.spaces.accounted(&space, || space.shadow.prefault(ram, gva, len));
             counters.prefaults.add(t0.elapsed().as_nanos() as u64);
             match r {
                 Ok(pages) => pages as i64,
@@ -237,7 +239,7 @@ fn serve(
             if over_vma_budget(vm, &space) {
                 return -ENOMEM;
             }
-            match space.shadow.fault(ram, a1, a2) {
+            match vm.spaces.accounted(&space, || space.shadow.fault(ram, a1, a2)) {
                 Ok(FaultOutcome::Filled { .. }) => {
                     counters.filled.add(t0.elapsed().as_nanos() as u64);
                     FAULT_FILLED

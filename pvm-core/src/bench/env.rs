@@ -26,6 +26,9 @@ pub struct Env {
     pub guest_mib: u64,
     /// Limit for one `lmb` process running one benchmark.
     pub per_bench_timeout: Duration,
+    /// Contenders named with `--runners` (a runner that would skip itself by default, such as
+    /// pvm-kvm on a software-only KVM, runs when named).
+    pub named: Vec<String>,
     /// Extra limit for booting a guest kernel (QEMU, UML) before the first benchmark.
     pub boot_timeout: Duration,
 }

@@ -150,6 +150,7 @@ fn run_inner(args: &BenchArgs) -> Result<(), Failure> {
     std::fs::create_dir_all(&work)
         .map_err(|e| Failure::Harness(format!("mkdir {}: {e}", work.display())))?;
     let outcome = measure(
+        args.runners.as_deref().unwrap_or_default(),
         &benches,
         &mut runners,
         &cpus,
@@ -168,6 +169,7 @@ fn run_inner(args: &BenchArgs) -> Result<(), Failure> {
 /// Builds the programs, probes the contenders, runs the rounds: the report.
 #[allow(clippy::too_many_arguments)] // one call site, every argument distinct
 fn measure(
+    named: &[String],
     benches: &[&'static Bench],
     runners: &mut [Box<dyn Runner>],
     cpus: &CpuSet,
@@ -194,6 +196,7 @@ fn measure(
         guest_mib: mode.guest_mib,
         per_bench_timeout: mode.per_bench_timeout,
         boot_timeout: mode.boot_timeout,
+        named: named.to_vec(),
     };
 
     let mut infos = Vec::new();

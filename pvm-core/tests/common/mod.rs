@@ -720,3 +720,24 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn no_orphans_soon() -> bool {
     wait_until(Duration::from_secs(3), || orphaned_vm_processes().is_empty())
 }
+
+/// A fresh directory `CARGO_TARGET_TMPDIR/<tag>.<pid>` for data that lives as long as the test
+/// binary (a `TempDir` in a static is never dropped). Directories of earlier runs whose process
+/// is gone are removed first, so they do not pile up.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    if let Ok(entries) = std::fs::read_dir(base) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix(tag).and_then(|r| r.strip_prefix('.')) else { continue };
+            let Ok(pid) = pid.parse::<u32>() else { continue };
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = base.join(format!("{tag}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}

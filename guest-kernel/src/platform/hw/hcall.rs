@@ -5,7 +5,7 @@
 
 use core::arch::asm;
 
-use guest_abi::hypercall::{Hypercall, FAULT_FILLED, HYPERCALL_PORT};
+use guest_abi::hypercall::{FlushRange, Hypercall, FAULT_FILLED, FLUSH_LIST_MAX, HYPERCALL_PORT};
 use guest_abi::MAX_SPACES;
 
 use super::{apic, cpu, mmu, percpu};
@@ -23,6 +23,17 @@ pub fn call(nr: Hypercall, args: [u64; 4]) -> i64 {
         }
         Hypercall::FlushTlb => {
             mmu::flush(percpu(), a0, a1, a2);
+            0
+        }
+        Hypercall::FlushTlbList => {
+            let n = a2.min(FLUSH_LIST_MAX) as usize;
+            let recs = crate::mm::phys_to_virt(a1).cast::<FlushRange>();
+            for i in 0..n {
+                // SAFETY: `hcall::flush_tlb_ranges` passes a frame it owns holding `n` records
+                // (n <= FLUSH_LIST_MAX fill at most one page).
+                let r = unsafe { recs.add(i).read() };
+                mmu::flush(percpu(), a0, r.gva, r.len);
+            }
             0
         }
         Hypercall::FlushTlbAll => {

@@ -45,6 +45,28 @@ impl Pvm {
     }
 }
 
+impl Pvm {
+    /// `pvm info --json` must report hardware-accelerated KVM: on a software-only KVM (such as
+    /// `kvm_pvm`, which emulates guest ring 0) pvm-kvm would measure the emulator.
+    fn check_hardware_kvm(&self, env: &Env) -> Result<(), String> {
+        let mut cmd = Command::new(&env.pvm_exe);
+        cmd.args(["info", "--json"]);
+        let out = probe_output(env, cmd).map_err(|e| format!("`pvm info --json` failed: {e}"))?;
+        let info: serde_json::Value = serde_json::from_str(&out)
+            .map_err(|e| format!("`pvm info --json` is not JSON: {e}"))?;
+        let kvm = &info["kvm"];
+        if kvm["hardware_accelerated"] == serde_json::Value::Bool(true) {
+            return Ok(());
+        }
+        Err(format!(
+            "this host's KVM is {} (module {}), not hardware-accelerated: guest ring 0 is \
+             emulated, so pvm-kvm would measure the emulator (name it in --runners to run it anyway)",
+            kvm["kind"].as_str().unwrap_or("unknown"),
+            kvm["module"].as_str().unwrap_or("unknown"),
+        ))
+    }
+}
+
 impl Runner for Pvm {
     fn name(&self) -> &'static str {
         if self.backend == "kvm" {
@@ -63,8 +85,13 @@ impl Runner for Pvm {
     }
 
     fn probe(&mut self, env: &Env) -> Result<String, String> {
-        if self.backend == "kvm" && !std::path::Path::new("/dev/kvm").exists() {
-            return Err("no /dev/kvm on this host".into());
+        if self.backend == "kvm" {
+            if !std::path::Path::new("/dev/kvm").exists() {
+                return Err("no /dev/kvm on this host".into());
+            }
+            if !env.named.iter().any(|n| n == "pvm-kvm") {
+                self.check_hardware_kvm(env)?;
+            }
         }
         let out = probe_output(env, self.command(env, &["list".into()])).map_err(|e| {
             format!(
