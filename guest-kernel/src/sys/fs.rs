@@ -730,12 +730,36 @@ pub fn sendfile(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
         if n == 0 {
             break;
         }
-        let w = gfs::write(&fds, out_fd, &buf[..n])?;
+        // Bytes read but not written go back to the input (a full pipe takes only part):
+        // with an explicit offset nothing moved; otherwise rewind the file offset.
+        let rewind = off.is_none();
+        let unread = |k: usize| {
+            if rewind && k > 0 {
+                let _ = gfs::lseek(&fds, in_fd, -(k as i64), linux_raw_sys::general::SEEK_CUR);
+            }
+        };
+        let w = match gfs::write(&fds, out_fd, &buf[..n]) {
+            Ok(w) => w,
+            Err(e) => {
+                unread(n);
+                if e == Errno::EAGAIN && done == 0 && blocking(&p, out_fd) {
+                    return Err(super::EBLOCK);
+                }
+                if e == Errno::EPIPE {
+                    crate::signal::post(&p, crate::signal::SIGPIPE);
+                }
+                if done == 0 {
+                    return Err(e);
+                }
+                break;
+            }
+        };
         if let Some(o) = off.as_mut() {
             *o += w as i64;
         }
         done += w;
         if w < n {
+            unread(n - w);
             break;
         }
     }

@@ -34,9 +34,10 @@ pub fn draw(doc: &Document, path: &Path) -> Result<(), String> {
     }
     let lo = bars.iter().map(|b| b.2).fold(1.0f64, f64::min);
     let hi = bars.iter().map(|b| b.2).fold(1.0f64, f64::max);
-    let (ymin, ymax) = (decade_below(lo), decade_above(hi));
+    // One spare decade above the tallest bar holds the legend.
+    let (ymin, ymax) = (decade_below(lo), decade_above(hi) * 10.0);
     let n = benches.len().max(1);
-    let width = u32::try_from(160 + 56 * n).unwrap_or(4000);
+    let width = u32::try_from(160 + 56 * n).unwrap_or(4000).max(900);
     draw_inner(
         path,
         (width, 620),
@@ -144,7 +145,7 @@ fn draw_inner(
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], BLACK));
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()?;

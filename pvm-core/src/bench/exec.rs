@@ -44,11 +44,13 @@ impl Finished {
 }
 
 /// Runs `cmd` pinned to `cpus` with stdin from /dev/null, calling `on_line` for each stdout
-/// line as it arrives; kills the process group after `timeout`.
+/// line as it arrives; kills the process group after `timeout`, or once it has printed nothing
+/// for `silence` (a guest that hangs in one benchmark of many).
 pub fn run(
     mut cmd: Command,
     cpus: &CpuSet,
     timeout: Duration,
+    silence: Duration,
     on_line: &mut dyn FnMut(&str),
 ) -> std::io::Result<Finished> {
     let mask = cpus.mask();
@@ -97,16 +99,18 @@ pub fn run(
         String::from_utf8_lossy(&buf).into_owned()
     });
     let deadline = start + timeout;
+    let mut last_line = start;
     let mut lines = Vec::new();
     let mut timed_out = false;
     loop {
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || now >= last_line + silence {
             timed_out = true;
             break;
         }
         match rx.recv_timeout((deadline - now).min(Duration::from_millis(200))) {
             Ok(line) => {
+                last_line = Instant::now();
                 on_line(&line);
                 lines.push(line);
             }
@@ -147,7 +151,8 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo one; echo two >&2; printf 'three\\r\\n'; exit 3"]);
         let mut seen = Vec::new();
-        let f = run(cmd, &CpuSet::default(), Duration::from_secs(20), &mut |l| {
+        let twenty = Duration::from_secs(20);
+        let f = run(cmd, &CpuSet::default(), twenty, twenty, &mut |l| {
             seen.push(l.to_string());
         })
         .expect("runs");
@@ -164,11 +169,30 @@ mod tests {
             cmd,
             &CpuSet::default(),
             Duration::from_millis(300),
+            Duration::from_secs(20),
             &mut |_| {},
         )
         .expect("runs");
         assert!(f.status.is_none());
         assert!(f.elapsed < Duration::from_secs(10));
         assert!(f.status_text().contains("timed out"));
+    }
+
+    #[test]
+    fn a_silent_process_is_killed_even_before_the_deadline() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo started; sleep 30"]);
+        let mut seen = 0;
+        let f = run(
+            cmd,
+            &CpuSet::default(),
+            Duration::from_secs(60),
+            Duration::from_millis(500),
+            &mut |_| seen += 1,
+        )
+        .expect("runs");
+        assert_eq!(seen, 1);
+        assert!(f.status.is_none());
+        assert!(f.elapsed < Duration::from_secs(10));
     }
 }

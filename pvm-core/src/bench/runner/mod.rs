@@ -98,7 +98,8 @@ fn per_process(
         .iter()
         .map(|b| {
             progress(b.name);
-            match exec::run(make(b), &env.cpus, env.per_bench_timeout, &mut |_| {}) {
+            let limit = env.per_bench_timeout;
+            match exec::run(make(b), &env.cpus, limit, limit, &mut |_| {}) {
                 Ok(f) => outcome_of(b.name, &f.stdout, &f),
                 Err(e) => Outcome::Failed(format!("cannot start: {e}")),
             }
@@ -116,12 +117,15 @@ fn booted(
 ) -> Vec<Outcome> {
     let n = u32::try_from(benches.len()).unwrap_or(u32::MAX);
     let timeout = env.boot_timeout + env.per_bench_timeout * n;
+    // A guest that hangs in one benchmark prints nothing more: stop it after one benchmark's
+    // limit (or the boot's, before the first) rather than after the whole batch's.
+    let silence = env.boot_timeout.max(env.per_bench_timeout);
     let mut on_line = |l: &str| {
         if let Some(i) = l.find("lmb-start ") {
             progress(l[i + "lmb-start ".len()..].trim());
         }
     };
-    match exec::run(cmd, &env.cpus, timeout, &mut on_line) {
+    match exec::run(cmd, &env.cpus, timeout, silence, &mut on_line) {
         Ok(f) => {
             let booted = f.stdout.iter().any(|l| l.contains("lmb-boot-ok"));
             benches
@@ -179,7 +183,8 @@ fn last_lines(lines: &[String], n: usize) -> String {
 
 /// Runs `cmd` to completion within `env.per_bench_timeout`, for probes: its stdout, or why not.
 fn probe_output(env: &Env, cmd: Command) -> Result<String, String> {
-    let f = exec::run(cmd, &env.cpus, env.per_bench_timeout, &mut |_| {})
+    let limit = env.per_bench_timeout;
+    let f = exec::run(cmd, &env.cpus, limit, limit, &mut |_| {})
         .map_err(|e| format!("cannot start: {e}"))?;
     match f.status {
         Some(s) if s.success() => Ok(f.stdout.join("\n")),
@@ -239,6 +244,7 @@ mod tests {
         let f = exec::run(
             cmd,
             &super::super::cpuset::CpuSet::default(),
+            std::time::Duration::from_secs(20),
             std::time::Duration::from_secs(20),
             &mut |_| {},
         )
