@@ -57,6 +57,7 @@ fn read_exec(ctx: &FsContext, path: &[u8]) -> Result<ExecFile, Errno> {
 /// Loads `path` with `argv`/`envp` into a new address space.
 pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) -> Result<Loaded, ExecError> {
     let show = String::from_utf8_lossy(path).into_owned();
+    let t0 = crate::arch::rdtsc();
     let mut path: Vec<u8> = path.to_vec();
     let mut argv = argv;
     let mut data = read_exec(ctx, &path).map_err(|e| err(e, format!("exec {show}: {}", e.name().unwrap_or("error"))))?;
@@ -89,6 +90,7 @@ pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) 
         })?;
         path = interp;
     }
+    let t1 = crate::arch::rdtsc();
     let elf = Elf::parse(data.bytes()).map_err(|e| {
         let why = match e {
             ElfError::NotElf => "not an ELF executable",
@@ -114,6 +116,7 @@ pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) 
     let (lo, _) = elf.span();
     let bias = if elf.e_type == crate::elf::ET_DYN { PIE_BASE - lo } else { 0 };
     let end = load_segments(&mut mm, &data, &elf, bias).map_err(|e| err(e, format!("exec {show}: cannot map segments")))?;
+    let t2 = crate::arch::rdtsc();
     let mut entry = elf.entry.wrapping_add(bias);
     let mut interp_base = 0;
     if let Some((idata, ielf)) = &interp {
@@ -154,20 +157,26 @@ pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) 
     ];
     let img = stack::build(STACK_TOP, &StackSpec { argv: &argv, envp, execfn: &path, random, aux: &aux }, ARG_MAX)
         .ok_or_else(|| err(Errno::E2BIG, format!("exec {show}: argument list too long")))?;
+    let t3 = crate::arch::rdtsc();
+    // Only the pages the initial stack needs (plus a little room): fresh frames must be
+    // zeroed, and the first stack fault below allocates the rest of its chunk.
+    let stack_lo = page_down(img.rsp).saturating_sub(STACK_ROOM).max(STACK_TOP - STACK_MAX);
+    mm.populate(stack_lo, STACK_TOP).map_err(|_| err(Errno::ENOMEM, format!("exec {show}: out of memory for the stack")))?;
     crate::mm::uaccess::copy_to_user(&mut mm, img.rsp, &img.bytes)
         .map_err(|_| err(Errno::ENOMEM, format!("exec {show}: out of memory for the stack")))?;
     // Map what the program touches first in two PREFAULTs once the space is loaded: the
     // image (segments) and the part of the stack the loader populated.
     let (lo, _) = elf.span();
     mm.prefault_on_load.push((page_down(lo.wrapping_add(bias)), page_up(end) - page_down(lo.wrapping_add(bias))));
-    let stack_lo = page_down(img.rsp).min(STACK_TOP - STACK_PREFAULT);
     mm.prefault_on_load.push((stack_lo, STACK_TOP - stack_lo));
+    let t4 = crate::arch::rdtsc();
+    let k = crate::boot::tsc_khz();
+    crate::klog!(crate::log::WARN, "TMP load read {} segs {} stackbuild {} stackcopy {}", crate::time::tsc_to_ns(t1-t0,k), crate::time::tsc_to_ns(t2-t1,k), crate::time::tsc_to_ns(t3-t2,k), crate::time::tsc_to_ns(t4-t3,k));
     Ok(Loaded { mm, entry, rsp: img.rsp, exe: path })
 }
 
-/// Stack bytes below `STACK_TOP` prefaulted at exec (what the loader's first stack fault
-/// allocated).
-const STACK_PREFAULT: u64 = 128 << 10;
+/// Stack bytes populated (and prefaulted) below the initial stack pointer at exec.
+const STACK_ROOM: u64 = 16 << 10;
 
 /// Maps the `PT_LOAD` segments of `elf` (file `file`) at `bias`. Returns the highest end.
 ///

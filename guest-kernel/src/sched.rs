@@ -551,6 +551,7 @@ fn handle_page_fault(t: &Thread, addr: u64, error: u64) -> Result<Next, signal::
                 Access::Exec => !leaf.flags.contains(F::NO_EXECUTE),
                 Access::Read => true,
             };
+        if ok { crate::klog!(crate::log::WARN, "TMP sf pid {} addr {addr:#x} err {error:#x}", t.proc.pid); }
         if ok && mm.shadow_fault(addr, error) == FAULT_FILLED {
             return Ok(Next::Resume);
         }
@@ -558,6 +559,7 @@ fn handle_page_fault(t: &Thread, addr: u64, error: u64) -> Result<Next, signal::
     let r = if addr < guest_abi::layout::USER_END { mm.fault_in(addr, access) } else { Err(FaultError::Unmapped) };
     match r {
         Ok((start, len)) => {
+            crate::klog!(crate::log::WARN, "TMP pf pid {} addr {addr:#x} err {error:#x} -> {start:#x}+{len:#x} rsp {:#x} fs {:#x}", t.proc.pid, t.ctx.regs.rsp, t.ctx.regs.fs_base);
             mm.flush();
             mm.prefault(start, len);
             drop(mm);

@@ -185,6 +185,10 @@ impl FrameAllocator {
             if self.bit(j) {
                 self.set(j, false);
                 freed += 1;
+                // Reuse freed frames first: they are resident in host memory, while frames
+                // never touched cost a host page fault (allocation and zeroing) at first use
+                // in K and in U.
+                self.hint = self.hint.min(j);
             }
         }
         self.free += freed;

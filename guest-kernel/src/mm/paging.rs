@@ -146,15 +146,55 @@ impl PageTables {
     /// space; writable leaves lose `WRITABLE` on both sides (copy-on-write). Pushes the GPA of
     /// every leaf frame now referenced twice to `shared` (the caller adds an owner to each) and
     /// the parent's ranges whose present PTEs changed to `changed` (the caller flushes them).
-    pub fn fork(&mut self, shared: &mut alloc::vec::Vec<u64>, changed: &mut alloc::vec::Vec<(u64, u64)>) -> Result<PageTables, NoMemory> {
-        let root = fork_table(self.root, 4, 0, shared, changed)?;
+    ///
+    /// Writable leaves for which `eager(va)` holds are copied at once instead (the child gets
+    /// a private writable copy, the parent keeps its page writable); their new frames are
+    /// pushed to `copied`. On error the caller frees `copied`.
+    pub fn fork(&mut self, eager: &dyn Fn(u64) -> bool, out: &mut ForkOut) -> Result<PageTables, NoMemory> {
+        let root = fork_table(self.root, 4, 0, eager, out)?;
         Ok(PageTables { root })
     }
+
+    /// Number of present writable user leaves, counting up to `limit` (then stops).
+    pub fn count_writable(&self, limit: usize) -> usize {
+        count_table(self.root, 4, limit)
+    }
+}
+
+/// What [`PageTables::fork`] reports back.
+#[derive(Debug, Default)]
+pub struct ForkOut {
+    /// GPAs of leaf frames now referenced by both tables (each needs one more owner).
+    pub shared: alloc::vec::Vec<u64>,
+    /// Parent ranges `(va, len)` whose present PTEs lost `WRITABLE` (to flush).
+    pub changed: alloc::vec::Vec<(u64, u64)>,
+    /// Frames allocated for eager copies (the child's).
+    pub copied: alloc::vec::Vec<u64>,
+}
+
+fn count_table(gpa: u64, level: u32, limit: usize) -> usize {
+    let mut n = 0;
+    for i in 0..512usize {
+        if n >= limit {
+            break;
+        }
+        // SAFETY: page-table page of this space, inside guest RAM.
+        let v = unsafe { (table(gpa) as *const u64).add(i).read() };
+        if v & F::PRESENT.bits() == 0 {
+            continue;
+        }
+        if level > 1 {
+            n += count_table(v & ADDR_MASK, level - 1, limit - n);
+        } else if v & (F::WRITABLE | F::USER_ACCESSIBLE).bits() == (F::WRITABLE | F::USER_ACCESSIBLE).bits() {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Copies the table at `gpa` (of `level`, covering VAs from `va`) for fork; see
 /// [`PageTables::fork`]. Returns the child's table.
-fn fork_table(gpa: u64, level: u32, va: u64, shared: &mut alloc::vec::Vec<u64>, changed: &mut alloc::vec::Vec<(u64, u64)>) -> Result<u64, NoMemory> {
+fn fork_table(gpa: u64, level: u32, va: u64, eager: &dyn Fn(u64) -> bool, out: &mut ForkOut) -> Result<u64, NoMemory> {
     let child = frame::alloc_zeroed().ok_or(NoMemory)?;
     let span = 1u64 << (12 + 9 * (level - 1));
     for i in 0..512usize {
@@ -168,7 +208,7 @@ fn fork_table(gpa: u64, level: u32, va: u64, shared: &mut alloc::vec::Vec<u64>, 
         }
         let at = va + i as u64 * span;
         if level > 1 {
-            match fork_table(v & ADDR_MASK, level - 1, at, shared, changed) {
+            match fork_table(v & ADDR_MASK, level - 1, at, eager, out) {
                 // SAFETY: as above.
                 Ok(t) => unsafe { ce.write(t | (v & !ADDR_MASK)) },
                 Err(e) => {
@@ -180,17 +220,29 @@ fn fork_table(gpa: u64, level: u32, va: u64, shared: &mut alloc::vec::Vec<u64>, 
         }
         let mut leaf = v;
         if v & F::WRITABLE.bits() != 0 {
+            if eager(at) {
+                let Some(copy) = frame::alloc_run(1, 1) else {
+                    free_table(child, level);
+                    return Err(NoMemory);
+                };
+                // SAFETY: the parent's frame and the new one are whole guest pages.
+                unsafe { core::ptr::copy_nonoverlapping(super::phys_to_virt(v & ADDR_MASK), super::phys_to_virt(copy), PAGE_SIZE as usize) };
+                out.copied.push(copy);
+                // SAFETY: as above.
+                unsafe { ce.write(copy | (v & !ADDR_MASK)) };
+                continue;
+            }
             leaf &= !F::WRITABLE.bits();
             // SAFETY: as above.
             unsafe { pe.write(leaf) };
-            match changed.last_mut() {
+            match out.changed.last_mut() {
                 Some(last) if last.0 + last.1 == at => last.1 += PAGE_SIZE,
-                _ => changed.push((at, PAGE_SIZE)),
+                _ => out.changed.push((at, PAGE_SIZE)),
             }
         }
         // SAFETY: as above.
         unsafe { ce.write(leaf) };
-        shared.push(v & ADDR_MASK);
+        out.shared.push(v & ADDR_MASK);
     }
     Ok(child)
 }

@@ -96,7 +96,11 @@ pub fn clone(cx: &mut Ctx<'_>, a: Args) -> SysRet {
     let mm = if flags & CLONE_VM != 0 {
         cx.t.mm.clone()
     } else {
-        let forked = cx.t.mm.lock().fork();
+        // Pages parent and child write first: the stack around rsp and the TLS block.
+        let r = &cx.t.ctx.regs;
+        let sp = crate::mm::page_down(r.rsp);
+        let hot = [sp.wrapping_sub(crate::mm::PAGE_SIZE), sp, sp.wrapping_add(crate::mm::PAGE_SIZE), crate::mm::page_down(r.fs_base)];
+        let forked = cx.t.mm.lock().fork(&hot);
         match forked {
             Ok(m) => Arc::new(spin::Mutex::new(m)),
             Err(_) => {

@@ -24,6 +24,7 @@ pub fn execveat(cx: &mut Ctx<'_>, a: [u64; 6]) -> SysRet {
 }
 
 fn exec_inner(cx: &mut Ctx<'_>, path: u64, argv: u64, envp: u64, dirfd: i32, _flags: u64) -> Result<(), Errno> {
+    let t0 = crate::arch::rdtsc();
     let mut path = cx.path(path)?;
     if path.is_empty() {
         return Err(Errno::ENOENT);
@@ -40,16 +41,21 @@ fn exec_inner(cx: &mut Ctx<'_>, path: u64, argv: u64, envp: u64, dirfd: i32, _fl
     let envp = cx.string_array(envp, 2 << 20)?;
     let ctx = p.fs.lock().clone();
     let cmdline = crate::proc::cmdline_of(&argv);
+    let t1 = crate::arch::rdtsc();
     let loaded = crate::exec::load(&ctx, &path, argv, &envp).map_err(|e| {
         crate::klog!(crate::log::DEBUG, "{}", e.reason);
         e.errno
     })?;
+    let t2 = crate::arch::rdtsc();
     // Point of no return: swap the address space (the old one goes when its last user drops
     // it: at once, or when a vfork parent that shares it moves on).
     let new = alloc::sync::Arc::new(spin::Mutex::new(loaded.mm));
     let old = core::mem::replace(&mut cx.t.mm, new.clone());
     *p.mm.lock() = Some(new);
     drop(old);
+    let t3 = crate::arch::rdtsc();
+    let k = crate::boot::tsc_khz();
+    crate::klog!(crate::log::WARN, "TMP exec args {} load {} drop {}", crate::time::tsc_to_ns(t1-t0,k), crate::time::tsc_to_ns(t2-t1,k), crate::time::tsc_to_ns(t3-t2,k));
     if !p.vfork_done.swap(true, Ordering::AcqRel) {
         crate::sched::notify();
     }
