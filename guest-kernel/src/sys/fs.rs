@@ -723,9 +723,16 @@ pub fn sendfile(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     let mut buf = vec![0u8; count.min(CHUNK)];
     while done < count {
         let want = (count - done).min(CHUNK);
-        let n = match off {
-            Some(o) => gfs::pread64(&fds, in_fd, &mut buf[..want], o)?,
-            None => gfs::read(&fds, in_fd, &mut buf[..want])?,
+        let read = match off {
+            Some(o) => gfs::pread64(&fds, in_fd, &mut buf[..want], o),
+            None => gfs::read(&fds, in_fd, &mut buf[..want]),
+        };
+        let n = match read {
+            Ok(n) => n,
+            // What was copied already stays copied: report it, not the error.
+            Err(_) if done > 0 => break,
+            Err(Errno::EAGAIN) if blocking(&p, in_fd) => return Err(super::EBLOCK),
+            Err(e) => return Err(e),
         };
         if n == 0 {
             break;
