@@ -249,8 +249,8 @@ static int b_pipe_rtt(uint64_t n) {
 
 /* Context switch (lmbench lat_ctx, 2 processes, no working set): a pipe round trip between two
  * processes is two switches plus the pipe work; the pipe work alone (the same writes and
- * reads within one process) is timed right after each repetition and subtracted; the rest is
- * halved. */
+ * reads within one process) is timed after each repetition and its fastest run subtracted;
+ * the rest is halved. */
 static int self_pipe[2];
 static int b_pipe_self(uint64_t n) {
     char c = 'x';
@@ -305,7 +305,7 @@ static int b_sh_true(uint64_t n) {
 /* Anonymous page fault: first write to each 4 KiB page of a fresh private mapping (huge pages
  * declined with MADV_NOHUGEPAGE where the kernel knows it), including the release of the page
  * at munmap; the mmap/madvise/munmap of untouched mappings is timed after each repetition and
- * subtracted. */
+ * its fastest run subtracted. */
 static int b_page_fault(uint64_t n) {
     const uint64_t chunk = 16384; /* pages per mapping: 64 MiB */
     while (n > 0) {
@@ -520,9 +520,11 @@ static double timed(body_fn body, uint64_t n) {
     return (double)(now_ns() - t0);
 }
 
-/* Calibrates and repeats `body`; fills samples (ns per op: the repetition's time, less that of
- * `overhead` run right after it when there is one, over `n * divisor`) and returns the count,
- * or -1. */
+/* Calibrates and repeats `body`; fills samples (ns per op: the repetition's time, less the
+ * fastest run of `overhead` when there is one, over `n * divisor`) and returns the count, or -1.
+ * `overhead` runs right after each repetition with the same count; its fastest run is the best
+ * estimate of its true cost (other load only ever adds time), so no sample can fall below the
+ * measured work because one overhead run was preempted. */
 static int measure(body_fn body, body_fn overhead, double divisor, uint64_t fixed, uint64_t *iters,
                    double *samples) {
     uint64_t n = fixed ? fixed : 1;
@@ -542,16 +544,21 @@ static int measure(body_fn body, body_fn overhead, double divisor, uint64_t fixe
     }
     *iters = n;
     int reps = 0;
+    double best_overhead = -1;
     while (reps < opt_reps) {
         t = timed(body, n);
         if (t < 0) return -1;
         if (overhead) {
             double o = timed(overhead, n);
             if (o < 0) return -1;
-            t -= o;
+            if (best_overhead < 0 || o < best_overhead) best_overhead = o;
         }
-        samples[reps++] = t / (double)n / (divisor > 0 ? divisor : 1);
+        samples[reps++] = t;
         if (reps >= 3 && now_ns() - start > opt_budget_ns) break;
+    }
+    for (int i = 0; i < reps; i++) {
+        double work = overhead ? samples[i] - best_overhead : samples[i];
+        samples[i] = work / (double)n / (divisor > 0 ? divisor : 1);
     }
     return reps;
 }

@@ -8,6 +8,7 @@ use crate::inode::{FileType, InodeRef};
 use crate::stat::{Stat, Statx, stat_inode, statx_from_stat, statx_inode};
 use crate::tty::TtyState;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 use linux_raw_sys::general as g;
 use spin::Mutex;
@@ -69,17 +70,30 @@ pub struct OpenFile {
     flags: AtomicU32,
     /// File offset, bytes (for directories, the `getdents64` cursor).
     pub(crate) pos: Mutex<u64>,
+    /// Absolute path it was opened by, if the opener recorded one (`/proc/<pid>/fd/N`).
+    path: Mutex<Option<Vec<u8>>>,
 }
 
 impl OpenFile {
     pub(crate) fn new(target: Target, flags: u32) -> Arc<Self> {
-        Arc::new(Self { target, flags: AtomicU32::new(flags), pos: Mutex::new(0) })
+        Arc::new(Self { target, flags: AtomicU32::new(flags), pos: Mutex::new(0), path: Mutex::new(None) })
     }
 
     /// Wraps a kernel object; `flags` = access mode and status flags (`O_RDONLY`,
     /// `O_WRONLY|O_NONBLOCK`...; `O_CLOEXEC` belongs to the fd, not here).
     pub fn new_custom(ops: Arc<dyn FileOps>, flags: u32) -> Arc<Self> {
         Self::new(Target::Custom { ops, inode: None }, flags & !g::O_CLOEXEC)
+    }
+
+    /// Records the absolute path this description was opened by (shown by
+    /// `/proc/<pid>/fd/N`; Linux keeps the dentry, we keep the name).
+    pub fn set_path(&self, path: Vec<u8>) {
+        *self.path.lock() = Some(path);
+    }
+
+    /// The path recorded with [`Self::set_path`].
+    pub fn path(&self) -> Option<Vec<u8>> {
+        self.path.lock().clone()
     }
 
     /// Access mode and status flags, as `F_GETFL` returns them (plus `O_LARGEFILE`).

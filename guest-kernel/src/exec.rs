@@ -57,7 +57,6 @@ fn read_exec(ctx: &FsContext, path: &[u8]) -> Result<ExecFile, Errno> {
 /// Loads `path` with `argv`/`envp` into a new address space.
 pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) -> Result<Loaded, ExecError> {
     let show = String::from_utf8_lossy(path).into_owned();
-    let t0 = crate::arch::rdtsc();
     let mut path: Vec<u8> = path.to_vec();
     let mut argv = argv;
     let mut data = read_exec(ctx, &path).map_err(|e| err(e, format!("exec {show}: {}", e.name().unwrap_or("error"))))?;
@@ -90,7 +89,6 @@ pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) 
         })?;
         path = interp;
     }
-    let t1 = crate::arch::rdtsc();
     let elf = Elf::parse(data.bytes()).map_err(|e| {
         let why = match e {
             ElfError::NotElf => "not an ELF executable",
@@ -116,7 +114,6 @@ pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) 
     let (lo, _) = elf.span();
     let bias = if elf.e_type == crate::elf::ET_DYN { PIE_BASE - lo } else { 0 };
     let end = load_segments(&mut mm, &data, &elf, bias).map_err(|e| err(e, format!("exec {show}: cannot map segments")))?;
-    let t2 = crate::arch::rdtsc();
     let mut entry = elf.entry.wrapping_add(bias);
     let mut interp_base = 0;
     if let Some((idata, ielf)) = &interp {
@@ -157,7 +154,6 @@ pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) 
     ];
     let img = stack::build(STACK_TOP, &StackSpec { argv: &argv, envp, execfn: &path, random, aux: &aux }, ARG_MAX)
         .ok_or_else(|| err(Errno::E2BIG, format!("exec {show}: argument list too long")))?;
-    let t3 = crate::arch::rdtsc();
     // Only the pages the initial stack needs (plus a little room): fresh frames must be
     // zeroed, and the first stack fault below allocates the rest of its chunk.
     let stack_lo = page_down(img.rsp).saturating_sub(STACK_ROOM).max(STACK_TOP - STACK_MAX);
@@ -169,9 +165,6 @@ pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) 
     let (lo, _) = elf.span();
     mm.prefault_on_load.push((page_down(lo.wrapping_add(bias)), page_up(end) - page_down(lo.wrapping_add(bias))));
     mm.prefault_on_load.push((stack_lo, STACK_TOP - stack_lo));
-    let t4 = crate::arch::rdtsc();
-    let k = crate::boot::tsc_khz();
-    crate::klog!(crate::log::WARN, "TMP load read {} segs {} stackbuild {} stackcopy {}", crate::time::tsc_to_ns(t1-t0,k), crate::time::tsc_to_ns(t2-t1,k), crate::time::tsc_to_ns(t3-t2,k), crate::time::tsc_to_ns(t4-t3,k));
     Ok(Loaded { mm, entry, rsp: img.rsp, exe: path })
 }
 

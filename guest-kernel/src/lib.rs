@@ -11,6 +11,7 @@ pub mod console;
 pub mod elf;
 pub mod exec;
 pub mod fs;
+pub mod futex;
 pub mod hcall;
 pub mod heap;
 pub mod log;

@@ -90,6 +90,9 @@ pub struct Process {
     pub fs: Mutex<FsContext>,
     /// Path of the running program (`/proc/self/exe`, `AT_EXECFN`).
     pub exe: Mutex<Vec<u8>>,
+    /// Name set with `prctl(PR_SET_NAME)` since the last exec (`comm` otherwise derives from
+    /// `exe`).
+    pub name: Mutex<Option<Vec<u8>>>,
     /// `argv` of the running program, each NUL-terminated (`/proc/<pid>/cmdline`).
     pub cmdline: Mutex<Vec<u8>>,
     /// Signal actions, index = signal - 1.
@@ -110,6 +113,21 @@ pub struct Process {
     pub start_ns: u64,
     /// Time spent in the kernel on behalf of this process, ns.
     pub sys_ns: core::sync::atomic::AtomicU64,
+    /// The live threads (thread group), the first one (tid = pid) included while it lives.
+    pub threads: Mutex<Vec<Arc<ThreadShared>>>,
+    /// Set by `exit_group` or a fatal signal: every thread exits at its next scheduling
+    /// point, and the last one ends the process with this reason.
+    pub group_exit: Mutex<Option<ExitReason>>,
+}
+
+/// The part of a thread other threads and processes reach while the thread itself may be
+/// running or queued: its id and its thread-directed pending signals (`tgkill`).
+#[derive(Debug)]
+pub struct ThreadShared {
+    /// Thread id.
+    pub tid: i32,
+    /// Pending thread-directed signals (bit `sig - 1`).
+    pub pending: AtomicU64,
 }
 
 /// A thread.
@@ -118,6 +136,8 @@ pub struct Thread {
     pub tid: i32,
     /// Owning process.
     pub proc: Arc<Process>,
+    /// Shared state (thread-directed signals), also listed in `proc.threads`.
+    pub shared: Arc<ThreadShared>,
     /// The address space this thread runs in.
     pub mm: Arc<Mm>,
     /// User CPU state.
@@ -172,6 +192,7 @@ impl Process {
             fds: Mutex::new(fds),
             fs: Mutex::new(fs),
             exe: Mutex::new(Vec::new()),
+            name: Mutex::new(None),
             cmdline: Mutex::new(Vec::new()),
             sigactions: Mutex::new([SigAction::default(); NSIG]),
             rlimits: Mutex::new(default_rlimits()),
@@ -182,6 +203,8 @@ impl Process {
             alarm_ns: AtomicU64::new(0),
             start_ns: crate::time::uptime_ns(),
             sys_ns: core::sync::atomic::AtomicU64::new(0),
+            threads: Mutex::new(Vec::new()),
+            group_exit: Mutex::new(None),
         });
         PROCESSES.lock().insert(pid, p.clone());
         crate::stats::process_created();
@@ -195,6 +218,9 @@ impl Process {
 
     /// Short name (`comm`): the last component of the executable path, at most 15 bytes.
     pub fn comm(&self) -> Vec<u8> {
+        if let Some(name) = self.name.lock().clone() {
+            return name;
+        }
         let exe = self.exe.lock();
         let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
         base[..base.len().min(15)].to_vec()
@@ -216,16 +242,31 @@ pub fn cmdline_of(argv: &[Vec<u8>]) -> Vec<u8> {
     c
 }
 
+/// Finds the thread `tid` (any process): its process and shared state.
+pub fn lookup_thread(tid: i32) -> Option<(Arc<Process>, Arc<ThreadShared>)> {
+    let procs = PROCESSES.lock();
+    if let Some(p) = procs.get(&tid)
+        && let Some(t) = p.threads.lock().iter().find(|t| t.tid == tid)
+    {
+        return Some((p.clone(), t.clone()));
+    }
+    procs.values().find_map(|p| p.threads.lock().iter().find(|t| t.tid == tid).map(|t| (p.clone(), t.clone())))
+}
+
 /// Looks a process up by pid.
 pub fn lookup(pid: i32) -> Option<Arc<Process>> {
     PROCESSES.lock().get(&pid).cloned()
 }
 
 impl Thread {
-    /// The first thread of `proc` running in `mm`, with a zero context.
+    /// A new thread of `proc` (entered in its thread list) running in `mm`, with a zero
+    /// context.
     pub fn new(tid: i32, proc: Arc<Process>, mm: Arc<Mm>) -> Thread {
+        let shared = Arc::new(ThreadShared { tid, pending: AtomicU64::new(0) });
+        proc.threads.lock().push(shared.clone());
         Thread {
             tid,
+            shared,
             proc,
             mm,
             ctx: UserContext::default(),

@@ -7,6 +7,7 @@
 
 use crate::fs::vfs;
 use crate::proc::{Process, PROCESSES};
+use alloc::vec;
 use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::string::String;
@@ -54,16 +55,27 @@ fn link(ctx: &FsContext, target: &[u8], path: &str) {
 
 fn remove_pid(ctx: &FsContext, pid: i32) {
     let fds = FdTable::new();
-    for f in ["stat", "status", "cmdline", "comm", "exe"] {
+    for f in ["stat", "status", "cmdline", "comm", "exe", "cwd"] {
         let _ = guest_fs::unlinkat(vfs(), ctx, &fds, AT_FDCWD, format!("/proc/{pid}/{f}").as_bytes(), 0);
     }
+    for n in SHOWN_FDS.lock().remove(&pid).unwrap_or_default() {
+        let _ = guest_fs::unlinkat(vfs(), ctx, &fds, AT_FDCWD, format!("/proc/{pid}/fd/{n}").as_bytes(), 0);
+    }
+    let _ = guest_fs::unlinkat(vfs(), ctx, &fds, AT_FDCWD, format!("/proc/{pid}/fd").as_bytes(), 0x200);
     let _ = guest_fs::unlinkat(vfs(), ctx, &fds, AT_FDCWD, format!("/proc/{pid}").as_bytes(), 0x200);
 }
 
 /// One `/proc/<pid>/stat` line (proc(5) field order; times in 100 Hz ticks).
 pub fn stat_line(p: &Process) -> String {
     let comm = String::from_utf8_lossy(&p.comm()).into_owned();
-    let state = if p.is_zombie() { 'Z' } else { 'S' };
+    // The process reading /proc is the one running; others wait here (one vCPU).
+    let state = if p.is_zombie() {
+        'Z'
+    } else if p.pid == READER.load(core::sync::atomic::Ordering::Relaxed) {
+        'R'
+    } else {
+        'S'
+    };
     let ticks = |ns: u64| ns / 10_000_000;
     let sys = p.sys_ns.load(Ordering::Relaxed);
     let total = crate::time::uptime_ns().saturating_sub(p.start_ns);
@@ -87,9 +99,86 @@ pub fn stat_line(p: &Process) -> String {
     )
 }
 
+/// `base` (an absolute directory path, empty for `/`) joined with `path` (absolute or
+/// relative), with `.`, `..` and repeated slashes resolved lexically.
+pub fn normalize(base: &[u8], path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    let full: Vec<&[u8]> = if path.first() == Some(&b'/') {
+        path.split(|&b| b == b'/').collect()
+    } else {
+        base.split(|&b| b == b'/').chain(path.split(|&b| b == b'/')).collect()
+    };
+    for part in full {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut out = Vec::new();
+    for p in &parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// `path` with every symlink in its last component followed (`/proc/<pid>/exe` names the
+/// file, not the link that ran it: `/bin/sh` -> `/bin/busybox`).
+pub fn resolve(ctx: &FsContext, path: &[u8]) -> Vec<u8> {
+    let fds = FdTable::new();
+    let mut cur = path.to_vec();
+    for _ in 0..40 {
+        let mut buf = vec![0u8; 4096];
+        match guest_fs::readlinkat(vfs(), ctx, &fds, AT_FDCWD, &cur, &mut buf) {
+            Ok(n) => {
+                let target = &buf[..n];
+                let dir = match cur.iter().rposition(|&b| b == b'/') {
+                    Some(i) => cur[..i].to_vec(),
+                    None => Vec::new(),
+                };
+                cur = normalize(&dir, target);
+            }
+            Err(_) => break,
+        }
+    }
+    cur
+}
+
+/// `/proc/<pid>/fd`: one symlink per open fd to the path it was opened by, or to a name like
+/// Linux's for objects without one (`anon_inode:[N]`).
+fn refresh_fds(ctx: &FsContext, p: &Process, dir: &str) {
+    let fds = FdTable::new();
+    let _ = guest_fs::mkdirat(vfs(), ctx, &fds, AT_FDCWD, dir.as_bytes(), 0o500);
+    let open: Vec<(i32, Option<Vec<u8>>)> = p.fds.lock().iter().map(|(n, f)| (n, f.path())).collect();
+    let mut shown = SHOWN_FDS.lock();
+    let before = shown.remove(&p.pid).unwrap_or_default();
+    for n in before.iter().filter(|n| !open.iter().any(|(m, _)| m == *n)) {
+        let _ = guest_fs::unlinkat(vfs(), ctx, &fds, AT_FDCWD, format!("{dir}/{n}").as_bytes(), 0);
+    }
+    for (n, path) in &open {
+        let target = path.clone().unwrap_or_else(|| format!("anon_inode:[{n}]").into_bytes());
+        link(ctx, &target, &format!("{dir}/{n}"));
+    }
+    shown.insert(p.pid, open.into_iter().map(|(n, _)| n).collect());
+}
+
+/// The fd entries made for each pid (so the next refresh removes the closed ones).
+static SHOWN_FDS: spin::Mutex<alloc::collections::BTreeMap<i32, Vec<i32>>> =
+    spin::Mutex::new(alloc::collections::BTreeMap::new());
+
+/// The pid that made the current lookup (shown running).
+static READER: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
+
 /// Regenerates `/proc` for a lookup by process `me`.
 pub fn refresh(me: i32) {
     let _g = REFRESH.lock();
+    READER.store(me, core::sync::atomic::Ordering::Relaxed);
     let ctx = FsContext::new(vfs());
     let procs: Vec<Arc<Process>> = PROCESSES.lock().values().cloned().collect();
     let live: BTreeSet<i32> = procs.iter().map(|p| p.pid).collect();
@@ -117,7 +206,13 @@ pub fn refresh(me: i32) {
         let status = format!(
             "Name:\t{}\nState:\t{}\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nVmSize:\t{} kB\nVmRSS:\t{} kB\nThreads:\t1\n",
             String::from_utf8_lossy(&comm),
-            if p.is_zombie() { "Z (zombie)" } else { "S (sleeping)" },
+            if p.is_zombie() {
+                "Z (zombie)"
+            } else if p.pid == me {
+                "R (running)"
+            } else {
+                "S (sleeping)"
+            },
             p.pid,
             p.pid,
             p.ppid.load(Ordering::Relaxed),
@@ -125,7 +220,14 @@ pub fn refresh(me: i32) {
             rss
         );
         put(&ctx, &format!("{dir}/status"), status.as_bytes());
-        link(&ctx, &p.exe.lock(), &format!("{dir}/exe"));
+        let exe = p.exe.lock().clone();
+        link(&ctx, &resolve(&ctx, &exe), &format!("{dir}/exe"));
+        let pctx = p.fs.lock().clone();
+        let mut buf = vec![0u8; 4096];
+        if let Ok(n) = guest_fs::getcwd(&pctx, &mut buf) {
+            link(&ctx, &buf[..n.saturating_sub(1)], &format!("{dir}/cwd"));
+        }
+        refresh_fds(&ctx, p, &format!("{dir}/fd"));
     }
     link(&ctx, format!("{me}").as_bytes(), "/proc/self");
     let (used, _, total) = crate::mm::frame::usage();

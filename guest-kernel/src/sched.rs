@@ -16,6 +16,7 @@ use crate::proc::{ExitReason, Thread, Wait, PROCESSES};
 use crate::signal::{self, SIGKILL, SIGSEGV};
 use crate::sys::{self, Ctx, SysRet};
 use alloc::collections::VecDeque;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_abi::hypercall::{ShutdownKind, FAULT_FILLED};
@@ -26,8 +27,28 @@ use x86_64::structures::paging::PageTableFlags as F;
 
 /// Time slice when other threads are runnable, ns.
 pub const SLICE_NS: u64 = 10_000_000;
-/// Poll period of an idle vCPU when there are several (no IPI wakes it yet), ns.
-const IDLE_POLL_NS: u64 = 2_000_000;
+/// Longest halt of an idle vCPU when there are several, ns: a safety net only, since work
+/// queued for it comes with an IPI ([`wake_idle`]).
+const IDLE_POLL_NS: u64 = 100_000_000;
+
+/// vCPUs halted (or about to halt) in [`run_vcpu`] for lack of work: bit `i` = vCPU `i`.
+static IDLE: AtomicU64 = AtomicU64::new(0);
+
+/// Work was queued: if a vCPU other than this one is idle, wake one with `SEND_IPI`. Called
+/// after the scheduler lock is released. An idle vCPU sets its bit before it looks at the run
+/// queue a last time, and a waker reads the bits after it queued (both sequentially
+/// consistent), so one of them sees the other: no idle vCPU sleeps through queued work.
+fn wake_idle() {
+    let me = crate::percpu::current();
+    let idle = IDLE.load(Ordering::SeqCst) & !(1u64 << me);
+    if idle == 0 {
+        return;
+    }
+    let v = idle.trailing_zeros();
+    if IDLE.fetch_and(!(1u64 << v), Ordering::SeqCst) & (1u64 << v) != 0 {
+        crate::hcall::send_ipi(v);
+    }
+}
 
 struct Sched {
     /// Runnable threads, FIFO.
@@ -56,22 +77,28 @@ pub fn seq() -> u64 {
 
 /// Makes `t` runnable.
 pub fn enqueue(t: Thread) {
-    let mut s = SCHED.lock();
-    s.runq.push_back(t);
-    RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
+    {
+        let mut s = SCHED.lock();
+        s.runq.push_back(t);
+        RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
+    }
+    wake_idle();
 }
 
 /// Something happened that may unblock threads: wake them all to re-check.
 pub fn notify() {
-    let mut s = SCHED.lock();
-    s.seq += 1;
-    if s.blocked.is_empty() {
-        return;
+    {
+        let mut s = SCHED.lock();
+        s.seq += 1;
+        if s.blocked.is_empty() {
+            return;
+        }
+        let woken: Vec<Thread> = core::mem::take(&mut s.blocked);
+        s.runq.extend(woken);
+        RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
+        NEXT_DEADLINE.store(alarm_deadline(), Ordering::Relaxed);
     }
-    let woken: Vec<Thread> = core::mem::take(&mut s.blocked);
-    s.runq.extend(woken);
-    RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
-    NEXT_DEADLINE.store(alarm_deadline(), Ordering::Relaxed);
+    wake_idle();
 }
 
 /// Parks `t` until the next event (or its deadline), unless an event happened since `seen`.
@@ -154,6 +181,18 @@ fn arm(vcpu: u32, deadline: u64, now: u64) {
     crate::hcall::set_timer(deadline);
 }
 
+/// Takes this vCPU's pending interrupts. A timer interrupt means the armed deadline is
+/// spent: forget it, so the next `arm` sets a timer again even for the same deadline (the
+/// host's clock may fire it a little before the guest's TSC clock reaches it; without this
+/// the vCPU would halt with no timer at all).
+fn take_irq(vcpu: u32) -> u32 {
+    let bits = crate::hcall::take_irq(vcpu);
+    if bits & guest_abi::pvcs::IRQ_TIMER != 0 {
+        ARMED[vcpu as usize].store(0, Ordering::Relaxed);
+    }
+    bits
+}
+
 /// Runs vCPU `vcpu` forever.
 pub fn run_vcpu(vcpu: u32) -> ! {
     loop {
@@ -168,13 +207,20 @@ pub fn run_vcpu(vcpu: u32) -> ! {
         match next {
             Some(t) => run_thread(vcpu, t),
             None => {
+                let bit = 1u64 << vcpu;
+                IDLE.fetch_or(bit, Ordering::SeqCst);
+                if !SCHED.lock().runq.is_empty() {
+                    IDLE.fetch_and(!bit, Ordering::SeqCst);
+                    continue;
+                }
                 let mut d = NEXT_DEADLINE.load(Ordering::Relaxed);
                 if crate::boot::vcpus() > 1 {
                     d = d.min(now + IDLE_POLL_NS);
                 }
                 arm(vcpu, d, now);
                 crate::hcall::halt();
-                crate::hcall::take_irq(vcpu);
+                IDLE.fetch_and(!bit, Ordering::SeqCst);
+                take_irq(vcpu);
             }
         }
     }
@@ -188,6 +234,8 @@ enum Next {
     /// The thread yields the CPU (sched_yield, vfork parent).
     Yield,
     Exit(ExitReason),
+    /// Only this thread ends (`exit(2)`).
+    ExitThread(i32),
 }
 
 /// The address space's shadow id, loading it on first use.
@@ -235,6 +283,12 @@ fn run_thread(vcpu: u32, mut t: Thread) {
     let slice_end = crate::time::monotonic_ns() + SLICE_NS;
     let mut trapped_in: Option<SpaceRef> = None;
     loop {
+        // Another thread ended the thread group (exit_group, fatal signal): this one goes too.
+        let group = *t.proc.group_exit.lock();
+        if let Some(e) = group {
+            exit_thread(t, e, false);
+            return;
+        }
         // A blocked call resumes first.
         if let Some(w) = t.wait.take() {
             let seen = seq();
@@ -270,7 +324,11 @@ fn run_thread(vcpu: u32, mut t: Thread) {
                     return;
                 }
                 Next::Exit(e) => {
-                    exit_process(t, e);
+                    exit_thread(t, e, true);
+                    return;
+                }
+                Next::ExitThread(c) => {
+                    exit_thread(t, ExitReason::Exited(c), false);
                     return;
                 }
             }
@@ -279,7 +337,7 @@ fn run_thread(vcpu: u32, mut t: Thread) {
         if signal::deliverable(&t) != 0
             && let Some(e) = deliver_signal(vcpu, &mut t)
         {
-            exit_process(t, e);
+            exit_thread(t, e, true);
             return;
         }
         let now = crate::time::monotonic_ns();
@@ -296,7 +354,7 @@ fn run_thread(vcpu: u32, mut t: Thread) {
             Ok(s) => s,
             Err(r) => {
                 crate::klog!(crate::log::ERROR, "pid {}: LOAD_PGTBL failed ({r})", t.proc.pid);
-                exit_process(t, ExitReason::Signaled(SIGKILL));
+                exit_thread(t, ExitReason::Signaled(SIGKILL), true);
                 return;
             }
         };
@@ -306,7 +364,7 @@ fn run_thread(vcpu: u32, mut t: Thread) {
         }
         arm(vcpu, deadline, now);
         crate::hcall::set_current_space(vcpu, space.space);
-        crate::hcall::take_irq(vcpu);
+        take_irq(vcpu);
         if trapped_in.is_some_and(|s| s.space != space.space) && t.fpu == FpuAction::Keep {
             // exec switched spaces within this run: the new space starts fresh.
             t.fpu = FpuAction::Reset;
@@ -327,7 +385,6 @@ fn run_thread(vcpu: u32, mut t: Thread) {
                 crate::stats::direct_switch(crate::time::tsc_to_ns(t1.saturating_sub(t0), khz));
                 let ns = crate::time::tsc_to_ns(t2.saturating_sub(t1), khz);
                 crate::stats::syscall(n, ns);
-                if ns > 30_000 { crate::klog!(crate::log::WARN, "TMP slow syscall {n}: {ns} ns"); }
                 t.proc.sys_ns.fetch_add(ns, Ordering::Relaxed);
                 r
             }
@@ -359,7 +416,7 @@ fn run_thread(vcpu: u32, mut t: Thread) {
             }
             Trap::Interrupt => {
                 crate::stats::trap(4);
-                crate::hcall::take_irq(vcpu);
+                take_irq(vcpu);
                 Next::Resume
             }
             Trap::SpaceDied => {
@@ -381,7 +438,11 @@ fn run_thread(vcpu: u32, mut t: Thread) {
                 return;
             }
             Next::Exit(e) => {
-                exit_process(t, e);
+                exit_thread(t, e, true);
+                return;
+            }
+            Next::ExitThread(c) => {
+                exit_thread(t, ExitReason::Exited(c), false);
                 return;
             }
         }
@@ -394,8 +455,21 @@ fn interrupt_if_signalled(t: &mut Thread, n: u64) -> bool {
     let Some((sig, act)) = signal::next_action(t) else { return false };
     if signal::ignored(&act, sig) {
         // Dequeue it here so it does not interrupt again.
-        t.proc.pending.fetch_and(!signal::bit(sig), Ordering::AcqRel);
+        signal::dequeue(t, sig);
         return false;
+    }
+    if n == u64::from(linux_raw_sys::general::__NR_futex) {
+        // A futex waiter leaves the queue; one a waker already chose returns 0 (the wake-up
+        // is not lost), then takes the signal.
+        let woken = crate::futex::state(t.tid) == crate::futex::WaitState::Woken;
+        crate::futex::cancel(t.tid);
+        if woken {
+            t.deadline = None;
+            t.ctx.regs.rax = 0;
+            t.ctx.regs.rcx = t.ctx.regs.rip;
+            t.ctx.regs.r11 = t.ctx.regs.rflags;
+            return true;
+        }
     }
     t.deadline = None;
     let restartable = !matches!(
@@ -425,7 +499,7 @@ fn interrupt_if_signalled(t: &mut Thread, n: u64) -> bool {
 /// Returns the exit reason if the process dies.
 fn deliver_signal(vcpu: u32, t: &mut Thread) -> Option<ExitReason> {
     while let Some((sig, act)) = signal::next_action(t) {
-        t.proc.pending.fetch_and(!signal::bit(sig), Ordering::AcqRel);
+        signal::dequeue(t, sig);
         if signal::ignored(&act, sig) {
             continue;
         }
@@ -515,6 +589,7 @@ fn handle_syscall(vcpu: u32, t: &mut Thread, n: u64, seen: u64) -> Next {
         }
         SysRet::Replaced => Next::Resume,
         SysRet::Exit(e) => Next::Exit(e),
+        SysRet::ExitThread(c) => Next::ExitThread(c),
         SysRet::Block => {
             t.wait = Some(Wait::Syscall(n));
             Next::Block(seen)
@@ -551,7 +626,6 @@ fn handle_page_fault(t: &Thread, addr: u64, error: u64) -> Result<Next, signal::
                 Access::Exec => !leaf.flags.contains(F::NO_EXECUTE),
                 Access::Read => true,
             };
-        if ok { crate::klog!(crate::log::WARN, "TMP sf pid {} addr {addr:#x} err {error:#x}", t.proc.pid); }
         if ok && mm.shadow_fault(addr, error) == FAULT_FILLED {
             return Ok(Next::Resume);
         }
@@ -559,7 +633,6 @@ fn handle_page_fault(t: &Thread, addr: u64, error: u64) -> Result<Next, signal::
     let r = if addr < guest_abi::layout::USER_END { mm.fault_in(addr, access) } else { Err(FaultError::Unmapped) };
     match r {
         Ok((start, len)) => {
-            crate::klog!(crate::log::WARN, "TMP pf pid {} addr {addr:#x} err {error:#x} -> {start:#x}+{len:#x} rsp {:#x} fs {:#x}", t.proc.pid, t.ctx.regs.rsp, t.ctx.regs.fs_base);
             mm.flush();
             mm.prefault(start, len);
             drop(mm);
@@ -584,6 +657,54 @@ fn handle_page_fault(t: &Thread, addr: u64, error: u64) -> Result<Next, signal::
 pub fn oom_kill(t: &Thread) {
     let comm = t.proc.comm();
     crate::klog!(crate::log::ERROR, "out of memory: killed process {} ({})", t.proc.pid, alloc::string::String::from_utf8_lossy(&comm));
+}
+
+/// Ends thread `t`. With `group` (`exit_group`, a fatal signal) the whole thread group ends
+/// with `reason`: the other threads notice at their next scheduling point (blocked ones are
+/// woken, running ones interrupted). The thread's `clear_child_tid` word is zeroed and
+/// futex-woken when other threads share the address space (`pthread_join`). The last thread
+/// to go ends the process ([`exit_process`]) with the group's reason, or with its own.
+pub fn exit_thread(t: Thread, reason: ExitReason, group: bool) {
+    let p = t.proc.clone();
+    if group {
+        let mut g = p.group_exit.lock();
+        if g.is_none() {
+            *g = Some(reason);
+        }
+    }
+    crate::futex::cancel(t.tid);
+    let last = {
+        let mut th = p.threads.lock();
+        th.retain(|s| s.tid != t.tid);
+        th.is_empty()
+    };
+    if !last {
+        if t.clear_child_tid != 0 {
+            let mut mm = t.mm.lock();
+            if crate::mm::uaccess::write_val(&mut mm, t.clear_child_tid, &0u32).is_ok() {
+                drop(mm);
+                crate::futex::wake((Arc::as_ptr(&t.mm) as usize, t.clear_child_tid), 1, u32::MAX);
+            }
+        }
+        drop(t);
+        if group {
+            kick_others();
+        }
+        notify();
+        return;
+    }
+    let reason = p.group_exit.lock().unwrap_or(reason);
+    exit_process(t, reason);
+}
+
+/// Makes every other vCPU come back to its scheduler loop soon (an IPI interrupts user code).
+pub fn kick_others() {
+    let me = crate::percpu::current();
+    for v in 0..crate::boot::vcpus() {
+        if v != me {
+            crate::hcall::send_ipi(v);
+        }
+    }
 }
 
 /// Ends `t`'s process with `reason`: frees its address space and files, makes it a zombie

@@ -107,9 +107,35 @@ pub fn post_from_kill(p: &Process, sig: u32) {
     post(p, sig);
 }
 
+/// Posts `sig` to one thread (`tgkill`): thread-directed, taken only by that thread.
+pub fn post_thread(p: &Process, t: &crate::proc::ThreadShared, sig: u32) {
+    if sig == 0 || sig as usize > NSIG || p.is_zombie() {
+        return;
+    }
+    let act = p.sigactions.lock()[sig as usize - 1];
+    if ignored(&act, sig) {
+        return;
+    }
+    t.pending.fetch_or(bit(sig), Ordering::AcqRel);
+    crate::sched::notify();
+}
+
+/// Signals pending for `t`: its own and its process's.
+pub fn pending(t: &Thread) -> u64 {
+    t.proc.pending.load(Ordering::Acquire) | t.shared.pending.load(Ordering::Acquire)
+}
+
 /// Signals `t` could take now: pending and not blocked.
 pub fn deliverable(t: &Thread) -> u64 {
-    t.proc.pending.load(Ordering::Acquire) & !(t.sigmask & !UNBLOCKABLE)
+    pending(t) & !(t.sigmask & !UNBLOCKABLE)
+}
+
+/// Removes `sig` from what `t` has pending: the thread's own instance first, else the
+/// process's.
+pub fn dequeue(t: &Thread, sig: u32) {
+    if t.shared.pending.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) == 0 {
+        t.proc.pending.fetch_and(!bit(sig), Ordering::AcqRel);
+    }
 }
 
 /// The action for the lowest deliverable signal, without dequeuing it.

@@ -538,3 +538,26 @@ impl Drop for AddrSpace {
         pt.destroy();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrades_need_no_flush() {
+        let ro = flags_for_prot_ro();
+        let rw = super::super::paging::flags_for_prot(3);
+        let rx = super::super::paging::flags_for_prot(5);
+        let none = super::super::paging::flags_for_prot(0);
+        assert!(grants_more(ro, rw), "read-only -> read-write");
+        assert!(grants_more(ro, rx), "read-only -> read-exec");
+        assert!(grants_more(none, rw), "PROT_NONE -> read-write");
+        assert!(!grants_more(rw, ro), "write dropped");
+        assert!(!grants_more(rx, ro), "exec dropped");
+        assert!(!grants_more(rw, none), "everything dropped");
+    }
+
+    fn flags_for_prot_ro() -> F {
+        super::super::paging::flags_for_prot(1)
+    }
+}

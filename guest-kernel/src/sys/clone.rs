@@ -33,9 +33,13 @@ pub const CLONE_PARENT_SETTID: u64 = 0x100000;
 pub const CLONE_CHILD_CLEARTID: u64 = 0x200000;
 /// `CLONE_CHILD_SETTID`.
 pub const CLONE_CHILD_SETTID: u64 = 0x1000000;
+/// `CLONE_SYSVSEM` (no System V semaphores here: nothing to share).
+pub const CLONE_SYSVSEM: u64 = 0x40000;
+/// `CLONE_DETACHED` (ignored by Linux since 2.6).
+pub const CLONE_DETACHED: u64 = 0x400000;
 
 /// Flags this kernel accepts and ignores (namespaces and the like are refused with EINVAL).
-const HARMLESS: u64 = 0x0040_0000 /* CLONE_UNTRACED */ | 0x2000 /* CLONE_PTRACE */ | 0x8000_0000 /* CLONE_IO */ | 0x0008_0000_0000 /* unused */;
+const HARMLESS: u64 = 0x0080_0000 /* CLONE_UNTRACED */ | 0x2000 /* CLONE_PTRACE */ | 0x8000_0000 /* CLONE_IO */ | 0x0008_0000_0000 /* unused */;
 
 /// Maximum number of processes allowed by `--pids-limit` (0 = unlimited).
 pub static PIDS_LIMIT: AtomicU32 = AtomicU32::new(0);
@@ -78,15 +82,24 @@ fn err(e: Errno) -> SysRet {
 pub fn clone(cx: &mut Ctx<'_>, a: Args) -> SysRet {
     let flags = a.flags & !0xff;
     let exit_signal = (a.flags & 0xff) as u32;
-    if flags & CLONE_THREAD != 0 || (flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0) {
-        // Threads (and CLONE_VM without vfork) are not supported yet.
-        crate::klog!(crate::log::INFO, "pid {}: clone flags {flags:#x}: threads not supported", cx.t.proc.pid);
-        return err(Errno::ENOSYS);
-    }
     let known = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_VFORK | CLONE_PARENT | CLONE_SETTLS
-        | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID | HARMLESS;
+        | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID | CLONE_THREAD | CLONE_SYSVSEM
+        | CLONE_DETACHED | HARMLESS;
     if flags & !known != 0 || exit_signal as usize > crate::proc::NSIG {
         return err(Errno::EINVAL);
+    }
+    if flags & CLONE_THREAD != 0 {
+        // As Linux: a thread shares the signal handlers, which needs a shared address space.
+        if flags & (CLONE_VM | CLONE_SIGHAND) != CLONE_VM | CLONE_SIGHAND {
+            return err(Errno::EINVAL);
+        }
+        return clone_thread(cx, flags, a);
+    }
+    if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
+        // A separate process in the same address space (without vfork's wait) is not
+        // supported.
+        crate::klog!(crate::log::INFO, "pid {}: clone flags {flags:#x}: CLONE_VM process not supported", cx.t.proc.pid);
+        return err(Errno::ENOSYS);
     }
     let limit = PIDS_LIMIT.load(Ordering::Relaxed);
     if limit != 0 && PROCESSES.lock().len() >= limit as usize {
@@ -117,6 +130,7 @@ pub fn clone(cx: &mut Ctx<'_>, a: Args) -> SysRet {
     child.pgid.store(parent.pgid.load(Ordering::Relaxed), Ordering::Relaxed);
     child.sid.store(parent.sid.load(Ordering::Relaxed), Ordering::Relaxed);
     *child.exe.lock() = parent.exe.lock().clone();
+    *child.name.lock() = parent.name.lock().clone();
     *child.cmdline.lock() = parent.cmdline.lock().clone();
     *child.sigactions.lock() = *parent.sigactions.lock();
     *child.rlimits.lock() = *parent.rlimits.lock();
@@ -152,4 +166,41 @@ pub fn clone(cx: &mut Ctx<'_>, a: Args) -> SysRet {
     } else {
         SysRet::Ret(i64::from(pid))
     }
+}
+
+/// A new thread in the caller's thread group (`CLONE_THREAD`, as `pthread_create` asks):
+/// same process, address space, files and handlers; its own tid, stack, TLS, signal mask.
+fn clone_thread(cx: &mut Ctx<'_>, flags: u64, a: Args) -> SysRet {
+    let p = cx.proc();
+    if p.group_exit.lock().is_some() {
+        return err(Errno::EAGAIN);
+    }
+    let tid = alloc_pid();
+    let mut t = Thread::new(tid, p, cx.t.mm.clone());
+    t.ctx.regs = cx.t.ctx.regs;
+    t.ctx.regs.rax = 0;
+    t.ctx.regs.rcx = t.ctx.regs.rip;
+    t.ctx.regs.r11 = t.ctx.regs.rflags;
+    if a.stack != 0 {
+        t.ctx.regs.rsp = a.stack;
+    }
+    if flags & CLONE_SETTLS != 0 {
+        t.ctx.regs.fs_base = a.tls;
+    }
+    t.ctx.fpu = crate::sched::current_fpu(cx.vcpu, cx.t);
+    t.fpu = crate::platform::FpuAction::Restore;
+    t.sigmask = cx.t.sigmask;
+    // A thread with a new stack does not inherit the alternate signal stack (Linux clears it
+    // for CLONE_VM without CLONE_VFORK).
+    if flags & CLONE_CHILD_CLEARTID != 0 {
+        t.clear_child_tid = a.child_tid;
+    }
+    if flags & CLONE_PARENT_SETTID != 0 {
+        let _ = cx.write(a.parent_tid, &tid);
+    }
+    if flags & CLONE_CHILD_SETTID != 0 {
+        let _ = cx.write(a.child_tid, &tid);
+    }
+    crate::sched::enqueue(t);
+    SysRet::Ret(i64::from(tid))
 }

@@ -224,7 +224,21 @@ pub fn openat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) ->
     let p = cx.proc();
     let ctx = p.fs.lock().clone();
     let mut fds = p.fds.lock();
-    Ok(i64::from(gfs::openat(vfs(), &ctx, &mut fds, fd(dirfd), &path, flags as u32, mode as u32)?))
+    let new_fd = gfs::openat(vfs(), &ctx, &mut fds, fd(dirfd), &path, flags as u32, mode as u32)?;
+    if let Ok(file) = fds.get(new_fd) {
+        let base = if path.first() == Some(&b'/') {
+            Some(Vec::new())
+        } else if fd(dirfd) == AT_FDCWD {
+            let mut buf = vec![0u8; 4096];
+            gfs::getcwd(&ctx, &mut buf).ok().map(|n| buf[..n.saturating_sub(1)].to_vec())
+        } else {
+            fds.get(fd(dirfd)).ok().and_then(|d| d.path())
+        };
+        if let Some(base) = base {
+            file.set_path(crate::procfs::normalize(&base, &path));
+        }
+    }
+    Ok(i64::from(new_fd))
 }
 
 /// `close(2)`.
@@ -392,7 +406,9 @@ pub fn readlinkat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, buf: u64, size: u64) 
     let p = cx.proc();
     let pid_exe = alloc::format!("/proc/{}/exe", p.pid);
     let out: Vec<u8> = if path == b"/proc/self/exe" || path == pid_exe.as_bytes() {
-        p.exe.lock().clone()
+        // The file that runs, symlinks followed (Linux keeps the resolved dentry).
+        let ctx = p.fs.lock().clone();
+        crate::procfs::resolve(&ctx, &p.exe.lock().clone())
     } else {
         let mut kbuf = vec![0u8; (size as usize).min(super::PATH_MAX)];
         let ctx = p.fs.lock().clone();

@@ -30,8 +30,11 @@ pub enum SysRet {
     Ret(i64),
     /// The registers were replaced (execve): resume without touching rax.
     Replaced,
-    /// The whole process ends.
+    /// The whole process ends (every thread).
     Exit(ExitReason),
+    /// The calling thread ends (`exit(2)`) with this status; the process ends with it if it
+    /// was the last thread.
+    ExitThread(i32),
     /// The call cannot complete yet: the thread blocks and re-runs it when woken.
     Block,
     /// Return this value and give the CPU to another runnable thread.
@@ -246,7 +249,7 @@ pub fn dispatch(cx: &mut Ctx<'_>, n: u64) -> SysRet {
         nr::__NR_mincore => ret(mem::mincore(cx, a)),
         nr::__NR_membarrier => ret(Ok(0)),
         // Processes and identity.
-        nr::__NR_exit => SysRet::Exit(ExitReason::Exited(a[0] as i32)),
+        nr::__NR_exit => SysRet::ExitThread(a[0] as i32),
         nr::__NR_exit_group => SysRet::Exit(ExitReason::Exited(a[0] as i32)),
         nr::__NR_execve => process::execve(cx, a[0], a[1], a[2]),
         nr::__NR_execveat => process::execveat(cx, a),
@@ -320,7 +323,7 @@ pub fn dispatch(cx: &mut Ctx<'_>, n: u64) -> SysRet {
         nr::__NR_sigaltstack => ret(signal::sigaltstack(cx, a)),
         nr::__NR_kill => signal::kill(cx, a[0] as i32, a[1] as u32),
         nr::__NR_tgkill => signal::tgkill(cx, a[0] as i32, a[1] as i32, a[2] as u32),
-        nr::__NR_tkill => signal::tgkill(cx, cx.t.proc.pid, a[0] as i32, a[1] as u32),
+        nr::__NR_tkill => signal::tgkill(cx, 0, a[0] as i32, a[1] as u32),
         nr::__NR_pause => ret(Err(EBLOCK)),
         nr::__NR_rt_sigsuspend => ret(signal::rt_sigsuspend(cx, a)),
         nr::__NR_rt_sigreturn => signal::rt_sigreturn(cx),

@@ -24,12 +24,18 @@ pub fn execveat(cx: &mut Ctx<'_>, a: [u64; 6]) -> SysRet {
 }
 
 fn exec_inner(cx: &mut Ctx<'_>, path: u64, argv: u64, envp: u64, dirfd: i32, _flags: u64) -> Result<(), Errno> {
-    let t0 = crate::arch::rdtsc();
     let mut path = cx.path(path)?;
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
     let p = cx.proc();
+    // Linux names the new program (`comm`) after the last component of the path given to
+    // execve, before any symlink is followed: `/proc/self/exe` gives "exe" (busybox then
+    // renames itself with PR_SET_NAME).
+    let comm: alloc::vec::Vec<u8> = {
+        let base = path.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
+        base[..base.len().min(15)].to_vec()
+    };
     if path == b"/proc/self/exe" || path == alloc::format!("/proc/{}/exe", p.pid).as_bytes() {
         // The running program itself (busybox re-executes itself this way).
         path = p.exe.lock().clone();
@@ -41,25 +47,21 @@ fn exec_inner(cx: &mut Ctx<'_>, path: u64, argv: u64, envp: u64, dirfd: i32, _fl
     let envp = cx.string_array(envp, 2 << 20)?;
     let ctx = p.fs.lock().clone();
     let cmdline = crate::proc::cmdline_of(&argv);
-    let t1 = crate::arch::rdtsc();
     let loaded = crate::exec::load(&ctx, &path, argv, &envp).map_err(|e| {
         crate::klog!(crate::log::DEBUG, "{}", e.reason);
         e.errno
     })?;
-    let t2 = crate::arch::rdtsc();
     // Point of no return: swap the address space (the old one goes when its last user drops
     // it: at once, or when a vfork parent that shares it moves on).
     let new = alloc::sync::Arc::new(spin::Mutex::new(loaded.mm));
     let old = core::mem::replace(&mut cx.t.mm, new.clone());
     *p.mm.lock() = Some(new);
     drop(old);
-    let t3 = crate::arch::rdtsc();
-    let k = crate::boot::tsc_khz();
-    crate::klog!(crate::log::WARN, "TMP exec args {} load {} drop {}", crate::time::tsc_to_ns(t1-t0,k), crate::time::tsc_to_ns(t2-t1,k), crate::time::tsc_to_ns(t3-t2,k));
     if !p.vfork_done.swap(true, Ordering::AcqRel) {
         crate::sched::notify();
     }
     *p.exe.lock() = loaded.exe;
+    *p.name.lock() = Some(comm);
     *p.cmdline.lock() = cmdline;
     p.fds.lock().close_on_exec();
     {
@@ -241,8 +243,19 @@ pub fn arch_prctl(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 /// `prctl(2)`: names and a few flags.
 pub fn prctl(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     match a[0] {
-        15 => Ok(0),                                       // PR_SET_NAME
-        16 => cx.copy_out(a[1], b"pvm\0").map(|()| 0),     // PR_GET_NAME
+        15 => {
+            // PR_SET_NAME: up to 15 bytes up to a NUL (prctl(2)).
+            let raw = cx.copy_in(a[1], 16)?;
+            let end = raw.iter().position(|&b| b == 0).unwrap_or(15).min(15);
+            *cx.proc().name.lock() = Some(raw[..end].to_vec());
+            Ok(0)
+        }
+        16 => {
+            // PR_GET_NAME: 16 bytes, NUL-terminated.
+            let mut name = cx.proc().comm();
+            name.resize(16, 0);
+            cx.copy_out(a[1], &name).map(|()| 0)
+        }
         1 | 36 | 38 | 4 | 3 => Ok(0),                      // PDEATHSIG, CHILD_SUBREAPER, NO_NEW_PRIVS, DUMPABLE
         _ => Err(Errno::EINVAL),
     }

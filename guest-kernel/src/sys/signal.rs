@@ -81,13 +81,9 @@ pub fn sigaltstack(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 
 /// `kill(2)`: to a process, a process group (0: ours), or everyone but the first process
 /// and the caller (-1). The caller's own signal is taken on its way back to user code.
+/// The first process, as the init of the guest's pid namespace, drops signals with the default
+/// action (`crate::signal::post_from_kill`).
 pub fn kill(cx: &mut Ctx<'_>, pid: i32, sig: u32) -> SysRet {
-    send(cx, pid, sig, true)
-}
-
-/// Sends `sig` to `pid` as `kill(2)` addresses it; `from_kill`: apply the rule of the
-/// namespace init (`crate::signal::post_from_kill`).
-fn send(cx: &mut Ctx<'_>, pid: i32, sig: u32, from_kill: bool) -> SysRet {
     if sig as usize > NSIG {
         return SysRet::Ret(-(i64::from(Errno::EINVAL.0)));
     }
@@ -108,27 +104,31 @@ fn send(cx: &mut Ctx<'_>, pid: i32, sig: u32, from_kill: bool) -> SysRet {
     }
     if sig != 0 {
         for p in &targets {
-            if from_kill {
-                crate::signal::post_from_kill(p, sig);
-            } else {
-                crate::signal::post(p, sig);
-            }
+            crate::signal::post_from_kill(p, sig);
         }
     }
     SysRet::Ret(0)
 }
 
-/// `tgkill(2)` / `tkill(2)` (one thread per process: the tid is the pid).
-pub fn tgkill(cx: &mut Ctx<'_>, tgid: i32, tid: i32, sig: u32) -> SysRet {
-    if tid <= 0 || (tgid > 0 && tgid != tid) {
-        return SysRet::Ret(-(i64::from(if tid <= 0 { Errno::EINVAL } else { Errno::ESRCH }.0)));
+/// `tgkill(2)` (`tgid` > 0) and `tkill(2)` (`tgid` = 0): a signal to one thread.
+pub fn tgkill(_cx: &mut Ctx<'_>, tgid: i32, tid: i32, sig: u32) -> SysRet {
+    if tid <= 0 || tgid < 0 || sig as usize > NSIG {
+        return SysRet::Ret(-(i64::from(Errno::EINVAL.0)));
     }
-    send(cx, tid, sig, false)
+    match crate::proc::lookup_thread(tid) {
+        Some((p, t)) if tgid == 0 || p.pid == tgid => {
+            if sig != 0 {
+                crate::signal::post_thread(&p, &t, sig);
+            }
+            SysRet::Ret(0)
+        }
+        _ => SysRet::Ret(-(i64::from(Errno::ESRCH.0))),
+    }
 }
 
 /// `rt_sigpending(2)`.
 pub fn rt_sigpending(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
-    let pend = cx.t.proc.pending.load(Ordering::Relaxed) & cx.t.sigmask;
+    let pend = crate::signal::pending(cx.t) & cx.t.sigmask;
     cx.write(a[0], &pend)?;
     Ok(0)
 }
