@@ -378,6 +378,8 @@ fn run_thread(vcpu: u32, mut t: Thread) {
         let next = match trap {
             Trap::Syscall(n) => {
                 crate::stats::trap(1);
+                // A syscall is progress: the fault-loop detector counts faults in a row only.
+                last_fault = (u64::MAX, 0);
                 let seen = seq();
                 let r = handle_syscall(vcpu, &mut t, n, seen);
                 let t2 = crate::arch::rdtsc();

@@ -32,6 +32,7 @@ impl ChannelMapper {
 impl shadow_mmu::Mapper for ChannelMapper {
     fn apply(&self, ops: &[MapOp]) -> Result<(), shadow_mmu::MapperError> {
         let t0 = std::time::Instant::now();
+        tracing::trace!(?ops, "mapper batch");
         let result = self.channel.apply(ops);
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.batch_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);

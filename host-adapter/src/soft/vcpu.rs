@@ -94,6 +94,7 @@ pub(crate) fn run(vm: &Vm, id: u32) -> VcpuCounters {
         let nr = page.nr.load(Ordering::Relaxed);
         let args = [0, 1, 2, 3].map(|i| page.args[i].load(Ordering::Relaxed));
         let t0 = Instant::now();
+        tracing::trace!(vcpu = id, nr, ?args, "hypercall");
         let ret = match Hypercall::from_raw(nr) {
             Some(call) => {
                 let ret = serve(vm, id, call, args, &mut counters, &mut idle);
