@@ -41,9 +41,6 @@ pub const CLONE_DETACHED: u64 = 0x400000;
 /// Flags this kernel accepts and ignores (namespaces and the like are refused with EINVAL).
 const HARMLESS: u64 = 0x0080_0000 /* CLONE_UNTRACED */ | 0x2000 /* CLONE_PTRACE */ | 0x8000_0000 /* CLONE_IO */ | 0x0008_0000_0000 /* unused */;
 
-/// Bytes of code around the parent's rip prefaulted for a fork child.
-const CHILD_CODE_WINDOW: u64 = 256 << 10;
-
 /// Maximum number of processes allowed by `--pids-limit` (0 = unlimited).
 pub static PIDS_LIMIT: AtomicU32 = AtomicU32::new(0);
 
@@ -118,18 +115,7 @@ pub fn clone(cx: &mut Ctx<'_>, a: Args) -> SysRet {
         let hot = [sp.wrapping_sub(crate::mm::PAGE_SIZE), sp, sp.wrapping_add(crate::mm::PAGE_SIZE), crate::mm::page_down(r.fs_base)];
         let forked = cx.t.mm.lock().fork(&hot);
         match forked {
-            Ok(mut m) => {
-                // The child's shadow starts empty: map what it touches first (the code around
-                // rip, the stack around rsp, the TLS block) in a few PREFAULTs once it runs,
-                // instead of one shadow fault each.
-                let code = crate::mm::page_down(r.rip).saturating_sub(CHILD_CODE_WINDOW / 2);
-                m.prefault_on_load.push((code, CHILD_CODE_WINDOW));
-                m.prefault_on_load.push((sp.saturating_sub(2 * crate::mm::PAGE_SIZE), 4 * crate::mm::PAGE_SIZE));
-                if r.fs_base != 0 {
-                    m.prefault_on_load.push((crate::mm::page_down(r.fs_base), crate::mm::PAGE_SIZE));
-                }
-                Arc::new(spin::Mutex::new(m))
-            }
+            Ok(m) => Arc::new(spin::Mutex::new(m)),
             Err(_) => {
                 crate::klog!(crate::log::WARN, "pid {}: fork: out of memory", parent.pid);
                 return err(Errno::ENOMEM);
