@@ -187,6 +187,24 @@ mod tests {
     }
 
     #[test]
+    fn generation_changes_with_contents() {
+        let s = shared(u64::MAX);
+        let mut f = FileData::default();
+        let g0 = f.generation();
+        f.write_at(&s, 0, b"abc").unwrap();
+        let g1 = f.generation();
+        assert_ne!(g0, g1, "a write changes it");
+        let mut b = [0u8; 3];
+        f.read_at(0, &mut b);
+        assert_eq!(f.generation(), g1, "a read does not");
+        f.write_at(&s, 0, b"xyz").unwrap();
+        assert_ne!(f.generation(), g1, "a same-size overwrite does");
+        let g2 = f.generation();
+        f.set_size(&s, 3).unwrap();
+        assert_ne!(f.generation(), g2, "a truncate does");
+    }
+
+    #[test]
     fn truncate_frees_and_zeroes_tail() {
         let s = shared(u64::MAX);
         let mut f = FileData::default();

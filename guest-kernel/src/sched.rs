@@ -289,6 +289,13 @@ fn run_thread(vcpu: u32, mut t: Thread) {
             exit_thread(t, e, false);
             return;
         }
+        // Another thread called execve: this one is no longer in the group; it just ends.
+        // (Its futex registration went at the execve: its tid may be the caller's now.)
+        if !t.proc.threads.lock().iter().any(|s| Arc::ptr_eq(s, &t.shared)) {
+            drop(t);
+            notify();
+            return;
+        }
         // A blocked call resumes first.
         if let Some(w) = t.wait.take() {
             let seen = seq();
@@ -632,7 +639,11 @@ fn handle_page_fault(t: &Thread, addr: u64, error: u64) -> Result<Next, signal::
             return Ok(Next::Resume);
         }
     }
-    let r = if addr < guest_abi::layout::USER_END { mm.fault_in(addr, access) } else { Err(FaultError::Unmapped) };
+    let mut r = if addr < guest_abi::layout::USER_END { mm.fault_in(addr, access) } else { Err(FaultError::Unmapped) };
+    if r == Err(FaultError::OutOfMemory) && crate::mm::filecache::shrink() > 0 {
+        // Frames held only by the executable page cache come back; try once more.
+        r = mm.fault_in(addr, access);
+    }
     match r {
         Ok((start, len)) => {
             mm.flush();

@@ -57,6 +57,9 @@ fn exec_inner(cx: &mut Ctx<'_>, path: u64, argv: u64, envp: u64, dirfd: i32, _fl
     let old = core::mem::replace(&mut cx.t.mm, new.clone());
     *p.mm.lock() = Some(new);
     drop(old);
+    if p.threads.lock().len() > 1 {
+        end_other_threads(cx, &p);
+    }
     if !p.vfork_done.swap(true, Ordering::AcqRel) {
         crate::sched::notify();
     }
@@ -78,6 +81,23 @@ fn exec_inner(cx: &mut Ctx<'_>, path: u64, argv: u64, envp: u64, dirfd: i32, _fl
     cx.t.altstack = (0, 2, 0);
     cx.t.clear_child_tid = 0;
     Ok(())
+}
+
+/// `execve` in a thread group (Linux `de_thread`): every other thread ends, and the caller
+/// takes the thread group's id as its own tid. The others notice at their next scheduling
+/// point (`crate::sched`: a thread not in its process's list any more exits silently); those
+/// running user code are interrupted.
+fn end_other_threads(cx: &mut Ctx<'_>, p: &crate::proc::Process) {
+    let me = cx.t.tid;
+    for t in p.threads.lock().iter().filter(|t| t.tid != me) {
+        crate::futex::cancel(t.tid);
+    }
+    let shared = alloc::sync::Arc::new(crate::proc::ThreadShared { tid: p.pid, pending: core::sync::atomic::AtomicU64::new(cx.t.shared.pending.load(Ordering::Acquire)) });
+    *p.threads.lock() = alloc::vec![shared.clone()];
+    cx.t.shared = shared;
+    cx.t.tid = p.pid;
+    crate::sched::kick_others();
+    crate::sched::notify();
 }
 
 /// `getresuid(2)` / `getresgid(2)`: all zero (root).
