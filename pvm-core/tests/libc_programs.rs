@@ -109,6 +109,18 @@ fn segv_handler(libc: Libc) {
     same_as_native("signals", libc, &["segv-handler"], &[], Stderr::Same);
 }
 
+fn fault_signals(libc: Libc) {
+    // #PF (MAPERR/ACCERR), #GP, #UD, #DE, int3 and the kill rules, reported in the handler.
+    same_as_native("fault_signals", libc, &[], &[], Stderr::Same);
+}
+
+fn threads(libc: Libc) {
+    // pthread_create/join, mutex, condvar, timed wait, pthread_kill: one vCPU and two.
+    same_as_native("threads", libc, &[], &[], Stderr::Same);
+    let exe = program("threads", libc);
+    compare(&exe, &[], &[], Path::new("/"), "/", &["--cpus", "2"], Stderr::Same);
+}
+
 fn two_vcpus(libc: Libc) {
     // The same results with --cpus 2 (the guest kernel may run the program on either vCPU).
     for name in ["malloc_heavy", "float_fmt", "deep_recursion"] {
@@ -147,5 +159,7 @@ both_libcs!(
     device_files,
     deaths_by_signal,
     segv_handler,
+    fault_signals,
+    threads,
     two_vcpus,
 );
