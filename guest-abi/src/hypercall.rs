@@ -32,6 +32,12 @@ pub enum Hypercall {
     /// `(root_gpa, gva, len)`: fill the shadow for present PTEs in the range now. Returns the
     /// number of pages mapped.
     Prefault = 5,
+    /// Guarantees of the soft backend's fills (`SHADOW_FAULT`, `PREFAULT`) the guest kernel
+    /// may rely on to skip flushes: a fill maps only present leaves of the page-table page it
+    /// walks to (for 4 KiB leaves: inside the anchor's aligned 2 MiB region; for 2 MiB leaves:
+    /// inside its page-directory page, at most 64 leaves), and a fill re-maps a page whose
+    /// effective rights grew since it was mapped (so an upgrade needs no flush).
+    ///
     /// `(root_gpa, gva, error_code)`: a user access at `gva` with x86 #PF error code bits
     /// faulted in the shadow. Returns [`FAULT_FILLED`] when the guest page table allows the
     /// access (the shadow now maps it), [`FAULT_INJECT`] when the guest must handle it as a
