@@ -227,6 +227,7 @@ pub fn run_vcpu(vcpu: u32) -> ! {
 }
 
 /// What happens after a trap.
+#[derive(Clone, Copy)]
 enum Next {
     Resume,
     /// The thread blocks; the event sequence number seen when its syscall started.
@@ -278,6 +279,25 @@ pub fn current_fpu(vcpu: u32, t: &Thread) -> alloc::vec::Vec<u8> {
     c.fpu
 }
 
+/// Carries out what a syscall or trap decided: `Some(t)` to keep running `t` on this vCPU,
+/// `None` when it blocked, yielded or exited (it left this vCPU).
+fn settle(vcpu: u32, mut t: Thread, trapped_in: Option<SpaceRef>, next: Next) -> Option<Thread> {
+    match next {
+        Next::Resume => return Some(t),
+        Next::Block(seen) => {
+            save_fpu(vcpu, &mut t, trapped_in);
+            block(t, seen);
+        }
+        Next::Yield => {
+            save_fpu(vcpu, &mut t, trapped_in);
+            enqueue(t);
+        }
+        Next::Exit(e) => exit_thread(t, e, true),
+        Next::ExitThread(c) => exit_thread(t, ExitReason::Exited(c), false),
+    }
+    None
+}
+
 fn run_thread(vcpu: u32, mut t: Thread) {
     let mut last_fault = (u64::MAX, 0u32);
     let slice_end = crate::time::monotonic_ns() + SLICE_NS;
@@ -318,26 +338,9 @@ fn run_thread(vcpu: u32, mut t: Thread) {
                     }
                 }
             };
-            match next {
-                Next::Resume => {}
-                Next::Block(seen) => {
-                    save_fpu(vcpu, &mut t, trapped_in);
-                    block(t, seen);
-                    return;
-                }
-                Next::Yield => {
-                    save_fpu(vcpu, &mut t, trapped_in);
-                    enqueue(t);
-                    return;
-                }
-                Next::Exit(e) => {
-                    exit_thread(t, e, true);
-                    return;
-                }
-                Next::ExitThread(c) => {
-                    exit_thread(t, ExitReason::Exited(c), false);
-                    return;
-                }
+            match settle(vcpu, t, trapped_in, next) {
+                Some(back) => t = back,
+                None => return,
             }
         }
         // Signals, on the way back to user code.
@@ -434,26 +437,9 @@ fn run_thread(vcpu: u32, mut t: Thread) {
                 Next::Exit(ExitReason::Signaled(SIGKILL))
             }
         };
-        match next {
-            Next::Resume => {}
-            Next::Block(seen) => {
-                save_fpu(vcpu, &mut t, trapped_in);
-                block(t, seen);
-                return;
-            }
-            Next::Yield => {
-                save_fpu(vcpu, &mut t, trapped_in);
-                enqueue(t);
-                return;
-            }
-            Next::Exit(e) => {
-                exit_thread(t, e, true);
-                return;
-            }
-            Next::ExitThread(c) => {
-                exit_thread(t, ExitReason::Exited(c), false);
-                return;
-            }
+        match settle(vcpu, t, trapped_in, next) {
+            Some(back) => t = back,
+            None => return,
         }
     }
 }

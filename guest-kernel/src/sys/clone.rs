@@ -136,19 +136,7 @@ pub fn clone(cx: &mut Ctx<'_>, a: Args) -> SysRet {
     *child.rlimits.lock() = *parent.rlimits.lock();
     child.exit_signal.store(exit_signal, Ordering::Relaxed);
     let mut t = Thread::new(pid, child, mm);
-    t.ctx.regs = cx.t.ctx.regs;
-    t.ctx.regs.rax = 0;
-    t.ctx.regs.rcx = t.ctx.regs.rip;
-    t.ctx.regs.r11 = t.ctx.regs.rflags;
-    if a.stack != 0 {
-        t.ctx.regs.rsp = a.stack;
-    }
-    if flags & CLONE_SETTLS != 0 {
-        t.ctx.regs.fs_base = a.tls;
-    }
-    t.ctx.fpu = crate::sched::current_fpu(cx.vcpu, cx.t);
-    t.fpu = crate::platform::FpuAction::Restore;
-    t.sigmask = cx.t.sigmask;
+    start_like_caller(cx, &mut t, flags, &a);
     t.altstack = cx.t.altstack;
     if flags & CLONE_CHILD_CLEARTID != 0 {
         t.clear_child_tid = a.child_tid;
@@ -168,15 +156,9 @@ pub fn clone(cx: &mut Ctx<'_>, a: Args) -> SysRet {
     }
 }
 
-/// A new thread in the caller's thread group (`CLONE_THREAD`, as `pthread_create` asks):
-/// same process, address space, files and handlers; its own tid, stack, TLS, signal mask.
-fn clone_thread(cx: &mut Ctx<'_>, flags: u64, a: Args) -> SysRet {
-    let p = cx.proc();
-    if p.group_exit.lock().is_some() {
-        return err(Errno::EAGAIN);
-    }
-    let tid = alloc_pid();
-    let mut t = Thread::new(tid, p, cx.t.mm.clone());
+/// The new task's CPU state: the caller's registers returning 0 from the syscall (rcx/r11
+/// as SYSRET leaves them), the requested stack and TLS, the caller's FPU image and signal mask.
+fn start_like_caller(cx: &Ctx<'_>, t: &mut Thread, flags: u64, a: &Args) {
     t.ctx.regs = cx.t.ctx.regs;
     t.ctx.regs.rax = 0;
     t.ctx.regs.rcx = t.ctx.regs.rip;
@@ -190,6 +172,18 @@ fn clone_thread(cx: &mut Ctx<'_>, flags: u64, a: Args) -> SysRet {
     t.ctx.fpu = crate::sched::current_fpu(cx.vcpu, cx.t);
     t.fpu = crate::platform::FpuAction::Restore;
     t.sigmask = cx.t.sigmask;
+}
+
+/// A new thread in the caller's thread group (`CLONE_THREAD`, as `pthread_create` asks):
+/// same process, address space, files and handlers; its own tid, stack, TLS, signal mask.
+fn clone_thread(cx: &mut Ctx<'_>, flags: u64, a: Args) -> SysRet {
+    let p = cx.proc();
+    if p.group_exit.lock().is_some() {
+        return err(Errno::EAGAIN);
+    }
+    let tid = alloc_pid();
+    let mut t = Thread::new(tid, p, cx.t.mm.clone());
+    start_like_caller(cx, &mut t, flags, &a);
     // A thread with a new stack does not inherit the alternate signal stack (Linux clears it
     // for CLONE_VM without CLONE_VFORK).
     if flags & CLONE_CHILD_CLEARTID != 0 {

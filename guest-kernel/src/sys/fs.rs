@@ -97,16 +97,13 @@ fn rw_write(cx: &mut Ctx<'_>, f: i32, buf: u64, count: usize, offset: Option<i64
         };
         let n = match r {
             Ok(n) => n,
-            Err(Errno::EAGAIN) if done == 0 && blocking(&p, f) => return Err(super::EBLOCK),
-            Err(Errno::EPIPE) => {
-                crate::signal::post(&p, crate::signal::SIGPIPE);
+            Err(e) => {
+                let e = write_failed(&p, f, e);
                 if done == 0 {
-                    return Err(Errno::EPIPE);
+                    return Err(e);
                 }
                 break;
             }
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
         };
         done += n;
         if n < want {
@@ -119,6 +116,15 @@ fn rw_write(cx: &mut Ctx<'_>, f: i32, buf: u64, count: usize, offset: Option<i64
 /// True when `fd` is open without `O_NONBLOCK` (an `EAGAIN` from it means: block).
 fn blocking(p: &crate::proc::Process, f: i32) -> bool {
     p.fds.lock().get(f).is_ok_and(|file| !file.is_nonblocking())
+}
+
+/// What a failed write to `f` means for the caller: `EAGAIN` on a blocking fd is "block and
+/// retry" (`EBLOCK`); `EPIPE` also raises SIGPIPE (write(2)).
+fn write_failed(p: &crate::proc::Process, f: i32, e: Errno) -> Errno {
+    if e == Errno::EPIPE {
+        crate::signal::post(p, crate::signal::SIGPIPE);
+    }
+    if e == Errno::EAGAIN && blocking(p, f) { super::EBLOCK } else { e }
 }
 
 /// `pread64(2)`.
@@ -156,13 +162,19 @@ fn iovecs(cx: &Ctx<'_>, va: u64, cnt: u64) -> Result<Vec<(u64, usize)>, Errno> {
 /// `readv(2)` / `preadv(2)`.
 pub fn readv(cx: &mut Ctx<'_>, a: [u64; 6], offset: Option<u64>) -> KResult {
     let iov = iovecs(cx, a[1], a[2])?;
+    each_iovec(&iov, offset, |base, len, off| rw_read(cx, fd(a[0]), base, len, off))
+}
+
+/// Runs `op(base, len, offset)` over the vectors in order, as readv/writev do: stops at the
+/// first short transfer, and reports an error only if nothing was transferred before it.
+fn each_iovec(
+    iov: &[(u64, usize)],
+    offset: Option<u64>,
+    mut op: impl FnMut(u64, usize, Option<i64>) -> KResult,
+) -> KResult {
     let mut total = 0i64;
-    for (base, len) in iov {
-        if len == 0 {
-            continue;
-        }
-        let off = offset.map(|o| o as i64 + total);
-        let n = match rw_read(cx, fd(a[0]), base, len, off) {
+    for &(base, len) in iov.iter().filter(|v| v.1 != 0) {
+        let n = match op(base, len, offset.map(|o| o as i64 + total)) {
             Ok(n) => n,
             Err(e) if total == 0 => return Err(e),
             Err(_) => break,
@@ -191,30 +203,9 @@ pub fn writev(cx: &mut Ctx<'_>, a: [u64; 6], offset: Option<u64>) -> KResult {
             Some(o) => gfs::pwrite64(&fds, fd(a[0]), &data, o as i64),
             None => gfs::write(&fds, fd(a[0]), &data),
         };
-        return match r {
-            Ok(n) => Ok(n as i64),
-            Err(Errno::EAGAIN) if blocking(&p, fd(a[0])) => Err(super::EBLOCK),
-            Err(Errno::EPIPE) => {
-                crate::signal::post(&p, crate::signal::SIGPIPE);
-                Err(Errno::EPIPE)
-            }
-            Err(e) => Err(e),
-        };
+        return r.map(|n| n as i64).map_err(|e| write_failed(&p, fd(a[0]), e));
     }
-    let mut total = 0i64;
-    for (base, len) in iov {
-        let off = offset.map(|o| o as i64 + total);
-        let n = match rw_write(cx, fd(a[0]), base, len, off) {
-            Ok(n) => n,
-            Err(e) if total == 0 => return Err(e),
-            Err(_) => break,
-        };
-        total += n;
-        if (n as usize) < len {
-            break;
-        }
-    }
-    Ok(total)
+    each_iovec(&iov, offset, |base, len, off| rw_write(cx, fd(a[0]), base, len, off))
 }
 
 /// `openat(2)` (and `open(2)` with `AT_FDCWD`).
@@ -765,12 +756,7 @@ pub fn sendfile(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
             Ok(w) => w,
             Err(e) => {
                 unread(n);
-                if e == Errno::EAGAIN && done == 0 && blocking(&p, out_fd) {
-                    return Err(super::EBLOCK);
-                }
-                if e == Errno::EPIPE {
-                    crate::signal::post(&p, crate::signal::SIGPIPE);
-                }
+                let e = write_failed(&p, out_fd, e);
                 if done == 0 {
                     return Err(e);
                 }
