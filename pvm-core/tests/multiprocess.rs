@@ -16,10 +16,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// tests/scripts.
-fn scripts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts")
-}
-
 /// The programs copied to /prog.
 const PROGRAMS: [&str; 4] = ["spin_pair", "fork_bomb", "oom", "procloop"];
 
@@ -27,17 +23,10 @@ const PROGRAMS: [&str; 4] = ["spin_pair", "fork_bomb", "oom", "procloop"];
 fn tree() -> &'static Path {
     static TREE: OnceLock<PathBuf> = OnceLock::new();
     TREE.get_or_init(|| {
-        let root = common::scratch_dir("multiprocess-tree").join("root");
-        let out = Run::native("/bin/sh")
-            .arg(scripts_dir().join("tools/make-tree.sh"))
-            .arg(&root)
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .run()
-            .finished();
-        assert_eq!(out.status, 0, "building the tree failed (install busybox-static)\n{}", out.describe());
+        let root = common::make_tree("multiprocess-tree");
         std::fs::create_dir_all(root.join("prog")).expect("mkdir /prog");
         for p in PROGRAMS {
-            let exe = common::build_source(&scripts_dir().join(format!("programs/{p}.c")), Libc::Glibc, Link::Static);
+            let exe = common::build_source(&common::scripts_dir().join(format!("programs/{p}.c")), Libc::Glibc, Link::Static);
             std::fs::copy(&exe, root.join("prog").join(p)).expect("copying a program into the tree");
         }
         root
@@ -171,7 +160,7 @@ fn measure_process_operations() {
         let guest = pvm(&[], &["/prog/procloop", mode, n, "time"], Duration::from_secs(300)).finished();
         let native = Run::native("/usr/bin/taskset")
             .args(["-c", "0", "/bin/sh"])
-            .arg(scripts_dir().join("tools/run-native.sh"))
+            .arg(common::scripts_dir().join("tools/run-native.sh"))
             .arg(root)
             .args(["", "/prog/procloop", mode, n, "time"])
             .timeout(Duration::from_secs(300))

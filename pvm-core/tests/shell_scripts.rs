@@ -38,10 +38,6 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 const HEAVY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// tests/scripts.
-fn scripts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts")
-}
-
 /// The root filesystem tree and its digest when it was built.
 struct Tree {
     /// The tree's directory (under cargo's target tmp dir, see `common::scratch_dir`).
@@ -54,14 +50,7 @@ struct Tree {
 fn tree() -> &'static Tree {
     static TREE: OnceLock<Tree> = OnceLock::new();
     TREE.get_or_init(|| {
-        let root = common::scratch_dir("shell-scripts-tree").join("root");
-        let out = Run::native("/bin/sh")
-            .arg(scripts_dir().join("tools/make-tree.sh"))
-            .arg(&root)
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .run()
-            .finished();
-        assert_eq!(out.status, 0, "building the tree failed (install busybox-static)\n{}", out.describe());
+        let root = common::make_tree("shell-scripts-tree");
         let digest = digest(&root);
         Tree { root, digest }
     })
@@ -141,7 +130,7 @@ fn script(name: &str, timeout: Duration) {
     let envs: Vec<String> = GUEST_ENV.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let native = Run::native("/usr/bin/taskset")
         .args(["-c", "0", "/bin/sh"])
-        .arg(scripts_dir().join("tools/run-native.sh"))
+        .arg(common::scripts_dir().join("tools/run-native.sh"))
         .arg(root)
         .arg(envs.join(" "))
         .args(["/bin/sh", &script])
@@ -215,7 +204,7 @@ macro_rules! scripts {
         fn every_script_has_a_test() {
             let listed = [$(concat!(stringify!($name), ".sh")),*];
             let mut missing = Vec::new();
-            for e in std::fs::read_dir(scripts_dir()).expect("tests/scripts") {
+            for e in std::fs::read_dir(common::scripts_dir()).expect("tests/scripts") {
                 let name = e.expect("entry").file_name().to_string_lossy().into_owned();
                 if name.ends_with(".sh") && !listed.contains(&name.as_str()) {
                     missing.push(name);

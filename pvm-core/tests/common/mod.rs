@@ -741,3 +741,22 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir
 }
+
+/// `pvm-core/tests/scripts`: the shell scripts, their tools and programs.
+pub fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts")
+}
+
+/// A fresh root filesystem tree built by `scripts/tools/make-tree.sh` (busybox and its applet
+/// links, /scripts, /data, /tmp) in a scratch directory named after `tag`; returns its root.
+pub fn make_tree(tag: &str) -> PathBuf {
+    let root = scratch_dir(tag).join("root");
+    let out = Run::native("/bin/sh")
+        .arg(scripts_dir().join("tools/make-tree.sh"))
+        .arg(&root)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .run()
+        .finished();
+    assert_eq!(out.status, 0, "building the tree failed (install busybox-static)\n{}", out.describe());
+    root
+}
