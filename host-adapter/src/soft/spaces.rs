@@ -95,7 +95,9 @@ const POOL_MAX: usize = 32;
 /// The registry of live spaces.
 pub struct Spaces {
     vcpus: u32,
-    by_root: Mutex<HashMap<u64, u32>>,
+    /// Root GPA -> space id. Read on every shadow hypercall (concurrently from all vCPUs),
+    /// written only by LOAD_PGTBL and RELEASE_PGTBL.
+    by_root: RwLock<HashMap<u64, u32>>,
     slots: Vec<RwLock<Option<Arc<Space>>>>,
     pool: Mutex<Vec<Pooled>>,
     retired: Mutex<ShadowTotals>,
@@ -123,7 +125,7 @@ impl Spaces {
     pub fn new(vcpus: u32) -> Self {
         Self {
             vcpus,
-            by_root: Mutex::new(HashMap::new()),
+            by_root: RwLock::new(HashMap::new()),
             slots: (0..MAX_SPACES).map(|_| RwLock::new(None)).collect(),
             pool: Mutex::new(Vec::new()),
             vmas_live: std::sync::atomic::AtomicI64::new(0),
@@ -134,7 +136,7 @@ impl Spaces {
 
     /// The live space of `root`, if any.
     pub fn get(&self, root: u64) -> Option<Arc<Space>> {
-        let id = *self.by_root.lock().get(&root)?;
+        let id = *self.by_root.read().get(&root)?;
         self.slots.get(id as usize)?.read().clone()
     }
 
@@ -168,7 +170,7 @@ impl Spaces {
         if !root.is_multiple_of(guest_abi::PAGE_SIZE) || root >= ram.size() {
             return Err(SpaceError::BadRoot(root));
         }
-        let mut by_root = self.by_root.lock();
+        let mut by_root = self.by_root.write();
         if let Some(&id) = by_root.get(&root) {
             return Ok(id);
         }
@@ -213,7 +215,7 @@ impl Spaces {
     /// unmapped) and pooled for a later root, or killed when the pool is full, the unmap
     /// failed or `pool` is false. Returns whether the space existed.
     pub fn release(&self, root: u64, pool: bool) -> bool {
-        let Some(id) = self.by_root.lock().remove(&root) else {
+        let Some(id) = self.by_root.write().remove(&root) else {
             return false;
         };
         let space = self.slots[id as usize].write().take();
@@ -243,7 +245,7 @@ impl Spaces {
 
     /// Ends every space and adds all shadow statistics into `totals`.
     pub fn release_all(&self, totals: &mut ShadowTotals) {
-        let roots: Vec<u64> = self.by_root.lock().keys().copied().collect();
+        let roots: Vec<u64> = self.by_root.read().keys().copied().collect();
         for root in roots {
             self.release(root, false);
         }
