@@ -1,6 +1,12 @@
 //! Runtime symbols the precompiled `core`/`alloc` expect from a C library: `memcpy`, `memmove`,
-//! `memset`, `memcmp`, `bcmp` (with `rep movsb`/`rep stosb` so LLVM cannot lower them back into
-//! calls to themselves), and the unwinding symbols that panic=abort never calls.
+//! `memset`, `memcmp`, `bcmp` (with `rep movsq`/`rep stosq` for the bulk and `rep movsb`/`rep stosb`
+//! for the tail, so LLVM cannot lower them back into calls to themselves), and the unwinding
+//! symbols that panic=abort never calls.
+//!
+//! Quadword strings matter under software KVM (`kvm_pvm`), where ring 0 runs in KVM's
+//! instruction emulator and every string iteration is emulated: 8 bytes an iteration instead of
+//! one made page copies and zeroing about 8 times faster there (measured with
+//! `PVM_KVM_PROFILE`); on hardware `rep movsq` and ERMS `rep movsb` run at the same speed.
 //! Only compiled into the freestanding image (not into host tests, where libc provides them).
 
 use core::arch::asm;
@@ -11,9 +17,11 @@ use core::arch::asm;
 /// Standard C contract: `n` bytes readable at `src`, writable at `dst`, no overlap.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees the C contract; rep movsb copies exactly n bytes forwards.
+    // SAFETY: the caller guarantees the C contract; rep movsq copies n/8 quadwords forwards,
+    // then rep movsb the remaining n%8 bytes from where it stopped (RSI/RDI advanced).
     unsafe {
-        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
+        asm!("rep movsq", "mov rcx, {tail}", "rep movsb", tail = in(reg) n % 8,
+             inout("rcx") n / 8 => _, inout("rdi") dst => _, inout("rsi") src => _,
              options(nostack, preserves_flags));
     }
     dst
@@ -45,9 +53,13 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
 /// Standard C contract: `n` bytes writable at `dst`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees n writable bytes at dst.
+    // The byte replicated into all eight bytes of RAX.
+    let pattern = u64::from(c as u8) * 0x0101_0101_0101_0101;
+    // SAFETY: the caller guarantees n writable bytes at dst; rep stosq writes n/8 quadwords,
+    // rep stosb the remaining n%8 bytes (AL is the byte) from where it stopped.
     unsafe {
-        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dst => _, in("al") c as u8,
+        asm!("rep stosq", "mov rcx, {tail}", "rep stosb", tail = in(reg) n % 8,
+             inout("rcx") n / 8 => _, inout("rdi") dst => _, in("rax") pattern,
              options(nostack, preserves_flags));
     }
     dst

@@ -4,7 +4,10 @@
 //! The root filesystem is a temp dir with `/bin/busybox` (a copy of the host's) and a `data`
 //! tree. Natively busybox runs with its working directory at the tree's root, in the guest with
 //! `--workdir /`, and all paths are relative, so every output is byte-identical.
+//!
+//! Every case runs on both backends: `soft::*` and `kvm::*` (skipped without `/dev/kvm`).
 
+#[macro_use]
 mod common;
 
 use common::{Outcome, Run, Stderr, assert_same};
@@ -59,7 +62,6 @@ fn same(root: &Path, cwd: &str, args: &[&str]) -> Outcome {
     guest
 }
 
-#[test]
 fn echo() {
     let fs = rootfs();
     let out = same(fs.path(), "/", &["echo", "hello", "from", "busybox", ""]);
@@ -67,7 +69,6 @@ fn echo() {
     same(fs.path(), "/", &["echo", "-n", "-e", "tab\\there\\nnewline"]);
 }
 
-#[test]
 fn cat() {
     let fs = rootfs();
     same(fs.path(), "/", &["cat", "data/hello.txt", "data/empty", "data/words.txt"]);
@@ -79,14 +80,12 @@ fn cat() {
     assert_eq!(out.status, 1);
 }
 
-#[test]
 fn wc() {
     let fs = rootfs();
     same(fs.path(), "/", &["wc", "data/hello.txt", "data/words.txt", "data/big.bin"]);
     same(fs.path(), "/", &["wc", "-l", "data/words.txt"]);
 }
 
-#[test]
 fn sha256sum() {
     let fs = rootfs();
     let out = same(fs.path(), "/", &["sha256sum", "data/big.bin", "data/hello.txt", "data/empty"]);
@@ -97,13 +96,11 @@ fn sha256sum() {
     );
 }
 
-#[test]
 fn md5sum() {
     let fs = rootfs();
     same(fs.path(), "/", &["md5sum", "data/big.bin", "data/words.txt"]);
 }
 
-#[test]
 fn seq() {
     let fs = rootfs();
     same(fs.path(), "/", &["seq", "1", "3", "10000"]);
@@ -113,7 +110,6 @@ fn seq() {
     assert_eq!(out.stdout.len(), 3_388_895);
 }
 
-#[test]
 fn expr() {
     let fs = rootfs();
     let out = same(fs.path(), "/", &["expr", "6", "*", "7"]);
@@ -127,7 +123,6 @@ fn expr() {
     assert_eq!(out.status, 2);
 }
 
-#[test]
 fn ls() {
     let fs = rootfs();
     let out = same(fs.path(), "/", &["ls", "data"]);
@@ -137,3 +132,5 @@ fn ls() {
     same(fs.path(), "/data", &["ls"]);
     same(fs.path(), "/data/sub", &["ls", "-1", "..", "."]);
 }
+
+on_both_backends!(echo, cat, wc, sha256sum, md5sum, seq, expr, ls);

@@ -133,7 +133,8 @@ fn device_files(libc: Libc) {
     same_as_native("devices", libc, &[], &[], Stderr::Same);
 }
 
-/// One `#[test]` per (program, libc).
+/// One `#[test]` per (program, libc, backend): `glibc::*` and `musl::*` on the soft backend,
+/// `kvm_glibc::*` and `kvm_musl::*` the same cases on `--backend kvm` (skipped without KVM).
 macro_rules! both_libcs {
     ($($case:ident),* $(,)?) => {
         mod glibc {
@@ -141,6 +142,16 @@ macro_rules! both_libcs {
         }
         mod musl {
             $(#[test] fn $case() { super::$case(super::Libc::Musl); })*
+        }
+        mod kvm_glibc {
+            $(#[test] fn $case() {
+                super::common::on_kvm(concat!("glibc::", stringify!($case)), || super::$case(super::Libc::Glibc));
+            })*
+        }
+        mod kvm_musl {
+            $(#[test] fn $case() {
+                super::common::on_kvm(concat!("musl::", stringify!($case)), || super::$case(super::Libc::Musl));
+            })*
         }
     };
 }

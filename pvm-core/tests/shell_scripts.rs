@@ -10,6 +10,9 @@
 //! private mount namespace, under `taskset -c 0` (the guest has 1 vCPU). To rerun one script by
 //! hand:
 //!
+//! Every script runs on both backends: `soft::NAME` and `kvm::NAME` (skipped without
+//! `/dev/kvm`; add `--backend kvm` to the `pvm run` line below to rerun one by hand).
+//!
 //! ```text
 //! sh pvm-core/tests/scripts/tools/make-tree.sh /tmp/T
 //! pvm run --stats --rootfs /tmp/T --env HOME=/root --env PATH=/bin /bin/sh /scripts/NAME.sh
@@ -186,18 +189,34 @@ fn check(native: &Outcome, guest: &Outcome) -> Vec<String> {
     failures
 }
 
-/// One #[test] per script, named after it.
+/// Two #[test]s per script, named after it: `soft::NAME` on the soft backend, `kvm::NAME` on
+/// `--backend kvm` (skipped where KVM cannot be used).
 macro_rules! scripts {
     ($($name:ident $(: $timeout:expr)?),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                #[allow(unused_mut, unused_assignments)]
-                let mut t = SCRIPT_TIMEOUT;
-                $(t = $timeout;)?
-                script(stringify!($name), t);
-            }
-        )*
+        mod soft {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    #[allow(unused_mut, unused_assignments)]
+                    let mut t = SCRIPT_TIMEOUT;
+                    $(t = $timeout;)?
+                    script(stringify!($name), t);
+                }
+            )*
+        }
+        mod kvm {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    #[allow(unused_mut, unused_assignments)]
+                    let mut t = SCRIPT_TIMEOUT;
+                    $(t = $timeout;)?
+                    common::on_kvm(stringify!($name), || script(stringify!($name), t));
+                }
+            )*
+        }
 
         /// Every script under tests/scripts has a test above (a new script is not forgotten).
         #[test]

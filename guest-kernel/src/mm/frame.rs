@@ -6,6 +6,14 @@
 //! Copy-on-write sharing: each frame has a count of *extra* owners (`refs`, 0 = one owner).
 //! [`FrameAllocator::free`] drops one owner; the frame returns to the pool only when the last
 //! owner frees it, so every unmap path is COW-aware without knowing about sharing.
+//!
+//! Pristine frames: H hands over RAM zero-filled (a fresh memfd; `guest_abi::boot::BootInfo`),
+//! so a frame that was never allocated since boot needs no zeroing. A second bitmap records
+//! them (invariant: a *free* frame with its bit set is zero; [`FrameAllocator::free`] clears
+//! the bit, since any owner may have written the frame); [`zero_new`] zeroes only frames that
+//! were used before, and consumes the bit. This spares the soft backend
+//! host page faults in K for memory only U touches, and the KVM backend page zeroing in
+//! emulated ring 0 under software KVM.
 
 use super::PAGE_SIZE;
 
@@ -18,6 +26,8 @@ pub struct FrameAllocator {
     bitmap: &'static mut [u64],
     /// Extra owners per frame (copy-on-write sharing); empty = sharing unsupported.
     refs: &'static mut [u32],
+    /// Bit set = frame never allocated since boot, so still zero; empty = none known.
+    pristine: &'static mut [u64],
     /// Frames currently free.
     free: usize,
     /// Where the next first-fit search starts (frame index).
@@ -31,13 +41,33 @@ pub const LARGE_FRAMES: usize = 512;
 
 impl FrameAllocator {
     /// An allocator for `nframes` frames starting at GPA `base`, all marked used; call
-    /// [`FrameAllocator::free`] on the ranges that are available. `bitmap` must have at least
-    /// `nframes.div_ceil(64)` words; `refs` one word per frame (or empty: no sharing).
-    pub fn new(base: u64, nframes: usize, bitmap: &'static mut [u64], refs: &'static mut [u32]) -> Self {
+    /// [`FrameAllocator::free`] or [`FrameAllocator::release_initial`] on the ranges that are
+    /// available. `bitmap` must have at least `nframes.div_ceil(64)` words; `refs` one word per
+    /// frame (or empty: no sharing); `pristine` as many words as `bitmap` (or empty: every
+    /// frame is zeroed when allocated).
+    pub fn new(
+        base: u64,
+        nframes: usize,
+        bitmap: &'static mut [u64],
+        refs: &'static mut [u32],
+        pristine: &'static mut [u64],
+    ) -> Self {
         let words = nframes.div_ceil(64).min(bitmap.len());
         bitmap[..words].fill(u64::MAX);
         refs.fill(0);
-        FrameAllocator { base, nframes: nframes.min(words * 64), bitmap, refs, free: 0, hint: 0, peak_used: 0 }
+        pristine.fill(0);
+        FrameAllocator { base, nframes: nframes.min(words * 64), bitmap, refs, pristine, free: 0, hint: 0, peak_used: 0 }
+    }
+
+    /// Clears the pristine bits of frames `[i, i + n)` (which must lie within one 64-frame
+    /// word) and returns the mask of those that were *not* pristine (need zeroing), relative
+    /// to bit `i % 64`.
+    fn take_pristine(&mut self, i: usize, n: usize) -> u64 {
+        let mask = if n >= 64 { u64::MAX } else { ((1u64 << n) - 1) << (i % 64) };
+        let Some(w) = self.pristine.get_mut(i / 64) else { return mask >> (i % 64) };
+        let dirty = !*w & mask;
+        *w &= !mask;
+        dirty >> (i % 64)
     }
 
     /// Adds an owner to the (allocated) frame at `gpa`. `false` if it cannot be shared.
@@ -171,6 +201,41 @@ impl FrameAllocator {
         self.alloc_run(1, 1)
     }
 
+    /// Boot: makes the `n` frames at `gpa` available. They must be in use and have no extra
+    /// owners (true of every frame right after [`FrameAllocator::new`]); whole bitmap words are
+    /// cleared at once, since per-frame work at boot is what dominated a KVM boot under
+    /// software KVM (ring 0 emulated). Returns the number of frames made available.
+    /// With `zeroed`, the frames are also pristine: H left them zero and nothing wrote them.
+    pub fn release_initial(&mut self, gpa: u64, n: usize, zeroed: bool) -> usize {
+        let Some(start) = self.index(gpa) else { return 0 };
+        let end = (start + n).min(self.nframes);
+        let mut freed = 0;
+        let mut j = start;
+        while j < end {
+            if j.is_multiple_of(64) && end - j >= 64 {
+                let w = self.bitmap[j / 64];
+                freed += if w == u64::MAX { 64 } else { w.count_ones() as usize };
+                self.bitmap[j / 64] = 0;
+                if let (true, Some(p)) = (zeroed, self.pristine.get_mut(j / 64)) {
+                    *p = u64::MAX;
+                }
+                j += 64;
+                continue;
+            }
+            if self.bit(j) {
+                self.set(j, false);
+                freed += 1;
+                if let (true, Some(p)) = (zeroed, self.pristine.get_mut(j / 64)) {
+                    *p |= 1 << (j % 64);
+                }
+            }
+            j += 1;
+        }
+        self.free += freed;
+        self.hint = self.hint.min(start);
+        freed
+    }
+
     /// Drops one owner of each of the `n` frames at `gpa`; a frame whose last owner goes is
     /// freed. Frames outside the managed range or already free are ignored (returns the number
     /// actually freed).
@@ -185,6 +250,10 @@ impl FrameAllocator {
             if self.bit(j) {
                 self.set(j, false);
                 freed += 1;
+                // Its owner may have written it: no longer known to be zero.
+                if let Some(p) = self.pristine.get_mut(j / 64) {
+                    *p &= !(1 << (j % 64));
+                }
                 // Reuse freed frames first: they are resident in host memory, while frames
                 // never touched cost a host page fault (allocation and zeroing) at first use
                 // in K and in U.
@@ -212,8 +281,44 @@ pub fn alloc_at(gpa: u64, n: usize) -> bool {
 /// Allocates one zeroed frame.
 pub fn alloc_zeroed() -> Option<u64> {
     let gpa = alloc_run(1, 1)?;
-    super::zero_phys(gpa, PAGE_SIZE);
+    zero_new(gpa, 1);
     Some(gpa)
+}
+
+/// Zeroes the `n` just-allocated frames at `gpa`, skipping pristine ones (still zero since
+/// boot), which stop being pristine. Takes the allocator lock once per 64 frames and zeroes
+/// outside it.
+pub fn zero_new(gpa: u64, n: usize) {
+    let mut done = 0;
+    while done < n {
+        let at = gpa + done as u64 * PAGE_SIZE;
+        let (dirty, chunk) = {
+            let mut g = FRAMES.lock();
+            let found = g.as_mut().and_then(|f| f.index(at).map(|i| (f, i)));
+            match found {
+                Some((f, i)) => {
+                    let chunk = (64 - i % 64).min(n - done);
+                    (f.take_pristine(i, chunk), chunk)
+                }
+                None => (u64::MAX, n - done),
+            }
+        };
+        // Zero each run of set bits of `dirty` (frames that were used before).
+        let mut k = 0;
+        while k < chunk {
+            if k < 64 && dirty & (1 << k) == 0 {
+                k += 1;
+                continue;
+            }
+            let mut e = k + 1;
+            while e < chunk && (e >= 64 || dirty & (1 << e) != 0) {
+                e += 1;
+            }
+            super::zero_phys(at + k as u64 * PAGE_SIZE, (e - k) as u64 * PAGE_SIZE);
+            k = e;
+        }
+        done += chunk;
+    }
 }
 
 /// Adds an owner to each frame in `gpas` (fork), under one lock. Returns false if one could
@@ -256,9 +361,46 @@ mod tests {
     fn fa(base: u64, n: usize) -> FrameAllocator {
         let bm: &'static mut [u64] = Box::leak(vec![0u64; n.div_ceil(64)].into_boxed_slice());
         let refs: &'static mut [u32] = Box::leak(vec![0u32; n].into_boxed_slice());
-        let mut f = FrameAllocator::new(base, n, bm, refs);
+        let mut f = FrameAllocator::new(base, n, bm, refs, &mut []);
         f.free(base, n);
         f
+    }
+
+    #[test]
+    fn pristine_frames_are_reported_once() {
+        let bm: &'static mut [u64] = Box::leak(vec![0u64; 4].into_boxed_slice());
+        let refs: &'static mut [u32] = Box::leak(vec![0u32; 256].into_boxed_slice());
+        let pr: &'static mut [u64] = Box::leak(vec![0u64; 4].into_boxed_slice());
+        let mut f = FrameAllocator::new(0, 256, bm, refs, pr);
+        f.release_initial(0, 100, true);
+        f.release_initial(100 * PAGE_SIZE, 156, false);
+        assert_eq!(f.take_pristine(0, 64), 0, "all pristine");
+        assert_eq!(f.take_pristine(0, 64), u64::MAX, "no longer pristine");
+        assert_eq!(f.take_pristine(96, 8), 0b1111_0000, "frames 96..100 pristine, 100..104 not");
+        assert_eq!(f.take_pristine(64, 1), 0);
+        assert_eq!(f.take_pristine(64, 2), 0b01, "frame 64 taken, 65 still pristine");
+        // A frame allocated without zero_new (its owner writes it), then freed: not pristine.
+        let a = f.alloc_run(1, 1).unwrap();
+        let i = (a / PAGE_SIZE) as usize;
+        f.free(a, 1);
+        assert_eq!(f.take_pristine(i, 1), 1, "a freed frame must be zeroed on reuse");
+    }
+
+    #[test]
+    fn release_initial_matches_free() {
+        for (skip, n) in [(0, 4096), (3, 1000), (63, 130), (64, 64), (5, 1)] {
+            let mk = || {
+                let bm: &'static mut [u64] = Box::leak(vec![0u64; 64].into_boxed_slice());
+                let refs: &'static mut [u32] = Box::leak(vec![0u32; 4096].into_boxed_slice());
+                FrameAllocator::new(0x10_0000, 4096, bm, refs, &mut [])
+            };
+            let (mut a, mut b) = (mk(), mk());
+            let gpa = 0x10_0000 + skip as u64 * PAGE_SIZE;
+            assert_eq!(a.release_initial(gpa, n, true), b.free(gpa, n), "skip {skip} n {n}");
+            assert_eq!(a.free_frames(), b.free_frames());
+            assert_eq!(a.bitmap, b.bitmap);
+            assert_eq!(a.alloc_run(7, 1), b.alloc_run(7, 1));
+        }
     }
 
     #[test]

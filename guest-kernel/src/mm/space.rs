@@ -5,7 +5,7 @@
 
 use super::paging::{flags_for_prot, Leaf, NoMemory, PageTables};
 use super::vma::{Vma, VmaKind, VmaSet};
-use super::{frame, page_down, page_up, zero_phys, PAGE_SIZE};
+use super::{frame, page_down, page_up, PAGE_SIZE};
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use guest_abi::layout::{USER_END, USER_START};
@@ -172,7 +172,7 @@ impl AddrSpace {
         }
         hi = b;
         let (start, gpa, n) = self.alloc_extent(lo, hi, page).ok_or(FaultError::OutOfMemory)?;
-        zero_phys(gpa, n as u64 * PAGE_SIZE);
+        frame::zero_new(gpa, n);
         self.map_frames(start, gpa, n, want).map_err(|_| FaultError::OutOfMemory)?;
         Ok((start, n as u64 * PAGE_SIZE))
     }
@@ -278,7 +278,7 @@ impl AddrSpace {
                 b += PAGE_SIZE;
             }
             let (s, gpa, n) = self.alloc_extent(a, b, a).ok_or(FaultError::OutOfMemory)?;
-            zero_phys(gpa, n as u64 * PAGE_SIZE);
+            frame::zero_new(gpa, n);
             self.map_frames(s, gpa, n, flags_for_prot(vma.prot)).map_err(|_| FaultError::OutOfMemory)?;
             a = s + n as u64 * PAGE_SIZE;
         }

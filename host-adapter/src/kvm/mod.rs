@@ -7,6 +7,7 @@
 mod area;
 mod cpu;
 mod mapping;
+mod profile;
 mod sse;
 mod vcpu;
 
@@ -48,6 +49,8 @@ pub(crate) struct Vm {
     pub(crate) tids: Vec<AtomicU64>,
     /// Tells the control thread the VM stopped.
     stopped: Mutex<Option<mpsc::Sender<()>>>,
+    /// RIP sampling ([`profile`]), when asked for.
+    pub(crate) profile: Option<profile::Profile>,
 }
 
 impl Vm {
@@ -79,6 +82,19 @@ impl Vm {
 }
 
 impl Vm {
+    /// Sends the kick signal to every started vCPU thread (each leaves `KVM_RUN` with EINTR).
+    /// Only called from the control thread while the vCPU threads are not yet joined.
+    fn kick_all(&self) {
+        for t in &self.tids {
+            let tid = t.load(Ordering::Acquire);
+            if tid != 0 {
+                // SAFETY: `tid` is a pthread_t of a scoped vCPU thread that has not been joined
+                // yet (the caller joins only after its last call), so it is still valid.
+                unsafe { libc::pthread_kill(tid as libc::pthread_t, kick_signal()) };
+            }
+        }
+    }
+
     /// Copies `data` to `gpa` (RAM or the backend's area); false when out of range.
     pub(crate) fn write_gpa(&self, gpa: u64, data: &[u8]) -> bool {
         if self.setup.memory.write(gpa, data).is_ok() {
@@ -170,6 +186,7 @@ impl Backend for KvmBackend {
             reason: Mutex::new(None),
             tids: (0..setup.vcpus).map(|_| AtomicU64::new(0)).collect(),
             stopped: Mutex::new(Some(tx)),
+            profile: profile::Profile::from_env(),
             setup,
         };
         let mut stats = RunStats::default();
@@ -186,20 +203,18 @@ impl Backend for KvmBackend {
                     Err(e) => vm.finish(ExitReason::KernelDied(format!("starting a vCPU thread: {e}"))),
                 }
             }
-            // Wait for the end, then kick every vCPU still in KVM_RUN until all returned.
+            // Wait for the end (kicking the vCPUs for samples when profiling), then kick every
+            // vCPU still in KVM_RUN until all returned.
+            let wait = if vm.profile.is_some() { profile::INTERVAL } else { Duration::from_millis(100) };
             while !vm.stop.load(Ordering::Acquire) && !handles.iter().all(|h| h.is_finished()) {
-                let _ = rx.recv_timeout(Duration::from_millis(100));
+                let _ = rx.recv_timeout(wait);
+                if vm.profile.is_some() {
+                    vm.kick_all();
+                }
             }
             vm.finish(ExitReason::KernelDied("vCPU threads ended".into()));
             while !handles.iter().all(|h| h.is_finished()) {
-                for t in &vm.tids {
-                    let tid = t.load(Ordering::Acquire);
-                    if tid != 0 {
-                        // SAFETY: `tid` is a pthread_t of a scoped vCPU thread that has not
-                        // been joined yet (joins happen below), so it is still valid.
-                        unsafe { libc::pthread_kill(tid as libc::pthread_t, kick_signal()) };
-                    }
-                }
+                vm.kick_all();
                 std::thread::sleep(Duration::from_millis(1));
             }
             for h in handles {
@@ -218,6 +233,9 @@ impl Backend for KvmBackend {
         });
         drop(vm_fd);
         drop(ram);
+        if let Some(p) = &vm.profile {
+            p.write();
+        }
         stats.exits = vcpu::EXIT_NAMES.iter().copied().zip(exits).filter(|(_, c)| c.count > 0).collect();
         let reason = vm.reason.lock().take().unwrap_or(ExitReason::KernelDied("no reason".into()));
         stats.guest = crate::stats::read_guest_stats(&vm.setup.memory);

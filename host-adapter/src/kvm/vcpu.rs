@@ -75,8 +75,8 @@ pub(crate) fn run(vm: &Vm, id: u32, mut vcpu: VcpuFd) -> VcpuCounters {
                     Err(e) => fatal(vm, e),
                 }
             }
-            Ok(VcpuExit::Intr) => ExitKind::Interrupted,
-            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => ExitKind::Interrupted,
+            Ok(VcpuExit::Intr) => interrupted(vm, &vcpu),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => interrupted(vm, &vcpu),
             Ok(VcpuExit::IoOut(port, data)) => {
                 let msg = format!("unexpected port write {port:#x} ({} bytes)", data.len());
                 fatal(vm, describe(vm, &vcpu, &msg))
@@ -102,6 +102,14 @@ pub(crate) fn run(vm: &Vm, id: u32, mut vcpu: VcpuFd) -> VcpuCounters {
         };
         counters.exits[kind as usize].add(t0.elapsed().as_nanos() as u64);
     }
+}
+
+/// A kick: takes a RIP sample when profiling.
+fn interrupted(vm: &Vm, vcpu: &VcpuFd) -> ExitKind {
+    if let (Some(p), Ok(regs)) = (&vm.profile, vcpu.get_regs()) {
+        p.record(regs.rip);
+    }
+    ExitKind::Interrupted
 }
 
 /// The message for a `KVM_EXIT_INTERNAL_ERROR` H could not resolve.

@@ -5,6 +5,7 @@
 //! Every test binary compiles this module; not all of them use every helper.
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
@@ -29,6 +30,71 @@ static TIMEOUTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize
 /// How long to wait for a finished process's stdout/stderr to reach end of file. A VM process
 /// that outlives `pvm` and kept the pipes would make this expire.
 const PIPE_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How much longer a run may take on `--backend kvm` than on the soft backend: on software
+/// KVM (`kvm_pvm`, this project's machines) guest ring 0 is emulated, so the guest kernel's
+/// work (boot, syscalls, page faults) runs one to two orders of magnitude slower.
+pub const KVM_TIMEOUT_FACTOR: u32 = 10;
+
+/// The backend of the `pvm run`s a test thread makes (see [`on_kvm`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The default, `--backend soft`.
+    Soft,
+    /// `--backend kvm`.
+    Kvm,
+}
+
+thread_local! {
+    static BACKEND: Cell<Backend> = const { Cell::new(Backend::Soft) };
+}
+
+/// Why the KVM backend cannot run on this host (`None`: `/dev/kvm` opens read-write).
+pub fn kvm_unusable() -> Option<String> {
+    match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        Ok(_) => None,
+        Err(e) => Some(format!("/dev/kvm: {e}")),
+    }
+}
+
+/// Runs the test case `case` with every `pvm run` it makes on `--backend kvm` (and time limits
+/// multiplied by [`KVM_TIMEOUT_FACTOR`]). Where KVM cannot be used, prints why and skips.
+/// This is how each equivalence suite runs unchanged on the KVM backend.
+pub fn on_kvm(test: &str, case: impl FnOnce()) {
+    if let Some(why) = kvm_unusable() {
+        println!("skipping {test} on the KVM backend: {why}");
+        return;
+    }
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BACKEND.set(Backend::Soft);
+        }
+    }
+    let _restore = Restore;
+    BACKEND.set(Backend::Kvm);
+    case();
+}
+
+/// Makes each listed case function (`fn()`) a test twice: `soft::CASE` on the soft backend
+/// and `kvm::CASE` on `--backend kvm` ([`on_kvm`]: skipped where KVM cannot be used). Needs
+/// `#[macro_use] mod common;`.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod soft {
+            $(#[test] fn $case() { super::$case(); })*
+        }
+        mod kvm {
+            $(#[test] fn $case() { super::common::on_kvm(stringify!($case), super::$case); })*
+        }
+    };
+}
+
+/// The backend of this thread's pvm runs.
+pub fn backend() -> Backend {
+    BACKEND.get()
+}
 
 /// Path of the `pvm` binary under test.
 pub fn pvm_bin() -> &'static Path {
@@ -245,6 +311,8 @@ pub struct Run {
     cwd: Option<PathBuf>,
     timeout: Duration,
     is_vm: bool,
+    /// For pvm runs: the backend (`--backend kvm` is added after `run`).
+    backend: Backend,
 }
 
 impl Run {
@@ -257,12 +325,23 @@ impl Run {
             cwd: None,
             timeout: DEFAULT_TIMEOUT,
             is_vm: false,
+            backend: Backend::Soft,
         }
     }
 
-    /// Runs the `pvm` binary (with the given arguments still to add); takes a VM slot.
+    /// Runs the `pvm` binary (with the given arguments still to add); takes a VM slot. A
+    /// `pvm run` uses this thread's backend ([`on_kvm`]).
     pub fn pvm() -> Self {
-        Self { is_vm: true, ..Self::native(pvm_bin()) }
+        Self { is_vm: true, backend: backend(), ..Self::native(pvm_bin()) }
+    }
+
+    /// The arguments as passed: `--backend kvm` inserted after `run` for KVM runs.
+    fn final_args(&self) -> Vec<OsString> {
+        let mut args = self.args.clone();
+        if self.is_vm && self.backend == Backend::Kvm && args.first().is_some_and(|a| a == "run") {
+            args.splice(1..1, ["--backend".into(), "kvm".into()]);
+        }
+        args
     }
 
     /// Adds one argument.
@@ -301,7 +380,7 @@ impl Run {
 
     fn command_line(&self) -> String {
         let mut s = self.program.display().to_string();
-        for a in &self.args {
+        for a in &self.final_args() {
             s.push(' ');
             let a = a.to_string_lossy();
             if a.is_empty() || a.contains(' ') {
@@ -317,7 +396,7 @@ impl Run {
     pub fn spawn(&self) -> Spawned {
         let slot = self.is_vm.then(vm_slot);
         let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args)
+        cmd.args(self.final_args())
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -330,10 +409,14 @@ impl Run {
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {}: {e}", self.command_line()));
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
+        let (timeout, broken) = match self.backend {
+            Backend::Soft => (self.timeout, BROKEN_TIMEOUT),
+            Backend::Kvm => (self.timeout * KVM_TIMEOUT_FACTOR, BROKEN_TIMEOUT * KVM_TIMEOUT_FACTOR),
+        };
         let timeout = if TIMEOUTS.load(std::sync::atomic::Ordering::Relaxed) >= TIMEOUTS_BEFORE_SHORTENING {
-            self.timeout.min(BROKEN_TIMEOUT)
+            timeout.min(broken)
         } else {
-            self.timeout
+            timeout
         };
         Spawned {
             child,
