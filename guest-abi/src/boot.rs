@@ -15,6 +15,9 @@ pub const CONSOLE_STDOUT_TTY: u32 = 1 << 1;
 pub const CONSOLE_STDERR_TTY: u32 = 1 << 2;
 
 /// Boot information at [`crate::layout::BOOT_INFO_GPA`]. Written by H, read by the guest kernel.
+///
+/// RAM H did not write (everything but the kernel image, this page, the launch block and the
+/// initramfs) is zero when the first vCPU starts: it is a fresh memfd.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct BootInfo {
@@ -60,6 +63,11 @@ pub struct BootInfo {
     pub vma_budget: u32,
     /// Host name of the guest (NUL-padded).
     pub hostname: [u8; 64],
+    /// Smallest copy or fill, bytes, that the guest kernel hands to H as a `COPY_MEM` /
+    /// `ZERO_MEM` hypercall instead of doing it itself; 0 = never. H sets it where guest ring
+    /// 0 is emulated instruction by instruction (software KVM such as `kvm_pvm`): there a
+    /// 4 KiB `rep movsq` costs about 2 ms of emulation, the hypercall about 40 us.
+    pub bulk_mem_min: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<BootInfo>() <= 4096);

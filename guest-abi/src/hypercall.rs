@@ -66,6 +66,13 @@ pub enum Hypercall {
     /// as [`FlushRange`] records at `list_gpa`, applied with one handoff to the U mapper (the
     /// copy-on-write write-protect of a fork touches many ranges). Returns 0.
     FlushTlbList = 15,
+    /// `(dst_gpa, src_gpa, len)`: copy `len` bytes inside guest RAM (overlap allowed, as
+    /// `memmove`). Returns 0, or `-EINVAL` when a range leaves RAM. Only issued when
+    /// [`crate::boot::BootInfo::bulk_mem_min`] is nonzero (see there).
+    CopyMem = 16,
+    /// `(gpa, len)`: zero `len` bytes of guest RAM. Returns 0, or `-EINVAL` when the range
+    /// leaves RAM. Only issued when [`crate::boot::BootInfo::bulk_mem_min`] is nonzero.
+    ZeroMem = 17,
 }
 
 /// One range of [`Hypercall::FlushTlbList`]: 16 bytes, written by the guest, read once by H.
@@ -100,6 +107,8 @@ impl Hypercall {
             13 => Self::Shutdown,
             14 => Self::GetTime,
             15 => Self::FlushTlbList,
+            16 => Self::CopyMem,
+            17 => Self::ZeroMem,
             _ => return None,
         })
     }
@@ -122,12 +131,14 @@ impl Hypercall {
             Self::Shutdown => "shutdown",
             Self::GetTime => "get_time",
             Self::FlushTlbList => "flush_tlb_list",
+            Self::CopyMem => "copy_mem",
+            Self::ZeroMem => "zero_mem",
         }
     }
 }
 
 /// Number of hypercall kinds (numbers are `1 ..= HYPERCALL_COUNT`).
-pub const HYPERCALL_COUNT: usize = 15;
+pub const HYPERCALL_COUNT: usize = 17;
 
 /// [`Hypercall::ShadowFault`] result: the shadow now maps the page; resume user code.
 pub const FAULT_FILLED: i64 = 0;

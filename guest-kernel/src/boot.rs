@@ -69,6 +69,8 @@ pub fn start(vcpu: u64, boot_info_va: u64, _backend: u64) -> ! {
     TSC_KHZ.store(bi.tsc_khz, Ordering::Relaxed);
     crate::sys::clone::PIDS_LIMIT.store(bi.pids_limit, Ordering::Relaxed);
     crate::mm::set_physmap(PHYSMAP_BASE, bi.mem_size);
+    #[cfg(not(test))]
+    crate::rt::BULK_MEM_MIN.store(bi.bulk_mem_min, Ordering::Relaxed);
     let t0 = crate::arch::rdtsc();
     init_frames(&bi);
     let t1 = crate::arch::rdtsc();

@@ -91,6 +91,16 @@ impl Console {
     }
 }
 
+/// `COPY_MEM(dst, src, len)`: 0, or `-EINVAL` when a range leaves RAM.
+pub fn copy_mem(ram: &GuestRam, dst: u64, src: u64, len: u64) -> i64 {
+    if ram.copy_within(dst, src, len).is_ok() { 0 } else { -i64::from(libc::EINVAL) }
+}
+
+/// `ZERO_MEM(gpa, len)`: 0, or `-EINVAL` when the range leaves RAM.
+pub fn zero_mem(ram: &GuestRam, gpa: u64, len: u64) -> i64 {
+    if ram.zero(gpa, len).is_ok() { 0 } else { -i64::from(libc::EINVAL) }
+}
+
 /// `GET_TIME(clock_id)`: Linux clock 0 (realtime) or 1 (monotonic), ns; negated errno else.
 pub fn get_time(clock_id: u64) -> i64 {
     let id = match clock_id {

@@ -26,6 +26,9 @@ pub enum MemoryError {
     },
 }
 
+/// Chunk size of [`GuestRam::copy_within`] and [`GuestRam::zero`], bytes.
+const BULK_CHUNK: u64 = 1 << 20;
+
 /// Guest RAM: GPAs `0 .. size`, backed by a memfd.
 pub struct GuestRam {
     file: File,
@@ -105,6 +108,46 @@ impl GuestRam {
         self.mem
             .read_slice(buf, GuestAddress(gpa))
             .map_err(|_| MemoryError::OutOfRange { gpa, len: buf.len() as u64 })
+    }
+
+    /// Copies `len` bytes from `src` to `dst` inside guest RAM (`memmove` semantics), in
+    /// chunks through a host buffer: the `COPY_MEM` hypercall.
+    ///
+    /// # Errors
+    /// [`MemoryError::OutOfRange`] when either range leaves RAM (then nothing is copied).
+    pub fn copy_within(&self, dst: u64, src: u64, len: u64) -> Result<(), MemoryError> {
+        self.check(dst, len)?;
+        self.check(src, len)?;
+        let mut buf = vec![0u8; len.min(BULK_CHUNK) as usize];
+        // Copy backwards when dst lies inside the source, so no chunk overwrites bytes not yet
+        // read.
+        let backwards = dst > src && dst < src + len;
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(BULK_CHUNK);
+            let off = if backwards { len - done - n } else { done };
+            let chunk = &mut buf[..n as usize];
+            self.read(src + off, chunk)?;
+            self.write(dst + off, chunk)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Zeroes `len` bytes at `gpa`: the `ZERO_MEM` hypercall.
+    ///
+    /// # Errors
+    /// [`MemoryError::OutOfRange`] when the range leaves RAM (then nothing is written).
+    pub fn zero(&self, gpa: u64, len: u64) -> Result<(), MemoryError> {
+        self.check(gpa, len)?;
+        let zeros = vec![0u8; len.min(BULK_CHUNK) as usize];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(BULK_CHUNK);
+            self.write(gpa + done, &zeros[..n as usize])?;
+            done += n;
+        }
+        Ok(())
     }
 
     /// Writes a plain-old-data value at `gpa` (for `#[repr(C)]` ABI structures).

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use guest_abi::Backend as BackendKind;
-use host_adapter::detect::{self, BackendChoice, BackendRequest, KvmProbe};
+use host_adapter::detect::{self, BackendChoice, BackendRequest, KvmKind, KvmProbe};
 use host_adapter::kvm::KvmBackend;
 use host_adapter::soft::SoftBackend;
 use host_adapter::{Backend, ExitReason};
@@ -73,15 +73,16 @@ pub fn run_and_exit(args: &RunArgs) -> ExitCode {
         "auto" => BackendRequest::Auto,
         _ => BackendRequest::Soft,
     };
-    let choice = if request == BackendRequest::Soft {
-        BackendChoice::Soft
+    let (choice, software_kvm) = if request == BackendRequest::Soft {
+        (BackendChoice::Soft, false)
     } else {
-        match detect::select(request, &KvmProbe::probe()) {
+        let probe = KvmProbe::probe();
+        match detect::select(request, &probe) {
             Ok((choice, why)) => {
                 if args.verbose > 0 {
                     eprintln!("pvm: {why}");
                 }
-                choice
+                (choice, probe.kind() == KvmKind::Software)
             }
             Err(e) => return fail(PVM_FAILED, format!("--backend kvm: {e}")),
         }
@@ -103,6 +104,8 @@ pub fn run_and_exit(args: &RunArgs) -> ExitCode {
         pin_cpu,
         verbose: args.verbose,
         pids_limit: args.pids_limit,
+        // Only where guest ring 0 is emulated (software KVM) are copies cheaper in H.
+        bulk_mem_min: if choice == BackendChoice::Kvm && software_kvm { boot::SOFTWARE_KVM_BULK_MEM_MIN } else { 0 },
     };
     let kind = match choice {
         BackendChoice::Soft => BackendKind::Soft,

@@ -153,8 +153,19 @@ fn sh_c_true_1000() {
 #[test]
 #[ignore = "a measurement, not a check; run with --ignored --nocapture"]
 fn measure_process_operations() {
+    measure("1000");
+}
+
+/// The same on `--backend kvm` (fewer iterations: under software KVM a fork costs about
+/// 0.2 s of emulated ring 0).
+#[test]
+#[ignore = "a measurement, not a check; run with --ignored --nocapture"]
+fn measure_process_operations_kvm() {
+    common::on_kvm("measure_process_operations_kvm", || measure("20"));
+}
+
+fn measure(n: &str) {
     let root = tree();
-    let n = "1000";
     println!("{:<6} {:>14} {:>14}  commands", "mode", "pvm us/proc", "native us/proc");
     for mode in ["fork", "exec", "sh"] {
         let guest = pvm(&[], &["/prog/procloop", mode, n, "time"], Duration::from_secs(300)).finished();

@@ -145,6 +145,7 @@ fn script(name: &str, timeout: Duration) {
         guest = guest.args(["--env", e]);
     }
     let guest = guest.args(["--", "/bin/sh", &script]).timeout(timeout).run();
+    println!("{name} ({:?} backend): pvm {:.2?}, native {:.2?}", common::backend(), guest.elapsed, native.elapsed);
     let mut failures = check(&native, &guest);
     let changes = digest_changes(&tree.digest, &digest(root));
     if !changes.is_empty() {

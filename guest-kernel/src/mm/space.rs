@@ -249,7 +249,7 @@ impl AddrSpace {
             match self.pt.map(va + i * PAGE_SIZE, gpa + i * PAGE_SIZE, flags) {
                 Ok(Some(old)) => {
                     self.queue_flush(va + i * PAGE_SIZE, PAGE_SIZE);
-                    self.pending_free.push((old.gpa, 1));
+                    self.queue_free(old.gpa, 1);
                 }
                 Ok(None) => self.resident += 1,
                 Err(e) => {
@@ -306,12 +306,16 @@ impl AddrSpace {
     }
 
     fn queue_flush(&mut self, va: u64, len: u64) {
-        if let Some(last) = self.pending_flush.last_mut()
-            && last.0 + last.1 == va {
-                last.1 += len;
-                return;
-            }
-        self.pending_flush.push((va, len));
+        push_run(&mut self.pending_flush, va, len);
+    }
+
+    /// Queues `n` frames at `gpa` to be freed after the next flush (merged with the previous
+    /// entry when contiguous, so freeing takes the allocator lock once per run).
+    fn queue_free(&mut self, gpa: u64, n: usize) {
+        match self.pending_free.last_mut() {
+            Some(last) if last.0 + last.1 as u64 * PAGE_SIZE == gpa => last.1 += n,
+            _ => self.pending_free.push((gpa, n)),
+        }
     }
 
     /// Records that H's shadow may now map `[gva, gva + len)` (a prefault or a shadow fault
@@ -390,14 +394,19 @@ impl AddrSpace {
     /// Drops the pages of `[start, end)` but keeps the VMAs (they read back as zero):
     /// `MADV_DONTNEED`. The flush is queued.
     pub fn zap(&mut self, start: u64, end: u64) {
-        let mut a = start;
-        while a < end {
-            if let Some(old) = self.pt.unmap(a) {
-                self.queue_flush(a, PAGE_SIZE);
-                self.pending_free.push((old.gpa, 1));
-                self.resident -= 1;
-            }
-            a += PAGE_SIZE;
+        let (mut flush, mut free, mut gone) = (Vec::new(), Vec::new(), 0);
+        self.pt.for_each_leaf(start, end, &mut |va, pte| {
+            push_run(&mut flush, va, PAGE_SIZE);
+            push_frame(&mut free, *pte & super::paging::ADDR_MASK);
+            *pte = 0;
+            gone += 1;
+        });
+        self.resident -= gone;
+        for (va, len) in flush {
+            self.queue_flush(va, len);
+        }
+        for (gpa, n) in free {
+            self.queue_free(gpa, n);
         }
     }
 
@@ -408,18 +417,22 @@ impl AddrSpace {
         }
         let flags = flags_for_prot(prot);
         let ro = flags - F::WRITABLE;
-        let mut a = start;
-        while a < end {
+        let mut flush = Vec::new();
+        self.pt.for_each_leaf(start, end, &mut |va, pte| {
+            let old = *pte;
+            let gpa = old & super::paging::ADDR_MASK;
             // A frame shared copy-on-write stays read-only: the first write copies it.
-            let f = match self.pt.translate(a) {
-                Some(l) if flags.contains(F::WRITABLE) && frame::is_shared(l.gpa) => ro,
-                _ => flags,
-            };
-            let old = self.pt.translate(a).map(|l| l.flags);
-            if self.pt.protect(a, f) && !old.is_some_and(|o| grants_more(o, f)) {
-                self.queue_flush(a, PAGE_SIZE);
+            let f = if flags.contains(F::WRITABLE) && frame::is_shared(gpa) { ro } else { flags };
+            let new = super::paging::with_flags(old, f);
+            if new != old {
+                *pte = new;
+                if !grants_more(F::from_bits_truncate(old & !super::paging::ADDR_MASK), f) {
+                    push_run(&mut flush, va, PAGE_SIZE);
+                }
             }
-            a += PAGE_SIZE;
+        });
+        for (va, len) in flush {
+            self.queue_flush(va, len);
         }
         true
     }
@@ -484,8 +497,13 @@ impl AddrSpace {
     /// of them, else those of `hot` (the pages around the stack pointer and the TLS block),
     /// are copied for the child right away. A 4 KiB copy costs well under a microsecond; a
     /// copy-on-write fault costs a trap, a flush and a prefault on each side.
+    ///
+    /// On the `hw` platform (KVM) a copy-on-write fault is the guest's own #PF, with no shadow
+    /// to flush, so only `hot` pages are copied: the lazy policy Linux uses. (Under software
+    /// KVM, where ring 0 is emulated, copying all writable pages of a shell made each fork
+    /// cost tens of milliseconds.)
     pub fn fork(&mut self, hot: &[u64]) -> Result<AddrSpace, NoMemory> {
-        let all = self.pt.count_writable(EAGER_FORK_PAGES + 1) <= EAGER_FORK_PAGES;
+        let all = !crate::platform::hw::active() && self.pt.count_writable(EAGER_FORK_PAGES + 1) <= EAGER_FORK_PAGES;
         let eager = |va: u64| all || hot.contains(&va);
         let mut out = super::paging::ForkOut::default();
         let pt = match self.pt.fork(&eager, &mut out) {
@@ -520,6 +538,22 @@ impl AddrSpace {
 
 /// Most writable pages a fork copies eagerly (see [`AddrSpace::fork`]): 512 KiB.
 pub const EAGER_FORK_PAGES: usize = 128;
+
+/// Appends `[va, va + len)` to `runs`, extending the last run when contiguous.
+fn push_run(runs: &mut Vec<(u64, u64)>, va: u64, len: u64) {
+    match runs.last_mut() {
+        Some(last) if last.0 + last.1 == va => last.1 += len,
+        _ => runs.push((va, len)),
+    }
+}
+
+/// Appends the frame at `gpa` to `runs` of `(gpa, frames)`, extending the last when contiguous.
+fn push_frame(runs: &mut Vec<(u64, usize)>, gpa: u64) {
+    match runs.last_mut() {
+        Some(last) if last.0 + last.1 as u64 * PAGE_SIZE == gpa => last.1 += 1,
+        _ => runs.push((gpa, 1)),
+    }
+}
 
 impl Drop for AddrSpace {
     fn drop(&mut self) {

@@ -175,6 +175,8 @@ fn serve(vm: &Vm, id: u32, call: Hypercall, [a0, a1, a2, _a3]: [u64; 4]) -> i64 
         Hypercall::ConsoleWrite => vm.console.write(ram, a0, a1, a2),
         Hypercall::ConsoleRead => vm.console.read(ram, a0, a1),
         Hypercall::GetTime => devices::get_time(a0),
+        Hypercall::CopyMem => devices::copy_mem(ram, a0, a1, a2),
+        Hypercall::ZeroMem => devices::zero_mem(ram, a0, a1),
         Hypercall::Shutdown => {
             vm.finish(devices::shutdown_reason(ram, a0, a1));
             0

@@ -255,6 +255,8 @@ fn serve(
         Hypercall::ConsoleWrite => vm.console.write(ram, a0, a1, a2),
         Hypercall::ConsoleRead => vm.console.read(ram, a0, a1),
         Hypercall::GetTime => devices::get_time(a0),
+        Hypercall::CopyMem => devices::copy_mem(ram, a0, a1, a2),
+        Hypercall::ZeroMem => devices::zero_mem(ram, a0, a1),
         Hypercall::SetTimer => {
             idle.deadline_ns = (a0 != 0).then_some(a0 as i64);
             0

@@ -222,17 +222,20 @@ impl Platform for Hw {
             FpuAction::Keep => {}
         }
         fpu::restore(&c.fpu);
-        let mut regs = ctx.regs;
+        // One copy of the registers each way (under software KVM every struct copy is
+        // emulated, and a syscall used to copy them four times).
+        c.cpu.regs = ctx.regs;
         // User-modifiable flags (CF PF AF ZF SF TF DF OF AC ID), plus IF and the fixed bit 1.
-        regs.rflags = (regs.rflags & 0x0024_0dd5) | 0x202;
-        c.cpu.regs = regs;
+        c.cpu.regs.rflags = (c.cpu.regs.rflags & 0x0024_0dd5) | 0x202;
         // SAFETY: interrupts are off in the kernel; GS base is this vCPU's HwCpu; the regs
         // were sanitised (canonical user rip, user flags only).
         unsafe { entry::hw_enter_user(&mut c.cpu) };
         fpu::save(&mut c.fpu);
-        let mut r = c.cpu.regs;
-        r.fs_base = ctx.regs.fs_base;
-        r.gs_base = ctx.regs.gs_base;
+        let (fs_base, gs_base) = (ctx.regs.fs_base, ctx.regs.gs_base);
+        ctx.regs = c.cpu.regs;
+        let r = &mut ctx.regs;
+        r.fs_base = fs_base;
+        r.gs_base = gs_base;
         let (v, error, cr2) = (c.cpu.vector, c.cpu.error, c.cpu.cr2);
         let trap = match v {
             SYSCALL_VECTOR => Trap::Syscall(r.rax),
@@ -267,7 +270,6 @@ impl Platform for Hw {
                 Trap::Exception { vector: v as u32, error, addr: 0, si_code }
             }
         };
-        ctx.regs = r;
         trap
     }
 
