@@ -13,6 +13,7 @@
 use crate::mm::space::{Access, FaultError};
 use crate::platform::{Current, FpuAction, Platform, SpaceRef, Trap};
 use crate::proc::{ExitReason, Thread, Wait, PROCESSES};
+use alloc::boxed::Box;
 use crate::signal::{self, SIGKILL, SIGSEGV};
 use crate::sys::{self, Ctx, SysRet};
 use alloc::collections::VecDeque;
@@ -52,9 +53,9 @@ fn wake_idle() {
 
 struct Sched {
     /// Runnable threads, FIFO.
-    runq: VecDeque<Thread>,
+    runq: VecDeque<Task>,
     /// Blocked threads.
-    blocked: Vec<Thread>,
+    blocked: Vec<Task>,
     /// Event sequence number (bumped by `notify`).
     seq: u64,
 }
@@ -75,8 +76,17 @@ pub fn seq() -> u64 {
     SCHED.lock().seq
 }
 
+/// A thread as the scheduler moves it around: boxed, so that handing it between the run
+/// queue, `run_thread` and `settle` moves a pointer, not the whole `Thread` (under software
+/// KVM every such move was an emulated copy of a few hundred bytes, several per syscall).
+type Task = Box<Thread>;
+
 /// Makes `t` runnable.
 pub fn enqueue(t: Thread) {
+    enqueue_task(Box::new(t));
+}
+
+fn enqueue_task(t: Task) {
     {
         let mut s = SCHED.lock();
         s.runq.push_back(t);
@@ -93,7 +103,7 @@ pub fn notify() {
         if s.blocked.is_empty() {
             return;
         }
-        let woken: Vec<Thread> = core::mem::take(&mut s.blocked);
+        let woken: Vec<Task> = core::mem::take(&mut s.blocked);
         s.runq.extend(woken);
         RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
         NEXT_DEADLINE.store(alarm_deadline(), Ordering::Relaxed);
@@ -102,7 +112,7 @@ pub fn notify() {
 }
 
 /// Parks `t` until the next event (or its deadline), unless an event happened since `seen`.
-fn block(t: Thread, seen: u64) {
+fn block(t: Task, seen: u64) {
     let mut s = SCHED.lock();
     if s.seq != seen {
         s.runq.push_back(t);
@@ -281,7 +291,7 @@ pub fn current_fpu(vcpu: u32, t: &Thread) -> alloc::vec::Vec<u8> {
 
 /// Carries out what a syscall or trap decided: `Some(t)` to keep running `t` on this vCPU,
 /// `None` when it blocked, yielded or exited (it left this vCPU).
-fn settle(vcpu: u32, mut t: Thread, trapped_in: Option<SpaceRef>, next: Next) -> Option<Thread> {
+fn settle(vcpu: u32, mut t: Task, trapped_in: Option<SpaceRef>, next: Next) -> Option<Task> {
     match next {
         Next::Resume => return Some(t),
         Next::Block(seen) => {
@@ -290,7 +300,7 @@ fn settle(vcpu: u32, mut t: Thread, trapped_in: Option<SpaceRef>, next: Next) ->
         }
         Next::Yield => {
             save_fpu(vcpu, &mut t, trapped_in);
-            enqueue(t);
+            enqueue_task(t);
         }
         Next::Exit(e) => exit_thread(t, e, true),
         Next::ExitThread(c) => exit_thread(t, ExitReason::Exited(c), false),
@@ -298,7 +308,7 @@ fn settle(vcpu: u32, mut t: Thread, trapped_in: Option<SpaceRef>, next: Next) ->
     None
 }
 
-fn run_thread(vcpu: u32, mut t: Thread) {
+fn run_thread(vcpu: u32, mut t: Task) {
     let mut last_fault = (u64::MAX, 0u32);
     let slice_end = crate::time::monotonic_ns() + SLICE_NS;
     let mut trapped_in: Option<SpaceRef> = None;
@@ -357,7 +367,7 @@ fn run_thread(vcpu: u32, mut t: Thread) {
         let others = RUNNABLE.load(Ordering::Relaxed) > 0;
         if others && now >= slice_end {
             save_fpu(vcpu, &mut t, trapped_in);
-            enqueue(t);
+            enqueue_task(t);
             return;
         }
         let space = match space_of(&t) {
@@ -663,7 +673,7 @@ pub fn oom_kill(t: &Thread) {
 /// woken, running ones interrupted). The thread's `clear_child_tid` word is zeroed and
 /// futex-woken when other threads share the address space (`pthread_join`). The last thread
 /// to go ends the process ([`exit_process`]) with the group's reason, or with its own.
-pub fn exit_thread(t: Thread, reason: ExitReason, group: bool) {
+fn exit_thread(t: Task, reason: ExitReason, group: bool) {
     let p = t.proc.clone();
     if group {
         let mut g = p.group_exit.lock();
@@ -709,7 +719,7 @@ pub fn kick_others() {
 /// Ends `t`'s process with `reason`: frees its address space and files, makes it a zombie
 /// for its parent (or reaps it at once when the parent ignores `SIGCHLD`), re-parents its
 /// children to the first process, and shuts the VM down when it is the first process.
-pub fn exit_process(t: Thread, reason: ExitReason) {
+fn exit_process(t: Task, reason: ExitReason) {
     let p = t.proc.clone();
     drop(t);
     let mm = p.mm.lock().take();

@@ -191,9 +191,10 @@ fn check(native: &Outcome, guest: &Outcome) -> Vec<String> {
 }
 
 /// Two #[test]s per script, named after it: `soft::NAME` on the soft backend, `kvm::NAME` on
-/// `--backend kvm` (skipped where KVM cannot be used).
+/// `--backend kvm` (skipped where KVM cannot be used). `slow: "why"` marks a script that takes
+/// many minutes on software KVM (see `common::on_kvm_unless_slow`).
 macro_rules! scripts {
-    ($($name:ident $(: $timeout:expr)?),* $(,)?) => {
+    ($($name:ident $(: $timeout:expr)? $(, slow: $why:literal)?);* $(;)?) => {
         mod soft {
             use super::*;
             $(
@@ -214,7 +215,14 @@ macro_rules! scripts {
                     #[allow(unused_mut, unused_assignments)]
                     let mut t = SCRIPT_TIMEOUT;
                     $(t = $timeout;)?
-                    common::on_kvm(stringify!($name), || script(stringify!($name), t));
+                    #[allow(unused_mut, unused_assignments)]
+                    let mut slow: Option<&str> = None;
+                    $(slow = Some($why);)?
+                    let run = || script(stringify!($name), t);
+                    match slow {
+                        Some(why) => common::on_kvm_unless_slow(stringify!($name), why, run),
+                        None => common::on_kvm(stringify!($name), run),
+                    }
                 }
             )*
         }
@@ -237,38 +245,38 @@ macro_rules! scripts {
 }
 
 scripts! {
-    arithmetic,
-    awk_text,
-    background_wait,
-    big_pipes,
-    cd_pwd,
-    command_substitution,
-    cut_tr,
-    devices,
-    env_export,
-    exec_builtin,
-    find_xargs,
-    fork_exec_1000: HEAVY_TIMEOUT,
-    functions,
-    glob_case,
-    grep_status,
-    heredoc,
-    nested_shells,
-    nproc_free_ps,
-    parameter_expansion,
-    pipeline_stages,
-    proc_self,
-    redirections,
-    rootfs_writes,
-    sed_edit,
-    set_e,
-    sigpipe,
-    sleep_timeout,
-    sort_uniq,
-    subshell_1000: HEAVY_TIMEOUT,
-    subshell_status,
-    tar_gzip,
-    tmp_perms,
-    trap_kill,
-    while_read,
+    arithmetic;
+    awk_text;
+    background_wait;
+    big_pipes, slow: "about 100 s: megabytes through pipes in 4 KiB syscalls";
+    cd_pwd;
+    command_substitution;
+    cut_tr;
+    devices;
+    env_export;
+    exec_builtin;
+    find_xargs;
+    fork_exec_1000: HEAVY_TIMEOUT, slow: "1000 fork+exec, about 0.3 s each";
+    functions, slow: "465 command-substitution forks, about 170 s";
+    glob_case;
+    grep_status;
+    heredoc;
+    nested_shells;
+    nproc_free_ps;
+    parameter_expansion;
+    pipeline_stages;
+    proc_self;
+    redirections;
+    rootfs_writes;
+    sed_edit;
+    set_e;
+    sigpipe;
+    sleep_timeout;
+    sort_uniq;
+    subshell_1000: HEAVY_TIMEOUT, slow: "1000 subshell forks, about 0.2 s each";
+    subshell_status;
+    tar_gzip;
+    tmp_perms;
+    trap_kill;
+    while_read;
 }

@@ -497,13 +497,9 @@ impl AddrSpace {
     /// of them, else those of `hot` (the pages around the stack pointer and the TLS block),
     /// are copied for the child right away. A 4 KiB copy costs well under a microsecond; a
     /// copy-on-write fault costs a trap, a flush and a prefault on each side.
-    ///
-    /// On the `hw` platform (KVM) a copy-on-write fault is the guest's own #PF, with no shadow
-    /// to flush, so only `hot` pages are copied: the lazy policy Linux uses. (Under software
-    /// KVM, where ring 0 is emulated, copying all writable pages of a shell made each fork
-    /// cost tens of milliseconds.)
+
     pub fn fork(&mut self, hot: &[u64]) -> Result<AddrSpace, NoMemory> {
-        let all = !crate::platform::hw::active() && self.pt.count_writable(EAGER_FORK_PAGES + 1) <= EAGER_FORK_PAGES;
+        let all = self.pt.count_writable(EAGER_FORK_PAGES + 1) <= EAGER_FORK_PAGES;
         let eager = |va: u64| all || hot.contains(&va);
         let mut out = super::paging::ForkOut::default();
         let pt = match self.pt.fork(&eager, &mut out) {

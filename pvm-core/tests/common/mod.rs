@@ -76,6 +76,31 @@ pub fn on_kvm(test: &str, case: impl FnOnce()) {
     case();
 }
 
+/// Set to `1` to run even the cases a suite skips on software KVM (see [`on_kvm_unless_slow`]).
+pub const KVM_FULL_ENV: &str = "PVM_TEST_KVM_FULL";
+
+/// Whether this host's KVM is software (`pvm info --json` says `"kind": "software"`, e.g.
+/// `kvm_pvm`): guest ring 0 is emulated there, about 1000 times slower than hardware.
+pub fn kvm_is_software() -> bool {
+    static SOFTWARE: OnceLock<bool> = OnceLock::new();
+    *SOFTWARE.get_or_init(|| {
+        let out = Command::new(pvm_bin()).args(["info", "--json"]).output().expect("running pvm info --json");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("pvm info --json prints JSON");
+        v["kvm"]["kind"] == "software"
+    })
+}
+
+/// Like [`on_kvm`], but on software KVM `case` runs only with [`KVM_FULL_ENV`]`=1`: for the
+/// few cases (hundreds of processes) that take minutes there. `why` says what makes it slow;
+/// the skip is printed. On hardware KVM it always runs.
+pub fn on_kvm_unless_slow(test: &str, why: &str, case: impl FnOnce()) {
+    if kvm_unusable().is_none() && kvm_is_software() && std::env::var(KVM_FULL_ENV).as_deref() != Ok("1") {
+        println!("skipping {test} on software KVM ({why}); {KVM_FULL_ENV}=1 runs it");
+        return;
+    }
+    on_kvm(test, case);
+}
+
 /// Makes each listed case function (`fn()`) a test twice: `soft::CASE` on the soft backend
 /// and `kvm::CASE` on `--backend kvm` ([`on_kvm`]: skipped where KVM cannot be used). Needs
 /// `#[macro_use] mod common;`.
