@@ -32,6 +32,48 @@ pub struct PageTables {
     root: u64,
 }
 
+/// Frames that have been page-table pages, free for reuse as page-table pages only.
+///
+/// Why: under KVM with shadow paging (software KVM such as `kvm_pvm`; any KVM without EPT/NPT)
+/// KVM keeps shadow pages for guest page-table frames and notices their changes only through
+/// the guest's own (write-protected, trapped) stores. H writing such a frame directly, as the
+/// `COPY_MEM`/`ZERO_MEM` hypercalls do, would leave stale shadow translations. So a frame,
+/// once a page table, stays one: the guest kernel zeroes it itself on reuse ([`alloc_table`])
+/// and it never becomes a data frame H may write. The pool holds at most the peak number of
+/// page-table pages.
+static TABLE_POOL: spin::Mutex<alloc::vec::Vec<u64>> = spin::Mutex::new(alloc::vec::Vec::new());
+
+/// A zeroed frame for a page-table page: from [`TABLE_POOL`] (zeroed here, by the guest's own
+/// stores), else a new frame from the allocator (never a page table before, so H may zero it).
+fn alloc_table() -> Option<u64> {
+    let reused = TABLE_POOL.lock().pop();
+    match reused {
+        Some(gpa) => {
+            // SAFETY: the frame is ours (taken from the pool), a whole page in the physmap.
+            unsafe { zero_in_guest(phys_to_virt(gpa).cast::<u64>()) };
+            Some(gpa)
+        }
+        None => frame::alloc_zeroed(),
+    }
+}
+
+/// Returns a page-table frame to [`TABLE_POOL`] (never to the general allocator).
+fn free_table_frame(gpa: u64) {
+    TABLE_POOL.lock().push(gpa);
+}
+
+/// Zeroes one 4 KiB page with the CPU's own stores (never a hypercall).
+///
+/// # Safety
+/// `page` is a writable, 8-byte aligned 4 KiB page.
+unsafe fn zero_in_guest(page: *mut u64) {
+    // SAFETY: the caller guarantees 512 writable quadwords at `page`; DF is clear.
+    unsafe {
+        asm!("rep stosq", inout("rcx") 512usize => _, inout("rdi") page => _, in("rax") 0u64,
+             options(nostack, preserves_flags));
+    }
+}
+
 fn table(gpa: u64) -> *mut PageTable {
     phys_to_virt(gpa).cast()
 }
@@ -82,7 +124,7 @@ fn index(va: u64, level: u32) -> usize {
 impl PageTables {
     /// Allocates an empty PML4.
     pub fn new() -> Result<Self, NoMemory> {
-        Ok(PageTables { root: frame::alloc_zeroed().ok_or(NoMemory)? })
+        Ok(PageTables { root: alloc_table().ok_or(NoMemory)? })
     }
 
     /// A placeholder owning no memory (what a torn-down address space keeps).
@@ -109,7 +151,7 @@ impl PageTables {
                 if !create {
                     return Ok(None);
                 }
-                let n = frame::alloc_zeroed().ok_or(NoMemory)?;
+                let n = alloc_table().ok_or(NoMemory)?;
                 // SAFETY: as above.
                 unsafe { e.write(n | TABLE_FLAGS.bits()) };
                 t = n;
@@ -265,7 +307,7 @@ fn count_table(gpa: u64, level: u32, limit: usize) -> usize {
 /// Copies the table at `gpa` (of `level`, covering VAs from `va`) for fork; see
 /// [`PageTables::fork`]. Returns the child's table.
 fn fork_table(gpa: u64, level: u32, va: u64, eager: &dyn Fn(u64) -> bool, out: &mut ForkOut) -> Result<u64, NoMemory> {
-    let child = frame::alloc_zeroed().ok_or(NoMemory)?;
+    let child = alloc_table().ok_or(NoMemory)?;
     let span = 1u64 << (12 + 9 * (level - 1));
     for (i, v) in entries(gpa, 0) {
         // SAFETY: `gpa` is a page-table page of the parent (allocated by its PageTables);
@@ -334,7 +376,7 @@ fn free_table(gpa: u64, level: u32) {
             }
         }
     }
-    frame::free(gpa, 1);
+    free_table_frame(gpa);
 }
 
 /// Leaf flags for Linux `PROT_*` bits (user pages; no PROT_READ-only distinction on x86).
