@@ -192,6 +192,39 @@ impl shadow_mmu::GuestMemory for GuestRam {
 mod tests {
     use super::*;
 
+    fn bytes(ram: &GuestRam, gpa: u64, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        ram.read(gpa, &mut v).expect("read");
+        v
+    }
+
+    #[test]
+    fn copy_within_is_memmove_across_chunks() {
+        let size = 4 * BULK_CHUNK;
+        let ram = GuestRam::new(size).expect("memfd");
+        let len = BULK_CHUNK + 4099; // more than one chunk, odd length
+        let pattern: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        // Disjoint, overlapping forwards (dst below src) and backwards (dst inside src).
+        for (src, dst) in [(0, 2 * BULK_CHUNK), (4096, 100), (100, 4096 + 3)] {
+            ram.write(src, &pattern).expect("write");
+            ram.copy_within(dst, src, len).expect("copy");
+            assert!(bytes(&ram, dst, len as usize) == pattern, "src {src:#x} dst {dst:#x}");
+        }
+        assert!(ram.copy_within(size - 10, 0, 11).is_err(), "destination past the end");
+        assert!(ram.copy_within(0, u64::MAX - 1, 4).is_err(), "source overflows");
+    }
+
+    #[test]
+    fn zero_clears_exactly_the_range() {
+        let ram = GuestRam::new(4 * BULK_CHUNK).expect("memfd");
+        ram.write(0, &vec![0xaa; (3 * BULK_CHUNK) as usize]).expect("write");
+        ram.zero(1, BULK_CHUNK + 5).expect("zero");
+        assert_eq!(bytes(&ram, 0, 1), [0xaa]);
+        assert!(bytes(&ram, 1, (BULK_CHUNK + 5) as usize).iter().all(|&b| b == 0));
+        assert_eq!(bytes(&ram, BULK_CHUNK + 6, 1), [0xaa]);
+        assert!(ram.zero(4 * BULK_CHUNK - 1, 2).is_err());
+    }
+
     #[test]
     fn bounds_are_checked() {
         let ram = GuestRam::new(1 << 20).expect("memfd");

@@ -199,3 +199,27 @@ fn auto_runs_a_program_and_says_which_backend() {
     assert!(err.contains("auto: "), "{err}");
     assert_eq!(out.status.code(), Some(42), "{err}");
 }
+
+/// Only where guest ring 0 is emulated (software KVM) does H take over bulk copies
+/// (`BootInfo::bulk_mem_min`): `--stats` shows `copy_mem`/`zero_mem` hypercalls there and
+/// never on hardware KVM or the soft backend.
+#[test]
+fn bulk_memory_hypercalls_only_on_software_kvm() {
+    let Some(prog) = build("gcc") else { return };
+    let stats = |backend: &str| {
+        let out = run({
+            let mut c = Command::new(PVM);
+            c.args(["run", "--stats", "--memory", "256M", "--backend", backend]).arg(&prog);
+            c
+        });
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let bulk = |table: &str| table.lines().any(|l| l.trim_start().starts_with("copy_mem") || l.trim_start().starts_with("zero_mem"));
+    assert!(!bulk(&stats("soft")), "the soft backend never hands copies to H");
+    if skip("bulk_memory_hypercalls_only_on_software_kvm (KVM part)") {
+        return;
+    }
+    let table = stats("kvm");
+    assert!(table.contains("pvm stats (kvm backend"), "{table}");
+    assert_eq!(bulk(&table), common::kvm_is_software(), "{table}");
+}
