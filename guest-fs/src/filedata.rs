@@ -5,6 +5,7 @@ use crate::errno::{Errno, Result};
 use crate::inode::FsShared;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::collections::btree_map::Entry;
 use alloc::vec;
 
 /// Bytes per data page.
@@ -78,7 +79,13 @@ impl FileData {
             return Err(Errno::EFBIG);
         }
         let (first, last) = (offset / PAGE64, (end - 1) / PAGE64);
-        let missing = (first..=last).filter(|i| !self.pages.contains_key(i)).count() as u64;
+        // Appending past the last page (the common case, and how the initramfs loader writes
+        // whole files): every page is missing, without one lookup per page.
+        let missing = if self.pages.range(first..).next().is_none() {
+            last - first + 1
+        } else {
+            (first..=last).filter(|i| !self.pages.contains_key(i)).count() as u64
+        };
         shared.charge(missing * PAGE64)?;
         self.generation += 1;
         let mut done = 0;
@@ -86,8 +93,15 @@ impl FileData {
             let pos = offset + done as u64;
             let (idx, within) = (pos / PAGE64, (pos % PAGE64) as usize);
             let chunk = (PAGE - within).min(data.len() - done);
-            let page = self.pages.entry(idx).or_insert_with(|| vec![0u8; PAGE].into_boxed_slice());
-            page[within..within + chunk].copy_from_slice(&data[done..done + chunk]);
+            let src = &data[done..done + chunk];
+            match self.pages.entry(idx) {
+                // A new page written whole: one copy, no zero fill first (the initramfs loader
+                // writes every file this way; under software KVM each fill is a hypercall).
+                Entry::Vacant(v) if chunk == PAGE => {
+                    v.insert(src.to_vec().into_boxed_slice());
+                }
+                e => e.or_insert_with(|| vec![0u8; PAGE].into_boxed_slice())[within..within + chunk].copy_from_slice(src),
+            }
             done += chunk;
         }
         self.size = self.size.max(end);
