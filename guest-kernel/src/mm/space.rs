@@ -312,10 +312,7 @@ impl AddrSpace {
     /// Queues `n` frames at `gpa` to be freed after the next flush (merged with the previous
     /// entry when contiguous, so freeing takes the allocator lock once per run).
     fn queue_free(&mut self, gpa: u64, n: usize) {
-        match self.pending_free.last_mut() {
-            Some(last) if last.0 + last.1 as u64 * PAGE_SIZE == gpa => last.1 += n,
-            _ => self.pending_free.push((gpa, n)),
-        }
+        push_frames(&mut self.pending_free, gpa, n);
     }
 
     /// Records that H's shadow may now map `[gva, gva + len)` (a prefault or a shadow fault
@@ -394,20 +391,15 @@ impl AddrSpace {
     /// Drops the pages of `[start, end)` but keeps the VMAs (they read back as zero):
     /// `MADV_DONTNEED`. The flush is queued.
     pub fn zap(&mut self, start: u64, end: u64) {
-        let (mut flush, mut free, mut gone) = (Vec::new(), Vec::new(), 0);
+        let (flush, free) = (&mut self.pending_flush, &mut self.pending_free);
+        let mut gone = 0;
         self.pt.for_each_leaf(start, end, &mut |va, pte| {
-            push_run(&mut flush, va, PAGE_SIZE);
-            push_frame(&mut free, *pte & super::paging::ADDR_MASK);
+            push_run(flush, va, PAGE_SIZE);
+            push_frames(free, *pte & super::paging::ADDR_MASK, 1);
             *pte = 0;
             gone += 1;
         });
         self.resident -= gone;
-        for (va, len) in flush {
-            self.queue_flush(va, len);
-        }
-        for (gpa, n) in free {
-            self.queue_free(gpa, n);
-        }
     }
 
     /// `mprotect(2)` on `[start, end)`; `false` if part of it is unmapped (ENOMEM).
@@ -417,7 +409,7 @@ impl AddrSpace {
         }
         let flags = flags_for_prot(prot);
         let ro = flags - F::WRITABLE;
-        let mut flush = Vec::new();
+        let flush = &mut self.pending_flush;
         self.pt.for_each_leaf(start, end, &mut |va, pte| {
             let old = *pte;
             let gpa = old & super::paging::ADDR_MASK;
@@ -427,13 +419,10 @@ impl AddrSpace {
             if new != old {
                 *pte = new;
                 if !grants_more(F::from_bits_truncate(old & !super::paging::ADDR_MASK), f) {
-                    push_run(&mut flush, va, PAGE_SIZE);
+                    push_run(flush, va, PAGE_SIZE);
                 }
             }
         });
-        for (va, len) in flush {
-            self.queue_flush(va, len);
-        }
         true
     }
 
@@ -543,11 +532,12 @@ fn push_run(runs: &mut Vec<(u64, u64)>, va: u64, len: u64) {
     }
 }
 
-/// Appends the frame at `gpa` to `runs` of `(gpa, frames)`, extending the last when contiguous.
-fn push_frame(runs: &mut Vec<(u64, usize)>, gpa: u64) {
+/// Appends `n` frames at `gpa` to `runs` of `(gpa, frames)`, extending the last run when
+/// contiguous.
+fn push_frames(runs: &mut Vec<(u64, usize)>, gpa: u64, n: usize) {
     match runs.last_mut() {
-        Some(last) if last.0 + last.1 as u64 * PAGE_SIZE == gpa => last.1 += 1,
-        _ => runs.push((gpa, 1)),
+        Some(last) if last.0 + last.1 as u64 * PAGE_SIZE == gpa => last.1 += n,
+        _ => runs.push((gpa, n)),
     }
 }
 
