@@ -26,8 +26,10 @@ pub enum MemoryError {
     },
 }
 
-/// Chunk size of [`GuestRam::copy_within`] and [`GuestRam::zero`], bytes.
+/// Chunk size of [`GuestRam::copy_within`], bytes.
 const BULK_CHUNK: u64 = 1 << 20;
+/// Chunk size of [`GuestRam::zero`] (the size of its static zero buffer), bytes.
+const ZERO_CHUNK: u64 = 64 << 10;
 
 /// Guest RAM: GPAs `0 .. size`, backed by a memfd.
 pub struct GuestRam {
@@ -139,12 +141,13 @@ impl GuestRam {
     /// # Errors
     /// [`MemoryError::OutOfRange`] when the range leaves RAM (then nothing is written).
     pub fn zero(&self, gpa: u64, len: u64) -> Result<(), MemoryError> {
+        /// Source of the zero fill: no allocation per hypercall.
+        static ZEROS: [u8; ZERO_CHUNK as usize] = [0; ZERO_CHUNK as usize];
         self.check(gpa, len)?;
-        let zeros = vec![0u8; len.min(BULK_CHUNK) as usize];
         let mut done = 0;
         while done < len {
-            let n = (len - done).min(BULK_CHUNK);
-            self.write(gpa + done, &zeros[..n as usize])?;
+            let n = (len - done).min(ZERO_CHUNK);
+            self.write(gpa + done, &ZEROS[..n as usize])?;
             done += n;
         }
         Ok(())
