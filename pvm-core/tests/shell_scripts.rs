@@ -195,15 +195,27 @@ fn check(native: &Outcome, guest: &Outcome) -> Vec<String> {
 /// many minutes on software KVM (see `common::on_kvm_unless_slow`).
 macro_rules! scripts {
     ($($name:ident $(: $timeout:expr)? $(, slow: $why:literal)?);* $(;)?) => {
+        /// Each script's time limit and, for the slow ones, why they are slow on software KVM.
+        mod limits {
+            use super::*;
+            $(
+                pub fn $name() -> (Duration, Option<&'static str>) {
+                    #[allow(unused_mut, unused_assignments)]
+                    let mut t = SCRIPT_TIMEOUT;
+                    $(t = $timeout;)?
+                    #[allow(unused_mut, unused_assignments)]
+                    let mut slow = None;
+                    $(slow = Some($why);)?
+                    (t, slow)
+                }
+            )*
+        }
         mod soft {
             use super::*;
             $(
                 #[test]
                 fn $name() {
-                    #[allow(unused_mut, unused_assignments)]
-                    let mut t = SCRIPT_TIMEOUT;
-                    $(t = $timeout;)?
-                    script(stringify!($name), t);
+                    script(stringify!($name), limits::$name().0);
                 }
             )*
         }
@@ -212,12 +224,7 @@ macro_rules! scripts {
             $(
                 #[test]
                 fn $name() {
-                    #[allow(unused_mut, unused_assignments)]
-                    let mut t = SCRIPT_TIMEOUT;
-                    $(t = $timeout;)?
-                    #[allow(unused_mut, unused_assignments)]
-                    let mut slow: Option<&str> = None;
-                    $(slow = Some($why);)?
+                    let (t, slow) = limits::$name();
                     let run = || script(stringify!($name), t);
                     match slow {
                         Some(why) => common::on_kvm_unless_slow(stringify!($name), why, run),
