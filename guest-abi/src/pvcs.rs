@@ -235,8 +235,10 @@ pub struct Pvcs {
     pub fpu_op: u32,
     /// Bytes of `fpu` that hold the image U saved (U -> K).
     pub fpu_len: u32,
-    /// Host thread id of U's thread for this vCPU (U writes at start; H uses it only with
-    /// `tgkill(u_pid, tid, ...)` so a forged value cannot reach another process).
+    /// Host thread id of U's thread for this vCPU. U writes it at start; H reads it once, when
+    /// U reports ready and before any guest code ran in U, checks that the ids are distinct
+    /// threads of U other than its mapper, and from then on uses only its own copy. Guest code
+    /// may overwrite this field later; nobody reads it again.
     pub u_tid: i32,
     /// Number of traps U published on this PVCS (U writes; statistics only).
     pub trap_count: u32,
@@ -310,10 +312,18 @@ pub struct VcpuPage {
     /// interrupt is lost (a spurious `Interrupt` trap is possible and harmless).
     /// `u32::MAX`: none.
     pub current_space: AtomicU32,
-    _pad1: [u8; 4096 - 64 - 48 - 12],
+    /// K's count of its entries into and returns from user code on this vCPU: odd while the
+    /// vCPU runs user code (K incremented it before publishing `KernelToUser`), even while it
+    /// runs the guest kernel (K incremented it again when the trap came back). H's interrupt
+    /// watchdog uses it: an interrupt pending while the count stays at one odd value for too
+    /// long means the guest user thread does not take interrupts. Only K writes it (guest user
+    /// code cannot map this page).
+    pub user_seq: AtomicU32,
+    _pad1: [u8; 4096 - 64 - 48 - 16],
 }
 
 const _: () = assert!(core::mem::size_of::<VcpuPage>() as u64 == crate::layout::VCPU_PAGE_SIZE);
 const _: () = assert!(core::mem::offset_of!(VcpuPage, nr) == 64);
 const _: () = assert!(core::mem::offset_of!(VcpuPage, ret) == 104);
 const _: () = assert!(core::mem::offset_of!(VcpuPage, current_space) == 120);
+const _: () = assert!(core::mem::offset_of!(VcpuPage, user_seq) == 124);

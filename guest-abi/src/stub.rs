@@ -10,18 +10,24 @@
 //! | [`SHARED_FD`] (4) | shared memfd | shared memfd |
 //! | [`MAPPER_FD`] (5) | - | this space's mapper memfd |
 //! | [`SETUP_FD`] (6) | setup memfd ([`SetupRecord`]) | setup memfd |
+//! | [`COMPLETION_FD`] (7) | - | write end of the mapper's completion pipe (kept) |
 //!
 //! The stub reads the setup record once into its own memory, maps what it describes, then
-//! closes every fd but (in U) [`GUEST_MEM_FD`].
+//! closes every fd but (in U) [`GUEST_MEM_FD`] and [`COMPLETION_FD`].
 
 use crate::layout;
 use crate::mapper;
 
-/// Signal H sends with `tgkill(u_pid, u_tid, INTERRUPT_SIGNAL)` to a U vCPU thread that runs
-/// guest user code; the stub reports it as [`crate::pvcs::TrapKind::Interrupt`]. `SIGUSR1`.
-/// A signal sent while the thread is handing off stays pending and fires right after the next
-/// entry into user code (a spurious interrupt trap K must tolerate).
+/// Signal H sends with `tgkill(u_pid, tid, INTERRUPT_SIGNAL)` to a U vCPU thread (H's own
+/// record of the tid, taken at spawn) that runs guest user code; the stub reports it as
+/// [`crate::pvcs::TrapKind::Interrupt`]. `SIGUSR1`. A signal that lands while the thread runs
+/// stub code (handing off) is remembered by the stub and reported as an interrupt trap at the
+/// next entry into user code instead (a spurious interrupt trap K must tolerate); H also
+/// repeats an interrupt the vCPU has not taken (its watchdog).
 pub const INTERRUPT_SIGNAL: i32 = 10;
+/// Signal H sends to every guest thread of a U it resets for the pool: wherever the thread
+/// is, it abandons its context and parks (see [`crate::mapper::MapperCmd::run`]). `SIGUSR2`.
+pub const RESET_SIGNAL: i32 = 12;
 
 /// fd of the guest-memory memfd in K and U (equal to [`mapper::U_GUEST_MEM_FD`]).
 pub const GUEST_MEM_FD: i32 = mapper::U_GUEST_MEM_FD;
@@ -31,6 +37,9 @@ pub const SHARED_FD: i32 = 4;
 pub const MAPPER_FD: i32 = 5;
 /// fd of the setup memfd (one [`SetupRecord`]) at stub start.
 pub const SETUP_FD: i32 = 6;
+/// fd of the write end of the mapper's completion pipe in U (packet mode; the only fd the
+/// mapper's filter lets it `write` to). See [`crate::mapper`].
+pub const COMPLETION_FD: i32 = 7;
 
 /// Offset of the [`mapper::MapperDone`] page in the mapper memfd (the command area is at 0).
 pub const MAPPER_DONE_OFFSET: u64 = mapper::CMD_AREA_SIZE;
@@ -166,6 +175,9 @@ pub enum StubExit {
     SyscallFailed = 108,
     /// The stub panicked during setup.
     Panic = 109,
+    /// The stub gave up on a broken state before its filters were installed (afterwards the
+    /// same call kills the process through seccomp).
+    Died = 110,
 }
 
 impl StubExit {
@@ -182,6 +194,7 @@ impl StubExit {
             107 => Self::SealFailed,
             108 => Self::SyscallFailed,
             109 => Self::Panic,
+            110 => Self::Died,
             _ => return None,
         })
     }

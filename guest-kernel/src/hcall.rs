@@ -67,6 +67,14 @@ pub fn set_current_space(vcpu: u32, space: u32) {
     }
 }
 
+/// Counts an entry into (`entering`) or a return from user code of `vcpu` in
+/// `VcpuPage::user_seq` (odd while user code runs), for H's interrupt watchdog.
+pub fn count_user_run(vcpu: u32) {
+    // SAFETY: as in `call`.
+    let p = unsafe { &*page(vcpu) };
+    p.user_seq.fetch_add(1, Ordering::Release);
+}
+
 /// `LOAD_PGTBL(root)` → space id.
 pub fn load_pgtbl(root: u64) -> i64 {
     call(Hypercall::LoadPgtbl, [root, 0, 0, 0])

@@ -42,6 +42,10 @@ pub enum SwitcherError {
     /// The U mapper did not complete a batch in time although U is alive.
     #[error("timed out waiting for the U mapper")]
     MapperTimeout,
+    /// The mapper channel broke (a timeout or a completion packet outside the protocol
+    /// earlier): nothing more is sent through it, the U process must be ended.
+    #[error("the U mapper channel is broken")]
+    MapperBroken,
     /// The stub did not report ready in time.
     #[error("timed out waiting for the stub to start")]
     StartTimeout,

@@ -31,10 +31,10 @@ pub use kernel::{KernelSegment, KernelSpawn, spawn_kernel};
 pub use mapper::MapperChannel;
 pub use process::{ExitInfo, StubProcess};
 pub use shared::SharedMemory;
-pub use space::{SpaceSpawn, spawn_space};
+pub use space::{SpaceSpawn, SpaceThreads, SpawnedSpace, spawn_space};
 
-/// Signal H sends to a U vCPU thread (`tgkill(pid, Pvcs::u_tid, ..)`) to raise an interrupt
-/// trap; see [`guest_abi::stub::INTERRUPT_SIGNAL`].
+/// Signal H sends to a U vCPU thread ([`SpaceThreads::interrupt`]) to raise an interrupt trap;
+/// see [`guest_abi::stub::INTERRUPT_SIGNAL`].
 pub const INTERRUPT_SIGNAL: i32 = guest_abi::stub::INTERRUPT_SIGNAL;
 
 #[cfg(test)]

@@ -1,19 +1,19 @@
-//! The H side of a U's mapper channel (protocol: [`guest_abi::mapper`]): validates a batch,
-//! writes it into the command area, wakes the mapper thread and waits for its completion,
-//! checking the U's pidfd so a dead U gives an error, never a hang.
+//! The H side of a U's mapper channel (protocol and trust rules: [`guest_abi::mapper`]):
+//! validates a batch, writes it into the command area, wakes the mapper thread and waits for
+//! its completion packet on the pipe only the mapper can write, polling the U's pidfd with it
+//! so a dead U gives an error, never a hang. One batch is in flight at a time, so the one
+//! packet read answers the batch sent; a batch that timed out or was answered outside the
+//! protocol breaks the channel for good (its U must be ended).
 
-use crate::process::pidfd_exited;
 use crate::sys::Mapping;
 use crate::{ExitInfo, SwitcherError, futex};
 use guest_abi::layout::{USER_END, USER_START};
-use guest_abi::mapper::{MAX_OPS, MapOp, MapOpKind, MapperCmd, MapperDone};
-use std::os::fd::{AsFd, OwnedFd};
+use guest_abi::mapper::{COMPLETION_FAILED_BASE, COMPLETION_OK, MAX_OPS, MapOp, MapOpKind, MapperCmd, MapperDone};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// How long one futex wait lasts before H checks whether U is still alive.
-const POLL: Duration = Duration::from_millis(20);
 /// How long a batch may take while U is alive before [`SwitcherError::MapperTimeout`].
 const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -21,9 +21,18 @@ const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct MapperChannel {
     map: Mapping,
     pidfd: OwnedFd,
+    /// Read end of the completion pipe (packet mode, nonblocking).
+    completion: OwnedFd,
     guest_mem_size: u64,
+    state: Mutex<ChannelState>,
+}
+
+/// The channel's own state, under its lock.
+struct ChannelState {
     /// Sequence number of the last batch sent.
-    seq: Mutex<u32>,
+    seq: u32,
+    /// A batch timed out or got an answer outside the protocol: send nothing more.
+    broken: bool,
 }
 
 impl std::fmt::Debug for MapperChannel {
@@ -33,8 +42,15 @@ impl std::fmt::Debug for MapperChannel {
 }
 
 impl MapperChannel {
-    pub(crate) fn new(map: Mapping, pidfd: OwnedFd, guest_mem_size: u64) -> Self {
-        Self { map, pidfd, guest_mem_size, seq: Mutex::new(0) }
+    pub(crate) fn new(map: Mapping, pidfd: OwnedFd, completion: OwnedFd, guest_mem_size: u64) -> Self {
+        Self { map, pidfd, completion, guest_mem_size, state: Mutex::new(ChannelState { seq: 0, broken: false }) }
+    }
+
+    /// The command area (H's read-write view), for the run words.
+    pub(crate) fn cmd_area(&self) -> &MapperCmd {
+        // SAFETY: the command area is mapped for the channel's life; the fields H reads or
+        // writes through a shared reference are atomics (`seq`, `run`).
+        unsafe { &*self.cmd() }
     }
 
     fn cmd(&self) -> *mut MapperCmd {
@@ -42,8 +58,8 @@ impl MapperChannel {
     }
 
     fn done(&self) -> &MapperDone {
-        // SAFETY: the completion page follows the command area in the mapping; MapperDone's
-        // fields are atomics apart from failed_index, which we read with read_volatile.
+        // SAFETY: the completion page follows the command area in the mapping; H reads only
+        // its atomic `result`.
         unsafe { &*self.map.ptr().add(guest_abi::stub::MAPPER_DONE_OFFSET as usize).cast::<MapperDone>() }
     }
 
@@ -81,15 +97,24 @@ impl MapperChannel {
     ///
     /// Errors: [`SwitcherError::InvalidMapOp`] (nothing sent), [`SwitcherError::MapperFailed`]
     /// (ops before `index` were applied, the rest not), [`SwitcherError::ProcessDead`] when U
-    /// is gone, [`SwitcherError::MapperTimeout`] when a live U does not answer within 10 s.
-    /// A guest that forges the completion page only confuses its own shadow.
+    /// is gone, [`SwitcherError::MapperTimeout`] when a live U does not answer within 10 s,
+    /// [`SwitcherError::MapperBroken`] after either of the last two or a packet outside the
+    /// protocol. Only a completion packet from U's mapper thread ends a batch: guest code
+    /// cannot make H return early.
     pub fn apply(&self, ops: &[MapOp]) -> Result<(), SwitcherError> {
         for (i, op) in ops.iter().enumerate() {
             self.validate(i, op)?;
         }
-        let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.broken {
+            return Err(SwitcherError::MapperBroken);
+        }
         for (n, chunk) in ops.chunks(MAX_OPS).enumerate() {
-            self.send(&mut seq, chunk).map_err(|e| match e {
+            let r = self.send(&mut st.seq, chunk);
+            if matches!(r, Err(SwitcherError::MapperTimeout | SwitcherError::MapperBroken | SwitcherError::ProcessDead(_))) {
+                st.broken = true;
+            }
+            r.map_err(|e| match e {
                 SwitcherError::MapperFailed { index, errno } => {
                     SwitcherError::MapperFailed { index: n * MAX_OPS + index, errno }
                 }
@@ -113,28 +138,55 @@ impl MapperChannel {
         cmd_seq.store(seq, Ordering::Release);
         *last = seq;
         futex::wake(cmd_seq, 1)?;
-        let done = self.done();
-        let deadline = Instant::now() + BATCH_TIMEOUT;
-        loop {
-            let d = done.seq.load(Ordering::Acquire);
-            if d == seq {
-                break;
+        let len = self.wait_packet()?;
+        if len == COMPLETION_OK {
+            return Ok(());
+        }
+        match len.checked_sub(COMPLETION_FAILED_BASE) {
+            Some(index) if index < chunk.len() => {
+                // The errno is guest-writable: only the message depends on it.
+                let raw = self.done().result.load(Ordering::Acquire).wrapping_neg();
+                let errno = if (1..4096).contains(&raw) { raw } else { libc::EIO };
+                Err(SwitcherError::MapperFailed { index, errno })
             }
-            if pidfd_exited(self.pidfd.as_fd()) {
+            _ => Err(SwitcherError::MapperBroken),
+        }
+    }
+
+    /// Waits for one completion packet and returns its length.
+    fn wait_packet(&self) -> Result<usize, SwitcherError> {
+        let deadline = Instant::now() + BATCH_TIMEOUT;
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: reads at most buf.len() bytes into the live buffer from our own fd.
+            let n = unsafe { libc::read(self.completion.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n > 0 {
+                return Ok(n as usize);
+            }
+            if n == 0 {
+                // Every write end is closed: U is gone.
                 return Err(SwitcherError::ProcessDead(exit_info(&self.pidfd)));
             }
-            if Instant::now() > deadline {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => {}
+                _ => return Err(SwitcherError::Os { op: "read of the mapper completion", source: e }),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(SwitcherError::MapperTimeout);
             }
-            futex::wait(&done.seq, d, Some(POLL))?;
+            let mut fds = [
+                libc::pollfd { fd: self.completion.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.pidfd.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            // SAFETY: two valid pollfd entries for the call.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+            if r > 0 && fds[0].revents == 0 && fds[1].revents != 0 {
+                return Err(SwitcherError::ProcessDead(exit_info(&self.pidfd)));
+            }
         }
-        let result = done.result.load(Ordering::Acquire);
-        if result != 0 {
-            // SAFETY: plain u32 in the mapped completion page (guest-writable: validated).
-            let idx = unsafe { std::ptr::read_volatile(std::ptr::addr_of!(done.failed_index)) } as usize;
-            return Err(SwitcherError::MapperFailed { index: idx.min(chunk.len()), errno: result.wrapping_neg() });
-        }
-        Ok(())
     }
 }
 

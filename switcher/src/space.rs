@@ -1,13 +1,148 @@
-//! Spawning a U process for one guest address space (design sections 3-6; stub role U).
+//! Spawning a U process for one guest address space (design sections 3-6; stub role U), H's
+//! own record of its guest threads, and the reset of a U that goes back to the pool.
+//!
+//! Reset for the pool ([`SpaceThreads::park`]): a released space's U may still run guest
+//! code on some thread (a hostile guest need not be where the guest kernel thinks), so it is
+//! not enough to unmap its memory. H sets every vCPU's run word in the command area to
+//! `PARK` (read-only in U), sends each guest thread [`guest_abi::stub::RESET_SIGNAL`] and
+//! waits until the kernel has dequeued it on every thread (`SigPnd` in
+//! `/proc/PID/task/TID/status`). From then on each thread runs only the stub's register-only
+//! park loop, whatever it did before (the handler entry reads nothing guest-writable while
+//! the run word says `PARK`), so no guest code is left running; H then clears the PVCS pages.
+//! [`SpaceThreads::unpark`] lets the threads serve the next guest address space; on leaving
+//! the park loop they re-derive the stub's own state (FPU format, pending-interrupt flags).
 
 use crate::image::stub_image;
 use crate::mapper::MapperChannel;
 use crate::process::StubProcess;
 use crate::sys::{has_user_fsgsbase, host_fpu_image_size, memfd};
 use crate::{SharedMemory, SwitcherError, filters, setup, spawn};
+use guest_abi::mapper::{PARK, RUN};
 use guest_abi::stub::{self, StubRole};
-use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Duration;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// How long H waits for every guest thread of a U to take the reset signal before it gives
+/// the process up (kills it instead of pooling it).
+const PARK_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// A spawned U: the process, its mapper channel and its guest threads.
+#[derive(Debug)]
+pub struct SpawnedSpace {
+    /// The U process.
+    pub process: StubProcess,
+    /// Its mapper channel.
+    pub channel: MapperChannel,
+    /// Its guest threads, one per vCPU.
+    pub threads: SpaceThreads,
+}
+
+/// H's record of a U's guest threads: host tid by vCPU, read once at spawn before any guest
+/// code ran in U and checked to be distinct threads of U other than its main (mapper) thread.
+/// H never reads `Pvcs::u_tid` again.
+#[derive(Debug)]
+pub struct SpaceThreads {
+    pid: i32,
+    tids: Vec<i32>,
+}
+
+impl SpaceThreads {
+    /// Host tid of the guest thread of `vcpu`.
+    pub fn tid(&self, vcpu: u32) -> Option<i32> {
+        self.tids.get(vcpu as usize).copied()
+    }
+
+    /// Sends `sig` to the guest thread of `vcpu` (`tgkill` with U's pid, so never to another
+    /// process). Returns whether it was sent.
+    pub fn signal(&self, vcpu: u32, sig: i32) -> bool {
+        let Some(tid) = self.tid(vcpu) else { return false };
+        // SAFETY: plain syscall with integer arguments.
+        unsafe { libc::syscall(libc::SYS_tgkill, self.pid, tid, sig) == 0 }
+    }
+
+    /// Raises an interrupt on the guest thread of `vcpu` ([`crate::INTERRUPT_SIGNAL`]).
+    pub fn interrupt(&self, vcpu: u32) -> bool {
+        self.signal(vcpu, crate::INTERRUPT_SIGNAL)
+    }
+
+    /// Parks every guest thread for the pool (see the module docs) and clears the space's
+    /// PVCS pages. Returns false when a thread did not take the reset in time (or the process
+    /// is gone): the caller must kill the process instead of pooling it.
+    pub fn park(&self, channel: &MapperChannel, shared: &SharedMemory, space: u32) -> bool {
+        let cmd = channel.cmd_area();
+        for v in 0..self.tids.len() {
+            cmd.run[v].store(PARK, Ordering::SeqCst);
+        }
+        for v in 0..self.tids.len() as u32 {
+            if !self.signal(v, stub::RESET_SIGNAL) {
+                return false;
+            }
+        }
+        let deadline = Instant::now() + PARK_TIMEOUT;
+        let mut pause = Duration::from_micros(10);
+        for &tid in &self.tids {
+            loop {
+                match signal_pending(self.pid, tid, stub::RESET_SIGNAL) {
+                    Some(false) => break,
+                    Some(true) if Instant::now() < deadline => {
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(Duration::from_millis(1));
+                    }
+                    _ => return false,
+                }
+            }
+        }
+        shared.reset_space(space, self.tids.len() as u32);
+        true
+    }
+
+    /// Lets every guest thread of a parked U serve its vCPU again.
+    pub fn unpark(&self, channel: &MapperChannel) {
+        let cmd = channel.cmd_area();
+        for v in 0..self.tids.len() {
+            cmd.run[v].store(RUN, Ordering::SeqCst);
+            let _ = crate::futex::wake(&cmd.run[v], i32::MAX);
+        }
+    }
+}
+
+/// Whether `sig` is pending for thread `tid` of `pid` (`SigPnd` of its status file, `man 5
+/// proc`); `None` when the thread is gone or the file unreadable.
+fn signal_pending(pid: i32, tid: i32, sig: i32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("SigPnd:"))?;
+    let mask = u64::from_str_radix(line.trim(), 16).ok()?;
+    Some(mask & (1u64 << (sig - 1)) != 0)
+}
+
+/// The guest-thread tids U recorded, checked: one per vCPU, distinct, none the main thread,
+/// each a thread of `pid`.
+fn read_tids(cfg: &SpaceSpawn<'_>, pid: i32) -> Result<Vec<i32>, SwitcherError> {
+    let mut tids = Vec::with_capacity(cfg.vcpus as usize);
+    for v in 0..cfg.vcpus {
+        let p = cfg.shared.pvcs_ptr(cfg.space, v);
+        // SAFETY: mapped PVCS; one racy read of an i32 (validated below).
+        let tid = unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*p).u_tid)) };
+        let own = std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists();
+        if tid <= 0 || tid == pid || tids.contains(&tid) || !own {
+            return Err(SwitcherError::InvalidConfig(format!("U reported an invalid thread id {tid} for vCPU {v}")));
+        }
+        tids.push(tid);
+    }
+    Ok(tids)
+}
+
+/// A pipe in packet mode (`O_DIRECT`), both ends nonblocking and close-on-exec: (read, write).
+fn packet_pipe() -> Result<(OwnedFd, OwnedFd), SwitcherError> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_DIRECT | libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+        return Err(SwitcherError::last_os("pipe2 (completion)"));
+    }
+    // SAFETY: two fresh fds we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
 
 /// What [`spawn_space`] needs.
 pub struct SpaceSpawn<'a> {
@@ -23,8 +158,8 @@ pub struct SpaceSpawn<'a> {
     pub vcpus: u32,
 }
 
-/// Spawns U (argv[0] `pvm-stub-u`) for `cfg.space` and returns it with its mapper channel,
-/// once every guest thread recorded `Pvcs::u_tid`.
+/// Spawns U (argv[0] `pvm-stub-u`) for `cfg.space` and returns it with its mapper channel and
+/// its guest threads, once every guest thread recorded `Pvcs::u_tid`.
 ///
 /// Before spawning it resets the space's PVCS header pages (`state = Empty`): K may publish
 /// the first `KernelToUser` right after this returns (or even before U is ready: the guest
@@ -33,7 +168,7 @@ pub struct SpaceSpawn<'a> {
 /// Errors: [`SwitcherError::InvalidConfig`], [`SwitcherError::FpuTooLarge`],
 /// [`SwitcherError::NoFsGsBase`], OS failures, [`SwitcherError::StartFailed`],
 /// [`SwitcherError::StartTimeout`].
-pub fn spawn_space(cfg: &SpaceSpawn<'_>) -> Result<(StubProcess, MapperChannel), SwitcherError> {
+pub fn spawn_space(cfg: &SpaceSpawn<'_>) -> Result<SpawnedSpace, SwitcherError> {
     if cfg.space >= guest_abi::MAX_SPACES {
         return Err(SwitcherError::InvalidConfig(format!("space {} >= {}", cfg.space, guest_abi::MAX_SPACES)));
     }
@@ -47,13 +182,27 @@ pub fn spawn_space(cfg: &SpaceSpawn<'_>) -> Result<(StubProcess, MapperChannel),
     if !has_user_fsgsbase() {
         return Err(SwitcherError::NoFsGsBase);
     }
-    let (ts, te) = stub_image()?.text();
+    let image = stub_image()?;
+    let words = filters::StubWords { text: image.text(), data: image.data(), vcpus: cfg.vcpus };
     let mut rec = setup::new_record(StubRole::Space, cfg.space, cfg.vcpus, cfg.guest_mem_size);
-    rec.filter_a_len = setup::put_filter(&mut rec.filter_a, &filters::u_guest(ts, te)?)?;
+    rec.filter_a_len = setup::put_filter(&mut rec.filter_a, &filters::u_guest(&words)?)?;
     rec.filter_b_len = setup::put_filter(&mut rec.filter_b, &filters::u_mapper()?)?;
     let setup_fd = setup::record_memfd(&rec)?;
     let mapper_fd = memfd(c"pvm-mapper", stub::MAPPER_MEMFD_SIZE, 0)?;
     let channel_map = crate::sys::Mapping::shared(mapper_fd.as_fd(), stub::MAPPER_MEMFD_SIZE as usize, 0)?;
+    let (completion_rd, completion_wr) = packet_pipe()?;
+    let (fpu_features, fpu_len, mxcsr_mask) = crate::sys::host_fpu_format();
+    if fpu_len as usize > guest_abi::pvcs::PVCS_FPU_SIZE {
+        return Err(SwitcherError::FpuTooLarge(u64::from(fpu_len)));
+    }
+    // SAFETY: the fresh mapper memfd is mapped read-write here and nobody else maps it yet;
+    // these plain header fields are written once, before U exists.
+    unsafe {
+        let cmd = channel_map.ptr().cast::<guest_abi::mapper::MapperCmd>();
+        std::ptr::addr_of_mut!((*cmd).fpu_features).write_volatile(fpu_features);
+        std::ptr::addr_of_mut!((*cmd).fpu_len).write_volatile(fpu_len);
+        std::ptr::addr_of_mut!((*cmd).mxcsr_mask).write_volatile(mxcsr_mask);
+    }
     cfg.shared.reset_space(cfg.space, cfg.vcpus);
     let proc = spawn::spawn(spawn::Request {
         fds: vec![
@@ -61,6 +210,7 @@ pub fn spawn_space(cfg: &SpaceSpawn<'_>) -> Result<(StubProcess, MapperChannel),
             (setup::dup(cfg.shared.fd())?, stub::SHARED_FD),
             (mapper_fd, stub::MAPPER_FD),
             (setup_fd, stub::SETUP_FD),
+            (completion_wr, stub::COMPLETION_FD),
         ],
         argv0: c"pvm-stub-u",
         affinity: spawn::current_affinity(),
@@ -72,6 +222,8 @@ pub fn spawn_space(cfg: &SpaceSpawn<'_>) -> Result<(StubProcess, MapperChannel),
             unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*p).u_tid)) != 0 }
         })
     })?;
-    let channel = MapperChannel::new(channel_map, setup::dup(proc.pidfd())?, cfg.guest_mem_size);
-    Ok((proc, channel))
+    let threads = SpaceThreads { pid: proc.pid(), tids: read_tids(cfg, proc.pid())? };
+    let channel = MapperChannel::new(channel_map, setup::dup(proc.pidfd())?, completion_rd, cfg.guest_mem_size);
+    threads.unpark(&channel);
+    Ok(SpawnedSpace { process: proc, channel, threads })
 }

@@ -19,7 +19,8 @@ use std::sync::{Mutex, OnceLock};
 
 /// What to spawn.
 pub(crate) struct Request {
-    /// (source fd, target fd number in the child). Targets must be in 3..=6.
+    /// (source fd, target fd number in the child). Targets must be in 3..=7 (at most
+    /// `MAX_FDS`).
     pub fds: Vec<(OwnedFd, RawFd)>,
     /// `argv[0]` (also the name tests look for).
     pub argv0: &'static CStr,
@@ -33,9 +34,11 @@ struct Job {
 }
 
 /// fd the stub memfd occupies in the child during exec (close-on-exec).
-const EXEC_FD: RawFd = 7;
+const EXEC_FD: RawFd = 9;
 /// fd of the error pipe in the child (close-on-exec).
-const ERR_FD: RawFd = 8;
+const ERR_FD: RawFd = 10;
+/// Most fds a child gets (targets 3..=7).
+const MAX_FDS: usize = 5;
 /// `ADDR_NO_RANDOMIZE` personality flag (`linux/personality.h`).
 const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
 
@@ -98,11 +101,11 @@ fn spawn_now(req: &Request) -> Result<StubProcess, SwitcherError> {
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
     let argv = [req.argv0.as_ptr(), std::ptr::null()];
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
-    let mut fds = [(-1, -1); 4];
-    for (i, (src, dst)) in req.fds.iter().enumerate().take(4) {
+    let mut fds = [(-1, -1); MAX_FDS];
+    for (i, (src, dst)) in req.fds.iter().enumerate().take(MAX_FDS) {
         fds[i] = (src.as_raw_fd(), *dst);
     }
-    let nfds = req.fds.len().min(4);
+    let nfds = req.fds.len().min(MAX_FDS);
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     // SAFETY: fork; the child only calls async-signal-safe functions (child_exec) and never
@@ -189,7 +192,7 @@ unsafe fn child_exec(
             fail(err_fd);
         }
         // Move every fd above the target range first so dup2 cannot clobber a source.
-        let mut tmp = [(-1, -1); 4];
+        let mut tmp = [(-1, -1); MAX_FDS];
         for (i, &(src, dst)) in fds.iter().enumerate() {
             let t = libc::fcntl(src, libc::F_DUPFD, 64);
             if t < 0 {

@@ -98,6 +98,46 @@ pub(crate) fn host_fpu_image_size() -> u64 {
     std::arch::x86_64::__cpuid_count(0xd, 0).ebx as u64 + 4
 }
 
+/// The user FPU state a U process gets on this host: (state components, signal-frame image
+/// size in bytes, MXCSR mask). Components are XCR0 without those Linux arms XFD for until a
+/// process asks permission (CPUID.(0DH, i).ECX bit 2, e.g. AMX tile data): a U never asks,
+/// and XRSTOR of an XFD-armed component faults. The image size is the end of the highest
+/// such component in the standard XSAVE layout (CPUID.(0DH, i).EBX + EAX; at least the 576
+/// bytes of the legacy area and header) plus `FP_XSTATE_MAGIC2`, as Linux sizes signal
+/// frames (`fpu_user_cfg.default_size`). Without XSAVE: (0, 512, mask). Intel SDM vol. 1,
+/// 13.2-13.4; `arch/x86/kernel/fpu/xstate.c`.
+pub(crate) fn host_fpu_format() -> (u64, u32, u32) {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+    #[repr(C, align(16))]
+    struct Area([u8; 512]);
+    let mut area = Area([0; 512]);
+    // SAFETY: FXSAVE writes 512 bytes into the 16-byte aligned local buffer.
+    unsafe { std::arch::asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack)) };
+    let mask = u32::from_le_bytes([area.0[28], area.0[29], area.0[30], area.0[31]]);
+    let mask = if mask == 0 { 0xffbf } else { mask };
+    if __cpuid(1).ecx & (1 << 27) == 0 {
+        return (0, 512, mask);
+    }
+    let (lo, hi): (u32, u32);
+    // SAFETY: XGETBV(0) reads XCR0; OSXSAVE is set (checked above).
+    unsafe { std::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    let xcr0 = u64::from(lo) | (u64::from(hi) << 32);
+    let mut features = xcr0 & 3;
+    let mut end = 576u32;
+    for i in 2..63 {
+        if xcr0 & (1 << i) == 0 {
+            continue;
+        }
+        let leaf = __cpuid_count(0xd, i);
+        if leaf.ecx & 4 != 0 {
+            continue;
+        }
+        features |= 1 << i;
+        end = end.max(leaf.ebx + leaf.eax);
+    }
+    (features, end + 4, mask)
+}
+
 /// Whether the kernel enables `rdfsbase`/`wrfsbase` in user mode (`AT_HWCAP2` bit 1).
 pub(crate) fn has_user_fsgsbase() -> bool {
     // SAFETY: getauxval has no preconditions.

@@ -81,7 +81,7 @@ fn jumping_into_the_stub_entry_kills_u() {
     r.rax = layout::STUB_BASE;
     contained(&h, r);
     let exit = h.proc().wait().expect("wait");
-    assert_eq!(exit, switcher::ExitInfo::Signaled(libc::SIGILL), "the stub's die() on a stub-text trap");
+    assert_eq!(exit, switcher::ExitInfo::Signaled(libc::SIGSYS), "a non-futex syscall from stub text: seccomp kill");
 }
 
 #[test]
@@ -93,12 +93,12 @@ fn jumping_onto_a_stub_syscall_instruction_kills_u() {
     let text = &elf[0x1000..0x1000 + (te - ts) as usize];
     let sites: Vec<u64> = text.windows(2).enumerate().filter(|(_, w)| w == &[0x0f, 0x05]).map(|(i, _)| ts + i as u64).collect();
     assert!(!sites.is_empty());
-    // mmap(guest range) through every syscall site of the stub, one U each for a few sites.
-    for &site in sites.iter().take(3) {
+    // mmap(guest range), and rt_sigreturn, through syscall sites of the stub, one U each.
+    for (n, &site) in sites.iter().enumerate().take(6) {
         let h = Harness::new(&[0xff, 0xe3]); // jmp rbx
         let mut r = Harness::regs(CODE_GVA);
         r.rbx = site;
-        r.rax = 9;
+        r.rax = if n % 2 == 0 { 9 } else { 15 };
         r.rdi = 0x80_0000;
         r.rsi = 0x1000;
         r.rdx = 7;
@@ -106,7 +106,7 @@ fn jumping_onto_a_stub_syscall_instruction_kills_u() {
         r.r8 = 3;
         contained(&h, r);
         let exit = h.proc().wait().expect("wait");
-        assert_eq!(exit, switcher::ExitInfo::Signaled(libc::SIGILL), "site {site:#x}");
+        assert_eq!(exit, switcher::ExitInfo::Signaled(libc::SIGSYS), "site {site:#x}");
     }
 }
 
@@ -139,6 +139,84 @@ fn scribbling_over_pvcs_and_stub_data_cannot_escape() {
         assert_eq!(kind(&t), Some(TrapKind::PageFault));
         assert_eq!(t.fault_addr, target);
     }
+}
+
+#[test]
+fn forged_mapper_completions_never_end_a_batch_early() {
+    // loop: mov eax, [rbx] (cmd.seq); mov [rbp], eax (done.seq); jmp loop  (8b 03 89 45 00 eb f9)
+    let h = Harness::new(&[0x8b, 0x03, 0x89, 0x45, 0x00, 0xeb, 0xf9]);
+    let mut r = Harness::regs(CODE_GVA);
+    r.rbx = layout::U_MAPPER_CMD_BASE;
+    r.rbp = layout::U_MAPPER_DONE_BASE;
+    h.enter(r, FpuOp::Reset);
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    let pid = h.proc().pid();
+    for round in 0..50u64 {
+        let base = 0x100_0000 + round * 0x40_0000;
+        // 256 separate pages (alternating protections, so no two merge into one VMA).
+        let ops: Vec<_> = (0..256u64)
+            .map(|i| map_op(guest_abi::mapper::MapOpKind::Map, base + i * 0x2000, 0x1000, if i % 2 == 0 { 1 } else { 3 }, HOLE_GPA))
+            .collect();
+        h.mapper.apply(&ops).expect("map batch");
+        // When apply returns, every mapping is there: the batch really completed.
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+        let last = format!("{:x}-", base + 255 * 0x2000);
+        assert!(maps.contains(&last), "round {round}: apply returned before the mapper finished");
+        let unmap = [map_op(guest_abi::mapper::MapOpKind::Unmap, base, 256 * 0x2000, 0, 0)];
+        h.mapper.apply(&unmap).expect("unmap batch");
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+        assert!(!maps.contains(&format!("{base:x}-")), "round {round}: unmap returned early");
+    }
+    assert!(h.threads.interrupt(0));
+    let (t, _) = h.wait_trap().expect("the spinner is interrupted");
+    assert_eq!(kind(&t), Some(TrapKind::Interrupt));
+}
+
+#[test]
+fn overwritten_u_tid_does_not_redirect_interrupts() {
+    // mov [rbx], eax (89 03); jmp $ (eb fe): writes garbage over Pvcs::u_tid, then spins.
+    let h = Harness::new(&[0x89, 0x03, 0xeb, 0xfe]);
+    let mut r = Harness::regs(CODE_GVA);
+    r.rbx = layout::U_PVCS_BASE + core::mem::offset_of!(guest_abi::pvcs::Pvcs, u_tid) as u64;
+    r.rax = h.proc().pid() as u64; // the mapper thread's tid
+    h.enter(r, FpuOp::Reset);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(h.threads.interrupt(0));
+    let (t, g) = h.wait_trap().expect("the interrupt still reaches the guest thread");
+    assert_eq!(kind(&t), Some(TrapKind::Interrupt));
+    assert_eq!(g.rip, CODE_GVA + 2);
+}
+
+#[test]
+fn parking_for_the_pool_stops_every_guest_thread() {
+    // loop: inc qword [rbx]; jmp loop  (48 ff 03 eb fb): a guest that keeps running.
+    let h = Harness::new(&[0x48, 0xff, 0x03, 0xeb, 0xfb]);
+    let mut r = Harness::regs(CODE_GVA);
+    r.rbx = DATA_GVA;
+    h.enter(r, FpuOp::Reset);
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    assert_ne!(h.read_u64(DATA_GPA), 0, "the guest runs");
+    assert!(h.threads.park(&h.mapper, &h.shm, 0), "parked");
+    let before = h.read_u64(DATA_GPA);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(h.read_u64(DATA_GPA), before, "no guest code runs in a parked U");
+    let st = h.shm.pvcs(0, 0).state.load(std::sync::atomic::Ordering::Acquire);
+    assert_eq!(st, guest_abi::pvcs::SwitchState::Empty as u32, "PVCS cleared");
+    // A forged KernelToUser (as a guest would write it) does not wake a parked thread.
+    h.enter(Harness::regs(CODE_GVA), FpuOp::Reset);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(h.read_u64(DATA_GPA), before, "parked threads ignore the PVCS");
+    // Unparked (after H resets the PVCS as LOAD_PGTBL does), it serves the next space.
+    h.shm.pvcs(0, 0).state.store(guest_abi::pvcs::SwitchState::Empty as u32, std::sync::atomic::Ordering::Release);
+    h.threads.unpark(&h.mapper);
+    let mut r = Harness::regs(CODE_GVA + 3); // jmp loop -> inc; ... then interrupt it
+    r.rbx = DATA_GVA + 8;
+    h.enter(r, FpuOp::Reset);
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    assert!(h.threads.interrupt(0));
+    let (t, _) = h.wait_trap().expect("serves again");
+    assert_eq!(kind(&t), Some(TrapKind::Interrupt));
+    assert_ne!(h.read_u64(DATA_GPA + 8), 0);
 }
 
 #[test]

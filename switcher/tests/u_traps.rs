@@ -187,13 +187,27 @@ fn interrupt_signal_becomes_an_interrupt_trap() {
     let h = Harness::new(&[0xeb, 0xfe]);
     h.enter(Harness::regs(CODE_GVA), FpuOp::Reset);
     std::thread::sleep(std::time::Duration::from_millis(20));
-    let p = h.pvcs();
-    // SAFETY: reading the u_tid U wrote at start.
-    let tid = unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*p).u_tid)) };
-    // SAFETY: tgkill to our own child's thread.
-    let r = unsafe { libc::syscall(libc::SYS_tgkill, h.proc().pid(), tid, switcher::INTERRUPT_SIGNAL) };
-    assert_eq!(r, 0);
+    assert!(h.threads.interrupt(0));
     let (t, g) = h.wait_trap().expect("trap");
     assert_eq!(kind(&t), Some(TrapKind::Interrupt));
     assert_eq!(g.rip, CODE_GVA, "interrupted inside the loop");
+}
+
+#[test]
+fn interrupts_while_waiting_for_k_are_not_lost() {
+    // syscall; jmp $ : the interrupt lands while U waits for K after the syscall trap.
+    let h = Harness::new(&[0x0f, 0x05, 0xeb, 0xfe]);
+    let (t, _) = h.run(Harness::regs(CODE_GVA), FpuOp::Reset);
+    assert_eq!(kind(&t), Some(TrapKind::Syscall));
+    assert!(h.threads.interrupt(0));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // K resumes the thread: the interrupt seen in stub code is reported before guest code runs.
+    let (t, g) = h.run(Harness::regs(CODE_GVA + 2), FpuOp::Keep);
+    assert_eq!(kind(&t), Some(TrapKind::Interrupt));
+    assert_eq!(g.rip, CODE_GVA + 2, "reported at the entry K asked for");
+    // And then guest code runs normally.
+    assert!(h.threads.interrupt(0));
+    let (t, g) = h.run(Harness::regs(CODE_GVA + 2), FpuOp::Keep);
+    assert_eq!(kind(&t), Some(TrapKind::Interrupt));
+    assert_eq!(g.rip, CODE_GVA + 2);
 }

@@ -37,6 +37,7 @@ impl Platform for Pv {
             };
             core::ptr::addr_of_mut!((*p).fpu_op).write_volatile(op as u32);
             let state = &(*p).state;
+            crate::hcall::count_user_run(vcpu);
             state.store(SwitchState::KernelToUser as u32, Ordering::Release);
             futex_wake(state, 1);
             loop {
@@ -45,10 +46,12 @@ impl Platform for Pv {
                     break;
                 }
                 if s == SwitchState::SpaceDead as u32 {
+                    crate::hcall::count_user_run(vcpu);
                     return Trap::SpaceDied;
                 }
                 futex_wait(state, s);
             }
+            crate::hcall::count_user_run(vcpu);
             ctx.regs = core::ptr::addr_of!((*p).regs).read_volatile();
             let rec = core::ptr::addr_of!((*p).trap).read_volatile();
             match TrapKind::from_raw(rec.kind) {

@@ -5,6 +5,7 @@
 mod monitor;
 mod spaces;
 mod vcpu;
+mod watchdog;
 
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::Arc;
@@ -100,6 +101,7 @@ impl Backend for SoftBackend {
         let mut stats = RunStats::default();
         std::thread::scope(|scope| {
             let monitor = scope.spawn(|| monitor::run(&vm, &kernel));
+            let watchdog = std::thread::Builder::new().name("pvm-watchdog".into()).spawn_scoped(scope, || watchdog::run(&vm));
             let handles: Vec<_> = (0..vm.setup.vcpus)
                 .map(|id| {
                     let vm = &vm;
@@ -127,9 +129,12 @@ impl Backend for SoftBackend {
             }
             vm.finish(ExitReason::KernelDied("vCPU threads ended".into()));
             let _ = monitor.join();
+            if let Ok(w) = watchdog {
+                let _ = w.join();
+            }
         });
         kernel.kill();
-        vm.spaces.release_all(&mut stats.shadow);
+        vm.spaces.release_all(&vm.shared, &mut stats.shadow);
         let reason = vm.reason.lock().take().unwrap_or(ExitReason::KernelDied("no reason".into()));
         stats.guest = crate::stats::read_guest_stats(&vm.setup.memory);
         Ok(RunOutcome { reason, wall: start.elapsed(), stats })

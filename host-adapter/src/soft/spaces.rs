@@ -10,7 +10,7 @@ use guest_abi::mapper::MapOp;
 use guest_abi::pvcs::SwitchState;
 use parking_lot::{Mutex, RwLock};
 use shadow_mmu::{ShadowConfig, ShadowSpace};
-use switcher::{MapperChannel, SharedMemory, SpaceSpawn, StubProcess};
+use switcher::{MapperChannel, SharedMemory, SpaceSpawn, SpaceThreads, StubProcess};
 
 use crate::GuestRam;
 use crate::stats::ShadowTotals;
@@ -57,6 +57,8 @@ pub struct Space {
     pub shadow: ShadowSpace<ChannelMapper>,
     /// The U process (dropping the last reference kills it).
     pub process: Arc<StubProcess>,
+    /// Its guest threads (H's own record of their tids).
+    pub threads: Arc<SpaceThreads>,
     channel: Arc<MapperChannel>,
 }
 
@@ -65,6 +67,7 @@ pub struct Space {
 struct Pooled {
     id: u32,
     process: Arc<StubProcess>,
+    threads: Arc<SpaceThreads>,
     channel: Arc<MapperChannel>,
 }
 
@@ -180,29 +183,30 @@ impl Spaces {
             pool.retain(|p| !p.process.has_exited());
             pool.pop()
         };
-        let (id, process, channel, fresh) = match reused {
+        let (id, process, threads, channel, fresh) = match reused {
             Some(p) => {
                 for v in 0..self.vcpus {
                     shared.pvcs(p.id, v).state.store(SwitchState::Empty as u32, Ordering::Release);
                 }
-                (p.id, p.process, p.channel, false)
+                p.threads.unpark(&p.channel);
+                (p.id, p.process, p.threads, p.channel, false)
             }
             None => {
                 let mut used: std::collections::HashSet<u32> = by_root.values().copied().collect();
                 used.extend(self.pool.lock().iter().map(|p| p.id));
                 let id = (0..MAX_SPACES).find(|i| !used.contains(i)).ok_or(SpaceError::Exhausted)?;
-                let (process, channel) = switcher::spawn_space(&SpaceSpawn {
+                let sp = switcher::spawn_space(&SpaceSpawn {
                     guest_mem: ram.fd(),
                     guest_mem_size: ram.size(),
                     shared,
                     space: id,
                     vcpus: self.vcpus,
                 })?;
-                (id, Arc::new(process), Arc::new(channel), true)
+                (id, Arc::new(sp.process), Arc::new(sp.threads), Arc::new(sp.channel), true)
             }
         };
         let shadow = ShadowSpace::new(root, ChannelMapper::new(channel.clone()), ShadowConfig::default());
-        *self.slots[id as usize].write() = Some(Arc::new(Space { id, shadow, process, channel }));
+        *self.slots[id as usize].write() = Some(Arc::new(Space { id, shadow, process, threads, channel }));
         by_root.insert(root, id);
         let mut r = self.retired.lock();
         r.spaces_created += u64::from(fresh);
@@ -212,19 +216,30 @@ impl Spaces {
     }
 
     /// `RELEASE_PGTBL`: ends `root`'s space. Its U process is emptied (every shadow mapping
-    /// unmapped) and pooled for a later root, or killed when the pool is full, the unmap
-    /// failed or `pool` is false. Returns whether the space existed.
-    pub fn release(&self, root: u64, pool: bool) -> bool {
+    /// unmapped), its guest threads parked and its PVCSs cleared (`SpaceThreads::park`: no
+    /// guest code of this space runs any more, whatever the guest did), and it is pooled for
+    /// a later root; it is killed instead when the pool is full, a step failed or `pool` is
+    /// false. Returns whether the space existed.
+    pub fn release(&self, shared: &SharedMemory, root: u64, pool: bool) -> bool {
         let Some(id) = self.by_root.write().remove(&root) else {
             return false;
         };
         let space = self.slots[id as usize].write().take();
         if let Some(space) = space {
             self.retire(&space);
-            let emptied = pool && empty_user_range(&space.channel) && !space.process.has_exited();
+            let room = pool && self.pool.lock().len() < POOL_MAX;
+            let clean = room
+                && empty_user_range(&space.channel)
+                && space.threads.park(&space.channel, shared, id)
+                && !space.process.has_exited();
             let mut idle = self.pool.lock();
-            if emptied && idle.len() < POOL_MAX {
-                idle.push(Pooled { id, process: space.process.clone(), channel: space.channel.clone() });
+            if clean && idle.len() < POOL_MAX {
+                idle.push(Pooled {
+                    id,
+                    process: space.process.clone(),
+                    threads: space.threads.clone(),
+                    channel: space.channel.clone(),
+                });
             } else {
                 space.process.kill();
             }
@@ -244,10 +259,10 @@ impl Spaces {
     }
 
     /// Ends every space and adds all shadow statistics into `totals`.
-    pub fn release_all(&self, totals: &mut ShadowTotals) {
+    pub fn release_all(&self, shared: &SharedMemory, totals: &mut ShadowTotals) {
         let roots: Vec<u64> = self.by_root.read().keys().copied().collect();
         for root in roots {
-            self.release(root, false);
+            self.release(shared, root, false);
         }
         for p in self.pool.lock().drain(..) {
             p.process.kill();

@@ -54,24 +54,21 @@ impl IdleState {
 }
 
 /// Posts interrupt `bit` for vCPU `id`: sets it in `pending_irq`, wakes an H thread halted
-/// on it, and signals the U thread of the space the vCPU last entered user code through (the
-/// signal stays pending while the vCPU is in the guest kernel; see `VcpuPage::current_space`).
+/// on it, and kicks the vCPU ([`kick`]).
 pub(crate) fn raise(vm: &Vm, id: u32, bit: u32) {
     let page = vm.shared.vcpu_page(id);
     page.pending_irq.fetch_or(bit, Ordering::SeqCst);
     let _ = switcher::futex::wake(&page.pending_irq, i32::MAX);
-    let space_id = page.current_space.load(Ordering::SeqCst);
-    let Some(space) = vm.spaces.by_id(space_id) else { return };
-    let pvcs = vm.shared.pvcs_ptr(space_id, id);
-    // SAFETY: `pvcs` points into the shared mapping H keeps for the whole run; the field is
-    // guest-written, read once here and only used as a tid of the U process below.
-    let tid = unsafe { std::ptr::addr_of!((*pvcs).u_tid).read_volatile() };
-    if tid > 0 {
-        // SAFETY: tgkill with the U process's own tgid: a forged tid can only name a thread
-        // of that U process, or none (ESRCH, ignored).
-        unsafe {
-            libc::syscall(libc::SYS_tgkill, space.process.pid(), tid, switcher::INTERRUPT_SIGNAL);
-        }
+    kick(vm, id);
+}
+
+/// Signals the guest thread of vCPU `id` in the space it last entered user code through
+/// (`VcpuPage::current_space`), by H's own record of that thread's tid. A signal that lands
+/// while the thread hands off is reported at its next entry into user code.
+pub(crate) fn kick(vm: &Vm, id: u32) {
+    let space_id = vm.shared.vcpu_page(id).current_space.load(Ordering::SeqCst);
+    if let Some(space) = vm.spaces.by_id(space_id) {
+        space.threads.interrupt(id);
     }
 }
 
@@ -188,7 +185,7 @@ fn serve(
             }
         },
         Hypercall::ReleasePgtbl => {
-            if vm.spaces.release(a0, true) { 0 } else { -EINVAL }
+            if vm.spaces.release(&vm.shared, a0, true) { 0 } else { -EINVAL }
         }
         Hypercall::FlushTlb | Hypercall::FlushTlbAll => {
             let t0 = Instant::now();

@@ -89,13 +89,16 @@ fn auxv_value(sp: *const u64, tag: u64) -> Option<u64> {
     None
 }
 
-/// Kills the process from a context where every signal is blocked (or unblocked: the
-/// handler then dies too): `ud2` raises SIGILL, which the kernel forces with the default
-/// action when it is blocked.
+/// Kills the whole process: `exit_group` from stub text, which the guest-thread filter (U)
+/// and the K filter answer with `SECCOMP_RET_KILL_PROCESS`, and which before any filter is an
+/// ordinary exit. `ud2` behind it in case the call returns.
 #[inline(always)]
 pub fn die() -> ! {
-    // SAFETY: ud2 never returns.
-    unsafe { core::arch::asm!("ud2", options(noreturn, nostack)) }
+    // SAFETY: exit_group takes no memory argument and does not return.
+    unsafe {
+        core::arch::asm!("mov eax, 231", "mov edi, {code}", "syscall", "ud2",
+            code = const guest_abi::stub::StubExit::Died as i32, options(noreturn, nostack))
+    }
 }
 
 #[panic_handler]

@@ -1,7 +1,9 @@
 //! Role U's mapper thread: applies H's batches from the command area with registers only.
 //! Guest threads share this address space and can write any writable page of it (stacks
 //! included), so after it starts this loop never touches memory except reading the
-//! read-only command area and writing the completion page. Protocol: guest_abi::mapper.
+//! read-only command area and writing the (informational) completion page. Each batch ends
+//! with one `write` of a packet to `COMPLETION_FD`: its length is the outcome, and nobody but
+//! this thread can write that pipe. Protocol: guest_abi::mapper.
 //!
 //! Registers: rbx = command area, rbp = completion page, r12d = last batch seq handled,
 //! r13 = ops in the batch, r14 = op index, r15 = op pointer.
@@ -35,7 +37,7 @@ core::arch::global_asm!(
     "mov r12d, eax",
     "mov r13d, dword ptr [rbx + 4]", // cmd.count
     "xor r14d, r14d",
-    "lea r15, [rbx + 64]",           // cmd.ops
+    "lea r15, [rbx + {ops_off}]",    // cmd.ops
     "mov rax, -22",                  // EINVAL for a count above MAX_OPS
     "cmp r13, {max_ops}",
     "ja 8f",
@@ -77,25 +79,30 @@ core::arch::global_asm!(
     "8:",                            // failure: result = rax (negated errno), index = r14
     "mov dword ptr [rbp + 4], eax",
     "mov dword ptr [rbp + 8], r14d",
+    "lea rdx, [r14 + {failed_base}]", // packet length: COMPLETION_FAILED_BASE + index
     "jmp 11f",
     "9:",
     "mov dword ptr [rbp + 4], 0",
     "mov dword ptr [rbp + 8], 0",
+    "mov edx, {ok}",                 // packet length: COMPLETION_OK
     "11:",
-    "mov dword ptr [rbp], r12d",     // done.seq (x86 stores are ordered: result first)
-    "mov eax, 202",
-    "mov rdi, rbp",
-    "mov esi, 1",                    // FUTEX_WAKE (shared)
-    "mov edx, 0x7fffffff",
+    "mov dword ptr [rbp], r12d",     // done.seq (informational)
+    "mov eax, 1",                    // write(COMPLETION_FD, done page, length)
+    "mov edi, {completion_fd}",
+    "mov rsi, rbp",
     "syscall",
     "jmp 2b",
     cmd = const guest_abi::layout::U_MAPPER_CMD_BASE,
     done = const guest_abi::layout::U_MAPPER_DONE_BASE,
     max_ops = const guest_abi::mapper::MAX_OPS,
+    failed_base = const guest_abi::mapper::COMPLETION_FAILED_BASE,
+    ok = const guest_abi::mapper::COMPLETION_OK,
+    completion_fd = const guest_abi::stub::COMPLETION_FD,
+    ops_off = const guest_abi::mapper::CMD_HEADER_SIZE,
 );
 
 const _: () = assert!(core::mem::size_of::<guest_abi::mapper::MapOp>() == 32);
-const _: () = assert!(core::mem::offset_of!(guest_abi::mapper::MapperCmd, ops) == 64);
+const _: () = assert!(core::mem::offset_of!(guest_abi::mapper::MapperCmd, ops) == guest_abi::mapper::CMD_HEADER_SIZE);
 
 unsafe extern "C" {
     fn pvm_stub_mapper_loop(go: *const core::sync::atomic::AtomicU32) -> !;

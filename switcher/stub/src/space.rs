@@ -4,27 +4,29 @@
 //!
 //! Start-up order (nothing guest-controlled runs before the last step):
 //! 1. main maps everything, closes fds, seals the stub area, installs the handlers;
-//! 2. each guest thread records `Pvcs::u_tid`, sets its sigaltstack and mask, installs the
+//! 2. each guest thread records `Pvcs::u_tid` (H reads it once, before step 4), sets its
+//!    sigaltstack and its signal mask (for good: no handler ever changes it), installs the
 //!    guest filter, counts itself in `READY` and waits for `GO`;
 //! 3. main, once all are ready, installs the mapper filter and enters the register-only
 //!    mapper loop, whose first action is to set and wake `GO`;
-//! 4. each guest thread then launches: it traps from `pvm_stub_launch` into its own
-//!    handler, which waits for K's first `KernelToUser` and returns into guest code.
+//! 4. each guest thread then parks ([`handler::pvm_stub_restart`]) and, once H's run word
+//!    says so, serves its vCPU: waits for K's `KernelToUser` and enters guest code.
 
+use crate::handler::pvcs_ptr;
 use crate::{global::Global, handler, setup, sys, thread};
 use core::sync::atomic::{AtomicU32, Ordering};
 use guest_abi::layout;
-use guest_abi::pvcs::{PVCS_FPU_SIZE, Pvcs};
+use guest_abi::pvcs::PVCS_FPU_SIZE;
 use guest_abi::stub::{self, SetupRecord, StubExit};
 
 static READY: AtomicU32 = AtomicU32::new(0);
 static GO: AtomicU32 = AtomicU32::new(0);
-/// Number of vCPU threads of this space (set once by main before threads exist).
-pub static VCPUS: AtomicU32 = AtomicU32::new(0);
 static REC: Global<Option<&'static SetupRecord>> = Global::new(None);
 
-/// Signals whose handler is [`handler::trap_handler`].
-pub const TRAP_SIGNALS: [i32; 7] = [
+/// Signals whose handler is [`handler::pvm_stub_trap_entry`]: the guest traps, H's interrupt
+/// and H's reset. A guest thread never blocks them (and nothing can block them later: the
+/// handlers never return through `rt_sigreturn`, which would load a mask from the frame).
+pub const TRAP_SIGNALS: [i32; 8] = [
     sys::SIGSYS,
     sys::SIGSEGV,
     sys::SIGILL,
@@ -32,42 +34,19 @@ pub const TRAP_SIGNALS: [i32; 7] = [
     sys::SIGTRAP,
     sys::SIGBUS,
     stub::INTERRUPT_SIGNAL,
+    stub::RESET_SIGNAL,
 ];
 
-/// Synchronous trap signals: unblocked while a guest thread runs stub code before launch.
-const SYNC_MASK: u64 = sys::sigbit(sys::SIGSYS)
-    | sys::sigbit(sys::SIGSEGV)
-    | sys::sigbit(sys::SIGILL)
-    | sys::sigbit(sys::SIGFPE)
-    | sys::sigbit(sys::SIGTRAP)
-    | sys::sigbit(sys::SIGBUS);
-
-core::arch::global_asm!(
-    ".text",
-    ".global pvm_stub_launch",
-    "pvm_stub_launch:",
-    "mov eax, 0x3fff",     // no such syscall: the guest filter traps it (SIGSYS)
-    "syscall",
-    ".global pvm_stub_launch_ret",
-    "pvm_stub_launch_ret:",
-    "ud2",
-);
-
-unsafe extern "C" {
-    fn pvm_stub_launch() -> !;
-    static pvm_stub_launch_ret: u8;
-    fn pvm_stub_restorer();
-}
-
-/// Address right after the launch `syscall` (the rip of the launch SIGSYS frame).
-pub fn launch_ret() -> u64 {
-    (&raw const pvm_stub_launch_ret) as u64
-}
-
-/// Address of this space's PVCS for `vcpu`.
-pub fn pvcs_ptr(vcpu: u64) -> *mut Pvcs {
-    (layout::U_PVCS_BASE + vcpu * layout::PVCS_SIZE) as *mut Pvcs
-}
+/// The signals a guest thread accepts ([`TRAP_SIGNALS`]); all others stay blocked.
+const TRAP_MASK: u64 = {
+    let mut m = 0;
+    let mut i = 0;
+    while i < TRAP_SIGNALS.len() {
+        m |= sys::sigbit(TRAP_SIGNALS[i]);
+        i += 1;
+    }
+    m
+};
 
 /// Size of the host's XSAVE signal-frame image (CPUID.(EAX=0DH,ECX=0).EBX plus the 4-byte
 /// `FP_XSTATE_MAGIC2`), or the 512-byte FXSAVE image without XSAVE (Intel SDM vol. 1, 13.2).
@@ -96,10 +75,12 @@ pub fn run(rec: &'static SetupRecord) -> ! {
     for slot in 0..2 * n {
         setup::map_stack_slot(slot);
     }
-    // SAFETY: close_range takes no memory arguments. Keep only GUEST_MEM_FD (3).
+    // SAFETY: close_range takes no memory arguments. Keep only GUEST_MEM_FD (3) and
+    // COMPLETION_FD (7).
     let closed = unsafe {
         sys::syscall3(sys::NR_CLOSE_RANGE, 0, 2, 0) == 0
-            && sys::syscall3(sys::NR_CLOSE_RANGE, 4, u32::MAX as u64, 0) == 0
+            && sys::syscall3(sys::NR_CLOSE_RANGE, 4, 6, 0) == 0
+            && sys::syscall3(sys::NR_CLOSE_RANGE, 8, u32::MAX as u64, 0) == 0
     };
     if !closed {
         sys::exit_group(StubExit::SyscallFailed as i32);
@@ -110,7 +91,6 @@ pub fn run(rec: &'static SetupRecord) -> ! {
         setup::seal(layout::U_MAPPER_DONE_BASE, guest_abi::PAGE_SIZE);
     }
     install_handlers();
-    VCPUS.store(n as u32, Ordering::Release);
     // SAFETY: single-threaded here; REC is read-only once threads exist.
     unsafe { *REC.get() = Some(rec) };
     for vcpu in 0..n {
@@ -132,11 +112,12 @@ pub fn run(rec: &'static SetupRecord) -> ! {
 
 fn install_handlers() {
     for sig in TRAP_SIGNALS {
+        // SA_NODEFER and an empty mask: delivering a signal never changes the thread's mask.
         let act = sys::KernelSigaction {
-            handler: handler::trap_handler as *const () as u64,
-            flags: sys::SA_SIGINFO | sys::SA_ONSTACK | sys::SA_RESTORER,
-            restorer: pvm_stub_restorer as *const () as u64,
-            mask: !0,
+            handler: handler::pvm_stub_trap_entry as *const () as u64,
+            flags: sys::SA_SIGINFO | sys::SA_ONSTACK | sys::SA_RESTORER | sys::SA_NODEFER,
+            restorer: handler::pvm_stub_restorer as *const () as u64,
+            mask: 0,
         };
         // SAFETY: `act` is a valid kernel sigaction for the duration of the call.
         let r = unsafe {
@@ -162,7 +143,7 @@ extern "C" fn guest_thread(vcpu: u64) -> ! {
     };
     // SAFETY: `ss` describes this thread's own mapped altstack slot.
     let r = unsafe { sys::syscall3(sys::NR_SIGALTSTACK, (&raw const ss) as u64, 0, 0) };
-    if r != 0 || sys::set_sigmask(!SYNC_MASK) != 0 {
+    if r != 0 || sys::set_sigmask(!TRAP_MASK) != 0 {
         sys::exit_group(StubExit::SignalSetupFailed as i32);
     }
     if sys::install_filter(setup::filter_a(rec)) != 0 {
@@ -173,6 +154,6 @@ extern "C" fn guest_thread(vcpu: u64) -> ! {
     while GO.load(Ordering::Acquire) == 0 {
         sys::futex_wait(&GO, 0);
     }
-    // SAFETY: traps into this thread's own handler, which never returns here.
-    unsafe { pvm_stub_launch() }
+    // SAFETY: leaves this start-up stack for good: the park loop runs on the sigaltstack.
+    unsafe { handler::pvm_stub_restart(vcpu) }
 }

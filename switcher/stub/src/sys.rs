@@ -46,6 +46,7 @@ pub const SIGSYS: i32 = 31;
 pub const SA_SIGINFO: u64 = 0x4;
 pub const SA_ONSTACK: u64 = 0x0800_0000;
 pub const SA_RESTORER: u64 = 0x0400_0000;
+pub const SA_NODEFER: u64 = 0x4000_0000;
 
 pub const ENOSYS: i64 = 38;
 

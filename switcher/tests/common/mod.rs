@@ -6,7 +6,7 @@ use guest_abi::pvcs::{FpuOp, Pvcs, SwitchState, TrapKind, TrapRecord, UserRegs};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use switcher::{MapperChannel, SharedMemory, SpaceSpawn, StubProcess, futex, spawn_space};
+use switcher::{MapperChannel, SharedMemory, SpaceSpawn, SpaceThreads, StubProcess, futex, spawn_space};
 
 /// Guest memory size.
 pub const MEM: u64 = 16 << 20;
@@ -26,6 +26,7 @@ pub struct Harness {
     pub shm: SharedMemory,
     pub proc: Option<StubProcess>,
     pub mapper: MapperChannel,
+    pub threads: SpaceThreads,
 }
 
 pub fn map_op(kind: MapOpKind, addr: u64, len: u64, prot: u32, offset: u64) -> MapOp {
@@ -45,7 +46,7 @@ impl Harness {
             (OwnedFd::from_raw_fd(fd), p.cast::<u8>())
         };
         let shm = SharedMemory::create().expect("shared memory");
-        let (proc, mapper) = spawn_space(&SpaceSpawn {
+        let sp = spawn_space(&SpaceSpawn {
             guest_mem: guest_fd.as_fd(),
             guest_mem_size: MEM,
             shared: &shm,
@@ -53,7 +54,7 @@ impl Harness {
             vcpus: 1,
         })
         .expect("spawn U");
-        let h = Self { guest_fd, guest, shm, proc: Some(proc), mapper };
+        let h = Self { guest_fd, guest, shm, proc: Some(sp.process), mapper: sp.channel, threads: sp.threads };
         h.write(CODE_GPA, code);
         h.mapper
             .apply(&[
