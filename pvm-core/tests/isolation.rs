@@ -202,3 +202,14 @@ fn attacks_do_not_affect_other_guest_processes() {
     assert_eq!(out.status, 0, "the parent guest process must survive its children's attacks\n{}", out.describe());
     assert!(out.out().ends_with("parent alive\n"), "{}", out.describe());
 }
+
+/// A guest thread that jumps into the stub and sleeps in the host (FUTEX_WAIT on its PVCS word)
+/// while the guest kernel thinks it runs user code: H's watchdog ends that address space (the
+/// process dies of SIGKILL) and the rest of the VM goes on. Without it, a 1-vCPU VM froze.
+#[test]
+fn sleeping_in_the_stub_ends_only_the_sleeper() {
+    let out = attack(&["stub-sleep"]);
+    assert_eq!(out.status, 0, "{}", out.describe());
+    assert!(out.out().contains("child killed by signal 9\n"), "{}", out.describe());
+    assert!(out.out().ends_with("parent alive\n"), "{}", out.describe());
+}

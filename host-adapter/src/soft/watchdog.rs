@@ -1,16 +1,19 @@
-//! The interrupt watchdog: a vCPU that runs guest user code must take the interrupts H raises
-//! for it, or the guest kernel loses the CPU to its guest (no preemption, no kill).
+//! The watchdog of guest threads: a vCPU that runs guest user code must take the interrupts
+//! H raises for it and must not sleep in the host, or the guest kernel loses that vCPU to its
+//! guest (no preemption, no kill).
 //!
-//! Every [`PERIOD`], for each vCPU with an interrupt pending (`VcpuPage::pending_irq`) while
-//! the guest kernel says the vCPU runs user code (`VcpuPage::user_seq` odd, written only by
-//! K): H signals the guest thread again every [`REKICK`] (an interrupt that landed while the
-//! thread handed off is normally reported at its next entry into user code; this covers the
-//! few instructions where it cannot be), and once the same user run has kept an interrupt
-//! pending for [`LIMIT`] *and* the guest thread either ran on a CPU for [`CPU_LIMIT`] of that
-//! time or sleeps in the host (a guest thread in user mode never legitimately sleeps there), H
-//! kills that space's U process: the guest kernel then sees the space die and kills its guest
-//! processes as a fatal signal would (SIGKILL), and the VM goes on. A thread that merely waits
-//! for a host CPU is not punished.
+//! The guest kernel counts its user runs in `VcpuPage::user_seq` (odd while the vCPU runs user
+//! code; only K writes it). Every [`PERIOD`], for each vCPU in a user run:
+//! - while an interrupt is pending, H signals the guest thread again every [`REKICK`] (an
+//!   interrupt that landed while the thread handed off is normally reported at its next entry
+//!   into user code; this covers the few instructions where it cannot be);
+//! - once the same user run has lasted [`LIMIT`], H judges the guest thread every [`LIMIT`]:
+//!   it is guilty when it ran on a CPU for [`CPU_LIMIT`] with an interrupt pending, or when it
+//!   sleeps in the host at two judgments in a row without having published a trap (guest code
+//!   never sleeps in the host: only stub code entered by a jump does; H wakes the PVCS word at
+//!   each judgment in case a wakeup went missing). H then kills that space's U process: the guest kernel sees the space
+//!   die and kills its guest processes as a fatal signal would (SIGKILL), and the VM goes on.
+//!   A thread that only waits for a host CPU is never judged guilty.
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
@@ -22,18 +25,21 @@ use super::Vm;
 const PERIOD: Duration = Duration::from_millis(10);
 /// How often a pending interrupt is signalled again.
 const REKICK: Duration = Duration::from_millis(10);
-/// How long one user run may keep an interrupt pending before it is judged.
+/// How long a user run lasts before its guest thread is judged, and how often after that.
 const LIMIT: Duration = Duration::from_millis(100);
-/// CPU time the guest thread may use with an interrupt pending before it is judged guilty.
+/// CPU time the guest thread may use with an interrupt pending before it is guilty.
 const CPU_LIMIT: Duration = Duration::from_millis(20);
 
-/// One vCPU's pending interrupt under watch.
+/// One vCPU's user run under watch.
 struct Watch {
     user_seq: u32,
     since: Instant,
     kicked: Instant,
-    /// The guest thread's CPU time when the watch started (ns), if readable.
-    cpu_ns: Option<u64>,
+    judged: Instant,
+    /// The guest thread's CPU time when an interrupt was first seen pending (ns).
+    cpu_at_pending: Option<u64>,
+    /// Judgments in a row that found the guest thread asleep in the host.
+    asleep: u32,
 }
 
 /// Runs until the VM stops.
@@ -44,42 +50,75 @@ pub(crate) fn run(vm: &Vm) {
         // SAFETY: one valid pollfd for the call.
         unsafe { libc::poll(&mut p, 1, PERIOD.as_millis() as i32) };
         let now = Instant::now();
-        for (id, watch) in (0..vm.setup.vcpus).zip(watches.iter_mut()) {
+        for (id, slot) in (0..vm.setup.vcpus).zip(watches.iter_mut()) {
             let page = vm.shared.vcpu_page(id);
-            let pending = page.pending_irq.load(Ordering::SeqCst);
             let seq = page.user_seq.load(Ordering::SeqCst);
-            if pending == 0 || seq.is_multiple_of(2) {
-                *watch = None;
+            if seq.is_multiple_of(2) {
+                *slot = None;
                 continue;
             }
-            match watch {
-                Some(w) if w.user_seq == seq => {
-                    if now.duration_since(w.since) >= LIMIT && guilty(vm, id, w.cpu_ns) {
-                        end_space(vm, id);
-                        *watch = None;
-                    } else if now.duration_since(w.kicked) >= REKICK {
-                        super::vcpu::kick(vm, id);
-                        w.kicked = now;
-                    }
+            let w = match slot {
+                Some(w) if w.user_seq == seq => w,
+                _ => slot.insert(Watch {
+                    user_seq: seq,
+                    since: now,
+                    kicked: now,
+                    judged: now,
+                    cpu_at_pending: None,
+                    asleep: 0,
+                }),
+            };
+            let pending = page.pending_irq.load(Ordering::SeqCst) != 0;
+            if pending {
+                if w.cpu_at_pending.is_none() {
+                    w.cpu_at_pending = thread_cpu_ns(vm, id);
                 }
-                _ => *watch = Some(Watch { user_seq: seq, since: now, kicked: now, cpu_ns: thread_cpu_ns(vm, id) }),
+                if now.duration_since(w.kicked) >= REKICK {
+                    super::vcpu::kick(vm, id);
+                    w.kicked = now;
+                }
+            } else {
+                w.cpu_at_pending = None;
+            }
+            if now.duration_since(w.since) >= LIMIT && now.duration_since(w.judged) >= LIMIT {
+                w.judged = now;
+                if judge(vm, id, w) {
+                    end_space(vm, id);
+                    *slot = None;
+                }
             }
         }
     }
 }
 
-/// The guest thread of `id` ran for [`CPU_LIMIT`] since `cpu0`, or sleeps in the host.
-fn guilty(vm: &Vm, id: u32, cpu0: Option<u64>) -> bool {
+/// Whether vCPU `id`'s guest thread is guilty (see the module docs); updates `w.asleep`.
+fn judge(vm: &Vm, id: u32, w: &mut Watch) -> bool {
     let Some((pid, tid)) = thread_of(vm, id) else { return false };
-    let sleeping = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+    let asleep = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
         .ok()
         .and_then(|s| s.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()))
         .is_some_and(|c| c == 'S');
-    let ran = match (cpu0, thread_cpu_ns(vm, id)) {
+    if asleep {
+        let space = vm.shared.vcpu_page(id).current_space.load(Ordering::SeqCst);
+        if space >= guest_abi::MAX_SPACES {
+            return false;
+        }
+        let state = &vm.shared.pvcs(space, id).state;
+        // A thread that published a trap waits for K: K's delay, not the thread's fault.
+        if state.load(Ordering::SeqCst) != guest_abi::pvcs::SwitchState::UserToKernel as u32 {
+            w.asleep += 1;
+            if w.asleep >= 2 {
+                return true;
+            }
+        }
+        let _ = switcher::futex::wake(state, i32::MAX);
+        return false;
+    }
+    w.asleep = 0;
+    match (w.cpu_at_pending, thread_cpu_ns(vm, id)) {
         (Some(a), Some(b)) => b.saturating_sub(a) >= CPU_LIMIT.as_nanos() as u64,
         _ => false,
-    };
-    sleeping || ran
+    }
 }
 
 /// (U pid, guest thread tid) of the space vCPU `id` runs user code in.

@@ -8,6 +8,9 @@
  *   stub-write  write to the stub text
  *   stub-jump   call into the stub text at offsets 0, 0x40 and 0x1000 (argv[2] picks one)
  *   fork        fork a child that runs the pvcs and stub-jump attacks; the parent must survive
+ *   stub-sleep  fork a child that jumps onto a `syscall` of the stub text with FUTEX_WAIT on
+ *               its own PVCS state word (it sleeps in the host while the guest kernel thinks
+ *               it runs user code); the parent waits and reports how the child ended
  * Natively these addresses are unmapped: every mode but fork dies with SIGSEGV there. */
 #include <signal.h>
 #include <stdint.h>
@@ -111,10 +114,56 @@ static int attack(const char *mode, const char *arg)
     return 2;
 }
 
+/* The first `syscall` instruction (0f 05) of the stub text. */
+static uint64_t stub_syscall_site(void)
+{
+    const volatile uint8_t *t = (const volatile uint8_t *)(uintptr_t)STUB_BASE;
+    for (uint64_t i = 0; i < 0x10000; i++)
+        if (t[i] == 0x0f && t[i + 1] == 0x05)
+            return STUB_BASE + i;
+    return 0;
+}
+
+static void sleep_in_stub(void)
+{
+    uint64_t site = stub_syscall_site();
+    volatile uint32_t *state = (volatile uint32_t *)(uintptr_t)U_PVCS_BASE;
+    if (!site)
+        _exit(3);
+    say("sleeping in the stub\n");
+    uint32_t current = *state;
+    /* No call between these and the asm: a call would clobber the registers. */
+    register uint64_t target __asm__("r8") = site;
+    register uint64_t word __asm__("rdi") = U_PVCS_BASE;
+    register uint64_t val __asm__("rdx") = current;
+    register uint64_t nr __asm__("rax") = SYS_futex;
+    __asm__ volatile("xor %%esi, %%esi\n\txor %%r10d, %%r10d\n\tjmp *%0"
+                     :: "r"(target), "r"(word), "r"(val), "r"(nr) : "rsi", "r10", "memory");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
         return 2;
+    if (!strcmp(argv[1], "stub-sleep")) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid < 0)
+            return 4;
+        if (pid == 0) {
+            sleep_in_stub();
+            _exit(0);
+        }
+        int status = 0;
+        if (waitpid(pid, &status, 0) != pid)
+            return 5;
+        if (WIFSIGNALED(status))
+            printf("child killed by signal %d\n", WTERMSIG(status));
+        else
+            printf("child exited with %d\n", WEXITSTATUS(status));
+        printf("parent alive\n");
+        return 0;
+    }
     if (!strcmp(argv[1], "fork")) {
         const char *modes[] = {"pvcs", "pvcs-loop", "stub-jump", "stub-write"};
         for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
