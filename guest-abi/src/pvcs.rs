@@ -4,7 +4,9 @@
 //! [`crate::layout::pvcs_offset`]. It is mapped in three processes: in K (the guest kernel,
 //! whole window at [`crate::layout::K_SHARED_BASE`]), in the U process of that space (at
 //! [`crate::layout::U_PVCS_BASE`]) and in H. Only K's vCPU thread and U's vCPU thread hand
-//! it back and forth ([`SwitchState`]); H only marks it [`SwitchState::SpaceDead`].
+//! it back and forth ([`SwitchState`]); H only marks it [`SwitchState::SpaceDead`], clears it
+//! while no U thread can touch it (before U starts, and after it parked a pooled U's threads),
+//! and futex-wakes its state word (its watchdog).
 //!
 //! One [`VcpuPage`] exists per vCPU (K and H only) for hypercalls ([`HcallState`]).
 //!
