@@ -10,7 +10,7 @@
 //! - [`u_mapper`]: U's mapper thread. `mmap(addr, len, prot, MAP_SHARED|MAP_FIXED, 3, off)`,
 //!   `munmap`/`mprotect` inside the guest user range, `futex`, and `write` of at most one
 //!   completion packet to `COMPLETION_FD`; anything else kills.
-//! - [`k_thread`]: K's vCPU threads. `futex`, `exit`; anything else kills.
+//! - [`k_thread`]: K's vCPU threads. `futex` wait/wake, `exit`; anything else kills.
 
 use crate::SwitcherError;
 use crate::bpf::{AUDIT_ARCH_X86_64, Builder, Insn, OFF_ARCH, OFF_NR, RET_ALLOW, RET_KILL_PROCESS, RET_TRAP, off_arg};
@@ -118,12 +118,19 @@ pub fn u_mapper() -> Result<Vec<Insn>, SwitcherError> {
     b.build()
 }
 
-/// The K vCPU-thread filter.
+/// The K vCPU-thread filter: `exit`, and `futex` with one of [`STUB_FUTEX_OPS`] (the guest
+/// kernel waits and wakes; requeue and PI operations could move H's waiters or probe host
+/// pids).
 pub fn k_thread() -> Result<Vec<Insn>, SwitcherError> {
     let mut b = Builder::new();
-    let (kill, allow) = (b.label(), b.label());
+    let (kill, allow, futex) = (b.label(), b.label(), b.label());
     arch_check(&mut b, kill);
-    b.load(OFF_NR).jeq(nr::FUTEX, allow).jeq(nr::EXIT, allow).ret(RET_KILL_PROCESS);
+    b.load(OFF_NR).jeq(nr::FUTEX, futex).jeq(nr::EXIT, allow).ret(RET_KILL_PROCESS);
+    b.bind(futex).load(off_arg(1) + 4).jne(0, kill).load(off_arg(1));
+    for op in STUB_FUTEX_OPS {
+        b.jeq(op, allow);
+    }
+    b.jump(kill);
     b.bind(allow).ret(RET_ALLOW);
     b.bind(kill).ret(RET_KILL_PROCESS);
     b.build()
@@ -230,10 +237,16 @@ mod tests {
     }
 
     #[test]
-    fn k_filter_allows_futex_and_exit_only() {
+    fn k_filter_allows_futex_wait_wake_and_exit_only() {
         let p = k_thread().expect("builds");
         assert_eq!(run(&p, &sys(nr::FUTEX, 0)), RET_ALLOW);
         assert_eq!(run(&p, &sys(nr::EXIT, 0)), RET_ALLOW);
+        for op in STUB_FUTEX_OPS {
+            assert_eq!(run(&p, &futex(0, 0x7fe1_0000_0000, u64::from(op))), RET_ALLOW, "op {op}");
+        }
+        for op in [2u64, 3, 4, 6, 9, 10, 11, 13, 128 + 3, 1 << 32] {
+            assert_eq!(run(&p, &futex(0, 0x7fe1_0000_0000, op)), RET_KILL_PROCESS, "op {op:#x}");
+        }
         for n in [0u32, 1, 9, 15, 39, 56, 231, 0x4000_0000 | 202] {
             assert_eq!(run(&p, &sys(n, 0)), RET_KILL_PROCESS, "nr {n:#x}");
         }
