@@ -1,14 +1,16 @@
 //! Spawning a U process for one guest address space (design sections 3-6; stub role U), H's
 //! own record of its guest threads, and the reset of a U that goes back to the pool.
 //!
-//! Reset for the pool ([`SpaceThreads::park`]): a released space's U may still run guest
-//! code on some thread (a hostile guest need not be where the guest kernel thinks), so it is
-//! not enough to unmap its memory. H sets every vCPU's run word in the command area to
-//! `PARK` (read-only in U), sends each guest thread [`guest_abi::stub::RESET_SIGNAL`] and
-//! waits until the kernel has dequeued it on every thread (`SigPnd` in
-//! `/proc/PID/task/TID/status`). From then on each thread runs only the stub's register-only
-//! park loop, whatever it did before (the handler entry reads nothing guest-writable while
-//! the run word says `PARK`), so no guest code is left running; H then clears the PVCS pages.
+//! Reset for the pool: a released space's U may still run guest code on some thread (a
+//! hostile guest need not be where the guest kernel thinks), so it is not enough to unmap its
+//! memory. At release ([`SpaceThreads::park`]) H sets every vCPU's run word in the command
+//! area to `PARK` (read-only in U) and sends each guest thread
+//! [`guest_abi::stub::RESET_SIGNAL`]; before the U serves another space
+//! ([`SpaceThreads::confirm_parked`]) H checks that the kernel has dequeued it on every thread
+//! (`SigPnd` in `/proc/PID/task/TID/status`). From then on each thread runs only the stub's
+//! register-only park loop, whatever it did before (the handler entry reads nothing
+//! guest-writable while the run word says `PARK`), so no guest code is left running; H then
+//! clears the PVCS pages.
 //! [`SpaceThreads::unpark`] lets the threads serve the next guest address space; on leaving
 //! the park loop they re-derive the stub's own state (FPU format, pending-interrupt flags).
 
@@ -66,35 +68,45 @@ impl SpaceThreads {
         self.signal(vcpu, crate::INTERRUPT_SIGNAL)
     }
 
-    /// Parks every guest thread for the pool (see the module docs) and clears the space's
-    /// PVCS pages. Returns false when a thread did not take the reset in time (or the process
-    /// is gone): the caller must kill the process instead of pooling it.
-    pub fn park(&self, channel: &MapperChannel, shared: &SharedMemory, space: u32) -> bool {
+    /// Starts parking every guest thread for the pool (see the module docs): run words to
+    /// `PARK`, the reset signal to each thread. [`Self::confirm_parked`] must succeed before
+    /// the U serves another address space. Returns false when a signal could not be sent (the
+    /// process is gone): the caller must kill the process instead of pooling it.
+    pub fn park(&self, channel: &MapperChannel) -> bool {
         let cmd = channel.cmd_area();
         for v in 0..self.tids.len() {
             cmd.run[v].store(PARK, Ordering::SeqCst);
         }
-        for v in 0..self.tids.len() as u32 {
-            if !self.signal(v, stub::RESET_SIGNAL) {
-                return false;
-            }
-        }
+        (0..self.tids.len() as u32).all(|v| self.signal(v, stub::RESET_SIGNAL))
+    }
+
+    /// Whether the host kernel has dequeued the reset signal of [`Self::park`] on every guest
+    /// thread: `Some(true)` yes (and the space's PVCS pages are then cleared), `None` not yet,
+    /// `Some(false)` never will (the process or a thread is gone: kill it). With `wait`, waits
+    /// up to 200 ms for it (then `Some(false)`).
+    pub fn confirm_parked(&self, shared: &SharedMemory, space: u32, wait: bool) -> Option<bool> {
         let deadline = Instant::now() + PARK_TIMEOUT;
-        let mut pause = Duration::from_micros(10);
+        let mut polls = 0u32;
         for &tid in &self.tids {
             loop {
                 match signal_pending(self.pid, tid, stub::RESET_SIGNAL) {
                     Some(false) => break,
+                    Some(true) if !wait => return None,
                     Some(true) if Instant::now() < deadline => {
-                        std::thread::sleep(pause);
-                        pause = (pause * 2).min(Duration::from_millis(1));
+                        // The thread usually shares H's CPU (pinned): let it run first.
+                        polls += 1;
+                        if polls < 32 {
+                            std::thread::yield_now();
+                        } else {
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
                     }
-                    _ => return false,
+                    _ => return Some(false),
                 }
             }
         }
         shared.reset_space(space, self.tids.len() as u32);
-        true
+        Some(true)
     }
 
     /// Lets every guest thread of a parked U serve its vCPU again.

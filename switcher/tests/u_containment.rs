@@ -196,7 +196,8 @@ fn parking_for_the_pool_stops_every_guest_thread() {
     h.enter(r, FpuOp::Reset);
     std::thread::sleep(std::time::Duration::from_millis(10));
     assert_ne!(h.read_u64(DATA_GPA), 0, "the guest runs");
-    assert!(h.threads.park(&h.mapper, &h.shm, 0), "parked");
+    assert!(h.threads.park(&h.mapper), "parking");
+    assert_eq!(h.threads.confirm_parked(&h.shm, 0, true), Some(true), "parked");
     let before = h.read_u64(DATA_GPA);
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(h.read_u64(DATA_GPA), before, "no guest code runs in a parked U");

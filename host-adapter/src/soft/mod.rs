@@ -134,7 +134,7 @@ impl Backend for SoftBackend {
             }
         });
         kernel.kill();
-        vm.spaces.release_all(&vm.shared, &mut stats.shadow);
+        vm.spaces.release_all(&mut stats.shadow);
         let reason = vm.reason.lock().take().unwrap_or(ExitReason::KernelDied("no reason".into()));
         stats.guest = crate::stats::read_guest_stats(&vm.setup.memory);
         Ok(RunOutcome { reason, wall: start.elapsed(), stats })

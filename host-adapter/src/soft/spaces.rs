@@ -102,7 +102,8 @@ pub struct Spaces {
     /// written only by LOAD_PGTBL and RELEASE_PGTBL.
     by_root: RwLock<HashMap<u64, u32>>,
     slots: Vec<RwLock<Option<Arc<Space>>>>,
-    pool: Mutex<Vec<Pooled>>,
+    /// Oldest first: the longer a U has been pooled, the surer its threads took the reset.
+    pool: Mutex<std::collections::VecDeque<Pooled>>,
     retired: Mutex<ShadowTotals>,
     /// Host VMAs of all live shadows together, and the most seen at once.
     vmas_live: std::sync::atomic::AtomicI64,
@@ -130,7 +131,7 @@ impl Spaces {
             vcpus,
             by_root: RwLock::new(HashMap::new()),
             slots: (0..MAX_SPACES).map(|_| RwLock::new(None)).collect(),
-            pool: Mutex::new(Vec::new()),
+            pool: Mutex::new(std::collections::VecDeque::new()),
             vmas_live: std::sync::atomic::AtomicI64::new(0),
             vmas_peak: AtomicU64::new(0),
             retired: Mutex::new(ShadowTotals::default()),
@@ -177,12 +178,7 @@ impl Spaces {
         if let Some(&id) = by_root.get(&root) {
             return Ok(id);
         }
-        let reused = {
-            let mut pool = self.pool.lock();
-            // A pooled U that died meanwhile is dropped here (and reaped by its Drop).
-            pool.retain(|p| !p.process.has_exited());
-            pool.pop()
-        };
+        let reused = self.take_pooled(shared);
         let (id, process, threads, channel, fresh) = match reused {
             Some(p) => {
                 for v in 0..self.vcpus {
@@ -215,12 +211,44 @@ impl Spaces {
         Ok(id)
     }
 
+    /// A pooled U whose guest threads are confirmed parked (its PVCSs cleared), oldest first.
+    /// When none is confirmed yet and fewer than two are pooled, `None`: spawning one more U
+    /// (once) beats waiting for a thread that shares H's CPU; otherwise it waits for the
+    /// oldest. Pooled Us that died or did not park are killed and dropped.
+    fn take_pooled(&self, shared: &SharedMemory) -> Option<Pooled> {
+        let mut pool = self.pool.lock();
+        // A pooled U that died meanwhile is dropped here (and reaped by its Drop).
+        pool.retain(|p| !p.process.has_exited());
+        let mut i = 0;
+        while i < pool.len() {
+            match pool[i].threads.confirm_parked(shared, pool[i].id, false) {
+                Some(true) => return pool.remove(i),
+                Some(false) => {
+                    if let Some(p) = pool.remove(i) {
+                        p.process.kill();
+                    }
+                }
+                None => i += 1,
+            }
+        }
+        if pool.len() < 2 {
+            return None;
+        }
+        while let Some(p) = pool.pop_front() {
+            if p.threads.confirm_parked(shared, p.id, true) == Some(true) {
+                return Some(p);
+            }
+            p.process.kill();
+        }
+        None
+    }
+
     /// `RELEASE_PGTBL`: ends `root`'s space. Its U process is emptied (every shadow mapping
-    /// unmapped), its guest threads parked and its PVCSs cleared (`SpaceThreads::park`: no
-    /// guest code of this space runs any more, whatever the guest did), and it is pooled for
-    /// a later root; it is killed instead when the pool is full, a step failed or `pool` is
-    /// false. Returns whether the space existed.
-    pub fn release(&self, shared: &SharedMemory, root: u64, pool: bool) -> bool {
+    /// unmapped), its guest threads are told to park (`SpaceThreads::park`; `load` confirms it
+    /// and clears the PVCSs before the U serves another root, so no guest code of this space
+    /// runs there whatever the guest did), and it is pooled; it is killed instead when the
+    /// pool is full, a step failed or `pool` is false. Returns whether the space existed.
+    pub fn release(&self, root: u64, pool: bool) -> bool {
         let Some(id) = self.by_root.write().remove(&root) else {
             return false;
         };
@@ -230,11 +258,11 @@ impl Spaces {
             let room = pool && self.pool.lock().len() < POOL_MAX;
             let clean = room
                 && empty_user_range(&space.channel)
-                && space.threads.park(&space.channel, shared, id)
+                && space.threads.park(&space.channel)
                 && !space.process.has_exited();
             let mut idle = self.pool.lock();
             if clean && idle.len() < POOL_MAX {
-                idle.push(Pooled {
+                idle.push_back(Pooled {
                     id,
                     process: space.process.clone(),
                     threads: space.threads.clone(),
@@ -259,10 +287,10 @@ impl Spaces {
     }
 
     /// Ends every space and adds all shadow statistics into `totals`.
-    pub fn release_all(&self, shared: &SharedMemory, totals: &mut ShadowTotals) {
+    pub fn release_all(&self, totals: &mut ShadowTotals) {
         let roots: Vec<u64> = self.by_root.read().keys().copied().collect();
         for root in roots {
-            self.release(shared, root, false);
+            self.release(root, false);
         }
         for p in self.pool.lock().drain(..) {
             p.process.kill();

@@ -185,7 +185,7 @@ fn serve(
             }
         },
         Hypercall::ReleasePgtbl => {
-            if vm.spaces.release(&vm.shared, a0, true) { 0 } else { -EINVAL }
+            if vm.spaces.release(a0, true) { 0 } else { -EINVAL }
         }
         Hypercall::FlushTlb | Hypercall::FlushTlbAll => {
             let t0 = Instant::now();
