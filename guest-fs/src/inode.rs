@@ -92,6 +92,9 @@ pub(crate) struct FsShared {
     pub data_bytes: AtomicU64,
     /// Upper bound of `data_bytes`; writes past it fail with `ENOSPC`.
     pub limit: AtomicU64,
+    /// Asked before file data grows by `bytes`: `false` refuses the write with `ENOSPC`
+    /// (the guest kernel's memory check: file pages live in its heap).
+    pub room: spin::RwLock<Option<fn(u64) -> bool>>,
 }
 
 impl FsShared {
@@ -101,6 +104,9 @@ impl FsShared {
 
     /// Accounts `bytes` more of file data, or fails with `ENOSPC` past the limit.
     pub fn charge(&self, bytes: u64) -> Result<()> {
+        if bytes > 0 && let Some(room) = *self.room.read() && !room(bytes) {
+            return Err(Errno::ENOSPC);
+        }
         let limit = self.limit.load(Ordering::Relaxed);
         self.data_bytes
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
