@@ -83,6 +83,9 @@ pub fn encode_dev(major: u32, minor: u32) -> u64 {
     (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12) | ((major & !0xfff) << 32)
 }
 
+/// Asked before file data grows by the given bytes; `false` refuses the growth.
+pub type RoomCheck = fn(u64) -> bool;
+
 /// Filesystem-wide state shared by every inode: counters, limit and clock.
 pub(crate) struct FsShared {
     pub clock: Arc<dyn Clock>,
@@ -94,7 +97,7 @@ pub(crate) struct FsShared {
     pub limit: AtomicU64,
     /// Asked before file data grows by `bytes`: `false` refuses the write with `ENOSPC`
     /// (the guest kernel's memory check: file pages live in its heap).
-    pub room: spin::RwLock<Option<fn(u64) -> bool>>,
+    pub room: spin::RwLock<Option<RoomCheck>>,
 }
 
 impl FsShared {

@@ -53,10 +53,7 @@ fn alloc_table() -> Option<u64> {
             unsafe { zero_in_guest(phys_to_virt(gpa).cast::<u64>()) };
             Some(gpa)
         }
-        None => frame::alloc_table().map(|gpa| {
-            frame::zero_new(gpa, 1);
-            gpa
-        }),
+        None => frame::alloc_table().inspect(|&gpa| frame::zero_new(gpa, 1)),
     }
 }
 

@@ -486,7 +486,6 @@ impl AddrSpace {
     /// of them, else those of `hot` (the pages around the stack pointer and the TLS block),
     /// are copied for the child right away. A 4 KiB copy costs well under a microsecond; a
     /// copy-on-write fault costs a trap, a flush and a prefault on each side.
-
     pub fn fork(&mut self, hot: &[u64]) -> Result<AddrSpace, NoMemory> {
         // The child's VMAs and bookkeeping live in the kernel heap: refuse a fork whose copy
         // would have to take the kernel reserve (a fork bomb of large address spaces).
