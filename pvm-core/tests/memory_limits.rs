@@ -5,6 +5,7 @@
 //!   the hog with SIGKILL; the VM goes on and a new process runs;
 //! - the OOM killer picks the process with the largest resident set, not the one whose fault
 //!   failed, also when that process spins on another vCPU;
+//! - filling the in-memory `/tmp` ends in `ENOSPC`, and the process goes on;
 //! - `mincore`/`madvise`/`mprotect`/`munmap`/`msync`/iovecs with ranges that wrap past 2^64
 //!   give Linux's errno (same output as a native run);
 //! - a root filesystem too large for `--memory` is one line on stderr and status 125.
@@ -56,6 +57,18 @@ fn the_largest_process_is_killed_first() {
 fn the_largest_process_is_killed_while_it_runs_on_another_vcpu() {
     let out = oom_attack(&["--memory", "256M", "--cpus", "2"], &["bystander", "150", "spin"]);
     assert_survived(&out, &format!("big child killed by signal 9\nmemory hog killed by signal 9\n{AFTER_THE_KILL}"));
+}
+
+#[test]
+fn filling_tmp_is_enospc_and_the_guest_goes_on() {
+    let exe = program("fill_tmpfs", Libc::Glibc);
+    let out = Run::pvm().args(pvm_run_args(&["--memory", "64M"], &[], None, &exe, &[])).timeout(Duration::from_secs(60)).run();
+    assert!(
+        !out.timed_out && out.status == 0 && out.out() == "write failed: ENOSPC\ntouched 16 MiB\n",
+        "expected ENOSPC from the full /tmp, then status 0\n{}",
+        out.describe()
+    );
+    assert!(!out.err().contains("panic"), "the guest kernel failed\n{}", out.describe());
 }
 
 fn wrapping_ranges(libc: Libc) {
