@@ -178,6 +178,7 @@ mod tests {
             inodes: AtomicU64::new(0),
             data_bytes: AtomicU64::new(0),
             limit: AtomicU64::new(limit),
+            room: spin::RwLock::new(None),
         }
     }
 

@@ -83,6 +83,9 @@ pub fn encode_dev(major: u32, minor: u32) -> u64 {
     (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12) | ((major & !0xfff) << 32)
 }
 
+/// Asked before file data grows by the given bytes; `false` refuses the growth.
+pub type RoomCheck = fn(u64) -> bool;
+
 /// Filesystem-wide state shared by every inode: counters, limit and clock.
 pub(crate) struct FsShared {
     pub clock: Arc<dyn Clock>,
@@ -92,6 +95,9 @@ pub(crate) struct FsShared {
     pub data_bytes: AtomicU64,
     /// Upper bound of `data_bytes`; writes past it fail with `ENOSPC`.
     pub limit: AtomicU64,
+    /// Asked before file data grows by `bytes`: `false` refuses the write with `ENOSPC`
+    /// (the guest kernel's memory check: file pages live in its heap).
+    pub room: spin::RwLock<Option<RoomCheck>>,
 }
 
 impl FsShared {
@@ -101,6 +107,9 @@ impl FsShared {
 
     /// Accounts `bytes` more of file data, or fails with `ENOSPC` past the limit.
     pub fn charge(&self, bytes: u64) -> Result<()> {
+        if bytes > 0 && let Some(room) = *self.room.read() && !room(bytes) {
+            return Err(Errno::ENOSPC);
+        }
         let limit = self.limit.load(Ordering::Relaxed);
         self.data_bytes
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {

@@ -68,6 +68,7 @@ impl Vfs {
             inodes: AtomicU64::new(0),
             data_bytes: AtomicU64::new(0),
             limit: AtomicU64::new(u64::MAX),
+            room: spin::RwLock::new(None),
         });
         let root = Arc::new_cyclic(|me| {
             Inode::new(
@@ -131,6 +132,13 @@ impl Vfs {
     /// Keys `/dev/random` and `/dev/urandom` (ChaCha20) with 32 bytes of kernel entropy.
     pub fn seed_random(&self, seed: &[u8; 32]) {
         self.random.reseed(seed);
+    }
+
+    /// Installs `room(bytes)`, asked before file data grows by `bytes`; when it answers
+    /// `false` the write fails with `ENOSPC` and nothing is written (the guest kernel refuses
+    /// file growth its memory cannot hold).
+    pub fn set_room_check(&self, room: fn(u64) -> bool) {
+        *self.shared.room.write() = Some(room);
     }
 
     /// Limits the bytes of file data (tmpfs `size=`); `u64::MAX` for no limit.

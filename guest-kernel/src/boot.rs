@@ -43,6 +43,11 @@ pub fn update_memory_stats() {
     crate::stats::memory(used as u64 * PAGE_SIZE, peak as u64 * PAGE_SIZE);
 }
 
+/// `SHUTDOWN(KernelPanic)` code: guest memory cannot hold the root filesystem. H prints its
+/// own one-line error for it (`pvm-core/src/exit.rs`, `BOOT_OUT_OF_MEMORY`); the kernel logs
+/// nothing, so that line is the only one.
+pub const SHUTDOWN_BOOT_OUT_OF_MEMORY: u64 = 3;
+
 fn panic_boot(msg: &str) -> ! {
     crate::log::write_line(format_args!("boot: {msg}"));
     crate::hcall::shutdown(ShutdownKind::KernelPanic, 2)
@@ -138,12 +143,16 @@ fn init_frames(bi: &BootInfo) {
     };
     // H wrote nothing between the kernel image and the initramfs: those frames are zero.
     fa.release_initial(free_start, ((free_end - free_start) / PAGE_SIZE) as usize, true);
+    fa.set_reserve(crate::mm::frame::reserve_for(nframes));
     *FRAMES.lock() = Some(fa);
 }
 
 fn init_fs(bi: &BootInfo) {
     let vfs = crate::fs::init();
     vfs.seed_random(&bi.random_seed);
+    // File data lives in the heap: growth past what user memory may take fails with ENOSPC
+    // (the initramfs loader included, which then ends the boot with a clear error).
+    vfs.set_room_check(crate::heap::user_may_grow);
     let len_ok = bi.initramfs_gpa != 0
         && bi.initramfs_len > 0
         && bi.initramfs_gpa.checked_add(bi.initramfs_len).is_some_and(|e| e <= bi.mem_size);
@@ -151,8 +160,13 @@ fn init_fs(bi: &BootInfo) {
         // SAFETY: H placed the archive at [initramfs_gpa, +len) inside RAM (checked above); the
         // frame allocator does not hand out these frames until we free them below.
         let archive = unsafe { core::slice::from_raw_parts(phys_to_virt(bi.initramfs_gpa), bi.initramfs_len as usize) };
-        if let Err(e) = vfs.load_cpio_newc(archive) {
-            crate::klog!(crate::log::ERROR, "initramfs: {}", e.name().unwrap_or("error"));
+        match vfs.load_cpio_newc(archive) {
+            Err(Errno::ENOSPC | Errno::ENOMEM) => {
+                crate::klog!(crate::log::INFO, "initramfs: out of memory after {} KiB of files", vfs.stats().data_bytes >> 10);
+                crate::hcall::shutdown(ShutdownKind::KernelPanic, SHUTDOWN_BOOT_OUT_OF_MEMORY)
+            }
+            Err(e) => crate::klog!(crate::log::ERROR, "initramfs: {}", e.name().unwrap_or("error")),
+            Ok(()) => {}
         }
         let start = bi.initramfs_gpa & !(PAGE_SIZE - 1);
         let end = page_up(bi.initramfs_gpa + bi.initramfs_len).min(bi.mem_size);

@@ -16,6 +16,7 @@ pub mod hcall;
 pub mod heap;
 pub mod log;
 pub mod mm;
+pub mod oom;
 pub mod percpu;
 pub mod pipe;
 pub mod platform;

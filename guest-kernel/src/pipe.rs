@@ -102,6 +102,12 @@ impl FileOps for WriteEnd {
             return Err(Errno::EAGAIN);
         }
         let n = room.min(buf.len());
+        // The buffer lives in the kernel heap: it grows only outside the kernel reserve
+        // (Linux's pipe_write fails with ENOMEM when it cannot get a page).
+        let spare = s.buf.capacity() - s.buf.len();
+        if n > spare && (!crate::heap::user_may_grow((n - spare) as u64) || s.buf.try_reserve(n).is_err()) {
+            return Err(Errno::ENOMEM);
+        }
         s.buf.extend(&buf[..n]);
         drop(s);
         if n > 0 {

@@ -426,6 +426,11 @@ fn run_thread(vcpu: u32, mut t: Task) {
                             last_fault = (u64::MAX, 0);
                             force_fault(vcpu, &mut t, &info)
                         }
+                        Ok(next @ Next::Block(_)) => {
+                            // Waiting for an OOM victim to die is not a fault loop.
+                            last_fault = (u64::MAX, 0);
+                            next
+                        }
                         Ok(next) => next,
                     }
                 }
@@ -650,9 +655,15 @@ fn handle_page_fault(t: &Thread, addr: u64, error: u64) -> Result<Next, signal::
         }
         Err(FaultError::OutOfMemory) => {
             drop(mm);
-            oom_kill(t);
             crate::stats::page_fault(false);
-            Ok(Next::Exit(ExitReason::Signaled(SIGKILL)))
+            // Taken before the victim is chosen: its death (an event) then never slips
+            // between the choice and the block.
+            let seen = seq();
+            Ok(match crate::oom::out_of_memory(t) {
+                crate::oom::Verdict::KillCurrent => Next::Exit(ExitReason::Signaled(SIGKILL)),
+                // The fault is retried when the thread runs again (after the victim's exit).
+                crate::oom::Verdict::Wait => Next::Block(seen),
+            })
         }
         Err(e) => {
             crate::klog!(crate::log::DEBUG, "pid {}: segfault at {addr:#x} rip {:#x} error {error:#x} ({e:?})", t.proc.pid, t.ctx.regs.rip);
@@ -660,12 +671,6 @@ fn handle_page_fault(t: &Thread, addr: u64, error: u64) -> Result<Next, signal::
             Err(signal::page_fault_info(addr, error, e == FaultError::Denied))
         }
     }
-}
-
-/// Logs the OOM kill of `t`'s process (always shown: error level).
-pub fn oom_kill(t: &Thread) {
-    let comm = t.proc.comm();
-    crate::klog!(crate::log::ERROR, "out of memory: killed process {} ({})", t.proc.pid, alloc::string::String::from_utf8_lossy(&comm));
 }
 
 /// Ends thread `t`. With `group` (`exit_group`, a fatal signal) the whole thread group ends

@@ -6,11 +6,45 @@ use guest_abi::layout::{BOOT_INFO_GPA, KERNEL_GPA, LAUNCH_GPA, LAUNCH_MAX, MIN_G
 use guest_abi::{ABI_VERSION, Backend, PAGE_SIZE};
 use host_adapter::{GuestRam, VmSetup, devices};
 
+use crate::initramfs;
 use crate::kernel_image;
 use crate::program::Launch;
 
-/// Guest memory the kernel needs beyond its image and the initramfs to run anything, bytes.
+/// Guest memory the kernel needs beyond its image, the initramfs, the unpacked files and its
+/// reserve to run anything, bytes.
 const WORKING_MEMORY: u64 = 8 << 20;
+
+/// The guest kernel's reserve for `memory` bytes of RAM (`guest-kernel/src/mm/frame.rs`,
+/// `reserve_for`: 1/32, 4 MiB to 64 MiB, at most a quarter), bytes.
+fn kernel_reserve(memory: u64) -> u64 {
+    (memory / 32).clamp(4 << 20, 64 << 20).min(memory / 4)
+}
+
+/// The guest kernel's frame tables for `memory` bytes of RAM (bitmap, pristine bitmap and a
+/// 4-byte reference count per frame), bytes.
+fn frame_tables(memory: u64) -> u64 {
+    let frames = memory / PAGE_SIZE;
+    2 * frames.div_ceil(64) * 8 + frames * 4 + 3 * PAGE_SIZE
+}
+
+/// Smallest guest memory that holds `fixed` bytes (kernel image, archive, unpacked files,
+/// working memory) plus the parts that grow with memory itself (reserve, frame tables).
+fn memory_needed(fixed: u64) -> u64 {
+    let mut m = fixed;
+    for _ in 0..8 {
+        m = fixed + kernel_reserve(m) + frame_tables(m);
+    }
+    m.max(MIN_GUEST_MEMORY)
+}
+
+/// A size as the user would write it: `256M` for whole MiB, else bytes.
+pub fn show_size(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{}M", bytes >> 20)
+    } else {
+        format!("{bytes}")
+    }
+}
 /// Host VMAs pvm lets all shadows of a VM use together (host `vm.max_map_count` is 65530).
 const VMA_BUDGET: u32 = 60_000;
 
@@ -115,14 +149,12 @@ pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result
     let memory = opts.memory & !(PAGE_SIZE - 1);
     let image = kernel_image::image_span().map_err(BootError::Host)?;
     let initrd_len = (launch.initramfs.len() as u64).next_multiple_of(PAGE_SIZE);
-    let needed = (KERNEL_GPA + image + initrd_len + WORKING_MEMORY).max(MIN_GUEST_MEMORY);
+    // While the kernel unpacks the archive, the archive and the files it holds are both in
+    // guest memory.
+    let unpacked = initramfs::unpacked_size(&launch.initramfs);
+    let needed = memory_needed(KERNEL_GPA + image + initrd_len + unpacked + WORKING_MEMORY);
     if memory < needed {
-        let given = if opts.memory >= 1 << 20 {
-            format!("{}M", opts.memory >> 20)
-        } else {
-            format!("{}", opts.memory)
-        };
-        return Err(BootError::MemoryTooSmall { given, needed: needed.div_ceil(1 << 20) });
+        return Err(BootError::MemoryTooSmall { given: show_size(opts.memory), needed: needed.div_ceil(1 << 20) });
     }
     let ram = GuestRam::new(memory).map_err(|e| BootError::Host(e.to_string()))?;
     let kernel = kernel_image::load(&ram).map_err(BootError::Host)?;

@@ -21,6 +21,9 @@ const PVM_FAILED: u8 = 125;
 const CANNOT_EXECUTE: u8 = 126;
 /// The program was not found.
 const NOT_FOUND: u8 = 127;
+/// `SHUTDOWN(KernelPanic)` code of a guest kernel whose memory cannot hold the root
+/// filesystem (`guest-kernel/src/boot.rs`, `SHUTDOWN_BOOT_OUT_OF_MEMORY`).
+const BOOT_OUT_OF_MEMORY: u64 = 3;
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("pvm: {msg}");
@@ -142,6 +145,10 @@ pub fn run_and_exit(args: &RunArgs) -> ExitCode {
         ExitReason::CannotExecute(errno, reason) => fail(
             CANNOT_EXECUTE,
             format!("{shown}: cannot execute: {}", reason.map_or_else(|| errno_text(errno), strip_exec_prefix)),
+        ),
+        ExitReason::KernelPanic(BOOT_OUT_OF_MEMORY) => fail(
+            PVM_FAILED,
+            format!("--memory {} is too small for this root filesystem: the guest kernel ran out of memory unpacking it", boot::show_size(args.memory)),
         ),
         ExitReason::KernelPanic(code) => {
             fail(PVM_FAILED, format!("the guest kernel failed (code {code}); run with --verbose for its log"))

@@ -183,9 +183,50 @@ impl Initramfs {
     }
 }
 
+/// Guest memory the guest kernel's filesystem needs to hold `archive` once unpacked, bytes:
+/// every regular file's data in whole 4 KiB pages plus [`ENTRY_COST`] per entry (inode,
+/// directory entry, name). Parses only the `newc` headers; stops at the trailer or at the
+/// first malformed header (what follows is not counted).
+pub fn unpacked_size(archive: &[u8]) -> u64 {
+    let hex = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|s| u64::from_str_radix(s, 16).ok());
+    let (mut at, mut total) = (0usize, 0u64);
+    while let Some(h) = archive.get(at..at + 110) {
+        let (Some(mode), Some(size), Some(namesize)) = (hex(&h[14..22]), hex(&h[54..62]), hex(&h[94..102])) else { break };
+        if &h[..6] != b"070701" || archive.get(at + 110..at + 110 + namesize as usize) == Some(b"TRAILER!!!\0") {
+            break;
+        }
+        if mode as u32 & 0o170000 == S_IFREG {
+            total += size.div_ceil(4096) * 4096;
+        }
+        total += ENTRY_COST;
+        let name_end = (at as u64 + 110 + namesize).next_multiple_of(4);
+        at = match usize::try_from((name_end + size).next_multiple_of(4)) {
+            Ok(next) => next,
+            Err(_) => break,
+        };
+    }
+    total
+}
+
+/// Kernel heap bytes one archive entry costs once unpacked (inode, directory entry, name),
+/// an upper estimate.
+pub const ENTRY_COST: u64 = 512;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unpacked_size_counts_whole_pages() {
+        let mut a = Initramfs::new();
+        a.add_file("/bin/a", 0o755, &[1u8; 5000]).expect("add");
+        a.add_file("/b", 0o644, b"x").expect("add");
+        a.add_dir("/tmp", 0o1777).expect("dir");
+        let bytes = a.finish().expect("finish");
+        // /bin, /bin/a, /b, /tmp: two files of 2 and 1 pages.
+        assert_eq!(unpacked_size(&bytes), 3 * 4096 + 4 * ENTRY_COST);
+        assert_eq!(unpacked_size(&bytes[..50]), 0, "a cut header counts nothing");
+    }
 
     #[test]
     fn archive_round_trips_through_a_reader() {

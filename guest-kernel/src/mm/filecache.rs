@@ -87,7 +87,7 @@ pub fn get(inode: &InodeRef) -> Option<Arc<Image>> {
         c.entries = keep;
         c.pages -= gone.iter().map(|e| e.pages).sum::<usize>();
     }
-    let gpa = frame::alloc_run(pages, 1)?;
+    let gpa = frame::alloc_user_run(pages, 1)?;
     // SAFETY: `pages` frames just allocated for us, inside guest RAM.
     let buf = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(gpa), pages * PAGE_SIZE as usize) };
     let n = inode.read_at(0, buf).unwrap_or(0);

@@ -14,6 +14,13 @@
 //! were used before, and consumes the bit. This spares the soft backend
 //! host page faults in K for memory only U touches, and the KVM backend page zeroing in
 //! emulated ring 0 under software KVM.
+//!
+//! The kernel reserve: every allocation names its [`Class`]. User memory (demand paging,
+//! copy-on-write copies, the executable page cache, eager fork copies) fails while fewer than
+//! `reserve` frames would stay free; page-table pages may use half of the reserve (a user
+//! operation needs a few to finish); the kernel's own allocations (the heap, flush lists) may
+//! take everything. So a guest that fills its memory makes its own page faults fail (and the
+//! OOM killer run, `crate::oom`) long before the kernel heap runs dry.
 
 use super::PAGE_SIZE;
 
@@ -34,6 +41,28 @@ pub struct FrameAllocator {
     hint: usize,
     /// Highest number of frames in use at once.
     peak_used: usize,
+    /// Frames only [`Class::Kernel`] allocations may take (half of them also
+    /// [`Class::Table`]).
+    reserve: usize,
+}
+
+/// Who a frame allocation is for: decides how much of the kernel reserve it may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// The kernel's own memory (heap spans, hypercall lists): may use every free frame.
+    Kernel,
+    /// Page-table pages of user address spaces: may use half of the reserve.
+    Table,
+    /// User memory: never takes a frame of the reserve.
+    User,
+}
+
+/// The reserve for guest RAM of `total` frames: 1/32 of it, at least 4 MiB and at most
+/// 64 MiB, and never more than a quarter of RAM. Frames.
+pub const fn reserve_for(total: usize) -> usize {
+    let r = total / 32;
+    let r = if r < 1024 { 1024 } else if r > 16 * 1024 { 16 * 1024 } else { r };
+    if r > total / 4 { total / 4 } else { r }
 }
 
 /// Frames in a 2 MiB run.
@@ -56,7 +85,7 @@ impl FrameAllocator {
         bitmap[..words].fill(u64::MAX);
         refs.fill(0);
         pristine.fill(0);
-        FrameAllocator { base, nframes: nframes.min(words * 64), bitmap, refs, pristine, free: 0, hint: 0, peak_used: 0 }
+        FrameAllocator { base, nframes: nframes.min(words * 64), bitmap, refs, pristine, free: 0, hint: 0, peak_used: 0, reserve: 0 }
     }
 
     /// Clears the pristine bits of frames `[i, i + n)` (which must lie within one 64-frame
@@ -111,6 +140,32 @@ impl FrameAllocator {
         self.free
     }
 
+    /// Sets the kernel reserve, frames (see [`Class`]).
+    pub fn set_reserve(&mut self, frames: usize) {
+        self.reserve = frames;
+    }
+
+    /// The kernel reserve, frames.
+    pub fn reserve(&self) -> usize {
+        self.reserve
+    }
+
+    /// Frames a [`Class::User`] allocation may still take (free frames above the reserve).
+    pub fn user_headroom(&self) -> usize {
+        self.free.saturating_sub(self.reserve)
+    }
+
+    /// True when `n` frames may be allocated for `class` (counts only; contiguity is the
+    /// search's business).
+    fn permits(&self, n: usize, class: Class) -> bool {
+        let keep = match class {
+            Class::Kernel => 0,
+            Class::Table => self.reserve / 2,
+            Class::User => self.reserve,
+        };
+        n.checked_add(keep).is_some_and(|need| need <= self.free)
+    }
+
     /// Number of frames in use.
     pub fn used_frames(&self) -> usize {
         self.nframes - self.free
@@ -143,9 +198,15 @@ impl FrameAllocator {
     }
 
     /// Allocates `n` contiguous frames whose first GPA is a multiple of `align` frames (GPA
-    /// alignment relative to GPA 0). Returns the GPA of the first frame.
+    /// alignment relative to GPA 0), as [`Class::Kernel`]. Returns the GPA of the first frame.
     pub fn alloc_run(&mut self, n: usize, align: usize) -> Option<u64> {
-        if n == 0 || n > self.free {
+        self.alloc_run_as(n, align, Class::Kernel)
+    }
+
+    /// [`FrameAllocator::alloc_run`] for `class`: `None` also when the allocation would take
+    /// frames of the reserve `class` may not use.
+    pub fn alloc_run_as(&mut self, n: usize, align: usize, class: Class) -> Option<u64> {
+        if n == 0 || !self.permits(n, class) {
             return None;
         }
         let align = align.max(1);
@@ -186,10 +247,15 @@ impl FrameAllocator {
         self.peak_used = self.peak_used.max(self.nframes - self.free);
     }
 
-    /// Allocates exactly the `n` frames at `gpa` if they are all free.
+    /// Allocates exactly the `n` frames at `gpa` if they are all free ([`Class::Kernel`]).
     pub fn alloc_at(&mut self, gpa: u64, n: usize) -> bool {
+        self.alloc_at_as(gpa, n, Class::Kernel)
+    }
+
+    /// [`FrameAllocator::alloc_at`] for `class` (see [`Class`]).
+    pub fn alloc_at_as(&mut self, gpa: u64, n: usize, class: Class) -> bool {
         let Some(i) = self.index(gpa) else { return false };
-        if n == 0 || i + n > self.nframes || self.run_free(i, n).is_err() {
+        if n == 0 || !self.permits(n, class) || i + n > self.nframes || self.run_free(i, n).is_err() {
             return false;
         }
         self.mark(i, n);
@@ -276,6 +342,34 @@ pub fn alloc_run(n: usize, align: usize) -> Option<u64> {
 /// Allocates exactly the frames at `gpa` from the global allocator.
 pub fn alloc_at(gpa: u64, n: usize) -> bool {
     FRAMES.lock().as_mut().is_some_and(|f| f.alloc_at(gpa, n))
+}
+
+/// Allocates `n` contiguous frames aligned to `align` frames for user memory: `None` rather
+/// than take a frame of the kernel reserve.
+pub fn alloc_user_run(n: usize, align: usize) -> Option<u64> {
+    FRAMES.lock().as_mut()?.alloc_run_as(n, align, Class::User)
+}
+
+/// Allocates exactly the frames at `gpa` for user memory (outside the reserve).
+pub fn alloc_user_at(gpa: u64, n: usize) -> bool {
+    FRAMES.lock().as_mut().is_some_and(|f| f.alloc_at_as(gpa, n, Class::User))
+}
+
+/// Allocates one (unzeroed) frame for a page-table page ([`Class::Table`]).
+pub fn alloc_table() -> Option<u64> {
+    FRAMES.lock().as_mut()?.alloc_run_as(1, 1, Class::Table)
+}
+
+/// Sets the kernel reserve of the global allocator, frames.
+pub fn set_reserve(frames: usize) {
+    if let Some(f) = FRAMES.lock().as_mut() {
+        f.set_reserve(frames);
+    }
+}
+
+/// Frames user memory may still take from the global allocator (0 when it is at the reserve).
+pub fn user_headroom() -> usize {
+    FRAMES.lock().as_ref().map_or(0, FrameAllocator::user_headroom)
 }
 
 /// Allocates one zeroed frame.
@@ -440,6 +534,40 @@ mod tests {
         assert_eq!(f.free_frames(), before);
         assert_eq!(f.free(a, 1), 1, "last owner frees");
         assert!(!f.share(a), "a free frame cannot be shared");
+    }
+
+    #[test]
+    fn user_memory_never_takes_the_reserve() {
+        let mut f = fa(0, 1024);
+        f.set_reserve(100);
+        assert_eq!(f.user_headroom(), 924);
+        let u = f.alloc_run_as(900, 1, Class::User).unwrap();
+        assert!(f.alloc_run_as(25, 1, Class::User).is_none(), "25 more would leave 99 < 100 free");
+        assert!(f.alloc_run_as(24, 1, Class::User).is_some());
+        assert_eq!(f.user_headroom(), 0);
+        assert!(f.alloc_run_as(1, 1, Class::User).is_none(), "the reserve is the kernel's");
+        assert!(!f.alloc_at_as(u + 950 * PAGE_SIZE, 1, Class::User), "alloc_at obeys the reserve too");
+        // Page tables may use half of it, the kernel all of it.
+        for _ in 0..50 {
+            assert!(f.alloc_run_as(1, 1, Class::Table).is_some());
+        }
+        assert!(f.alloc_run_as(1, 1, Class::Table).is_none(), "page tables stop at half the reserve");
+        assert_eq!(f.free_frames(), 50);
+        assert!(f.alloc_run_as(50, 1, Class::Kernel).is_some(), "the kernel takes the rest");
+        assert!(f.alloc_run(1, 1).is_none());
+        // Freed user memory is user memory again.
+        f.free(u, 900);
+        assert_eq!(f.user_headroom(), 800);
+        assert!(f.alloc_run_as(800, 1, Class::User).is_some());
+    }
+
+    #[test]
+    fn reserve_sizes() {
+        assert_eq!(reserve_for(256 << 8), 2048, "256 MiB: 8 MiB");
+        assert_eq!(reserve_for(32 << 8), 1024, "32 MiB: at least 4 MiB");
+        assert_eq!(reserve_for(8 << 8), 512, "8 MiB: a quarter at most");
+        assert_eq!(reserve_for(64 << 18), 16 * 1024, "64 GiB: 64 MiB at most");
+        assert_eq!(reserve_for(0), 0);
     }
 
     #[test]

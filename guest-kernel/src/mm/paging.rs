@@ -53,7 +53,7 @@ fn alloc_table() -> Option<u64> {
             unsafe { zero_in_guest(phys_to_virt(gpa).cast::<u64>()) };
             Some(gpa)
         }
-        None => frame::alloc_zeroed(),
+        None => frame::alloc_table().inspect(|&gpa| frame::zero_new(gpa, 1)),
     }
 }
 
@@ -331,7 +331,7 @@ fn fork_table(gpa: u64, level: u32, va: u64, eager: &dyn Fn(u64) -> bool, out: &
         let mut leaf = v;
         if v & F::WRITABLE.bits() != 0 {
             if eager(at) {
-                let Some(copy) = frame::alloc_run(1, 1) else {
+                let Some(copy) = frame::alloc_user_run(1, 1) else {
                     free_table(child, level);
                     return Err(NoMemory);
                 };

@@ -135,7 +135,7 @@ impl AddrSpace {
         if let Some(leaf) = self.pt.translate(page) {
             if access == Access::Write && !leaf.flags.contains(F::WRITABLE) && frame::is_shared(leaf.gpa) {
                 // Copy-on-write: this address space gets its own copy of the shared frame.
-                let new = frame::alloc_run(1, 1).ok_or(FaultError::OutOfMemory)?;
+                let new = frame::alloc_user_run(1, 1).ok_or(FaultError::OutOfMemory)?;
                 // SAFETY: `leaf.gpa` is a frame this space maps (shared, read-only now) and
                 // `new` a frame just allocated; both are whole guest pages in the physmap.
                 unsafe { core::ptr::copy_nonoverlapping(super::phys_to_virt(leaf.gpa), super::phys_to_virt(new), PAGE_SIZE as usize) };
@@ -181,7 +181,7 @@ impl AddrSpace {
     /// returns the new frame's GPA. The old mapping is queued for flushing.
     pub fn unshare(&mut self, page: u64) -> Result<u64, NoMemory> {
         let leaf = self.pt.translate(page).ok_or(NoMemory)?;
-        let new = frame::alloc_run(1, 1).ok_or(NoMemory)?;
+        let new = frame::alloc_user_run(1, 1).ok_or(NoMemory)?;
         // SAFETY: `leaf.gpa` is a frame this space maps and `new` a frame just allocated; both
         // are whole guest pages in the physmap.
         unsafe { core::ptr::copy_nonoverlapping(super::phys_to_virt(leaf.gpa), super::phys_to_virt(new), PAGE_SIZE as usize) };
@@ -217,17 +217,17 @@ impl AddrSpace {
         let n = ((hi - lo) / PAGE_SIZE) as usize;
         if lo >= PAGE_SIZE
             && let Some(prev) = self.pt.translate(lo - PAGE_SIZE)
-                && frame::alloc_at(prev.gpa + PAGE_SIZE, n) {
+                && frame::alloc_user_at(prev.gpa + PAGE_SIZE, n) {
                     return Some((lo, prev.gpa + PAGE_SIZE, n));
                 }
         if let Some(next) = self.pt.translate(hi) {
             let need = n as u64 * PAGE_SIZE;
-            if next.gpa >= need && frame::alloc_at(next.gpa - need, n) {
+            if next.gpa >= need && frame::alloc_user_at(next.gpa - need, n) {
                 return Some((lo, next.gpa - need, n));
             }
         }
         let align = if n == frame::LARGE_FRAMES && lo.is_multiple_of(LARGE) { frame::LARGE_FRAMES } else { 1 };
-        if let Some(g) = frame::alloc_run(n, align).or_else(|| frame::alloc_run(n, 1)) {
+        if let Some(g) = frame::alloc_user_run(n, align).or_else(|| frame::alloc_user_run(n, 1)) {
             return Some((lo, g, n));
         }
         // Fragmented memory: smaller pieces around the faulting page.
@@ -235,7 +235,7 @@ impl AddrSpace {
             let s = page_down(page.saturating_sub((pages / 2) * PAGE_SIZE)).max(lo);
             let e = (s + pages * PAGE_SIZE).min(hi);
             let k = ((e - s) / PAGE_SIZE) as usize;
-            if let Some(g) = frame::alloc_run(k, 1) {
+            if let Some(g) = frame::alloc_user_run(k, 1) {
                 return Some((s, g, k));
             }
         }
@@ -486,8 +486,12 @@ impl AddrSpace {
     /// of them, else those of `hot` (the pages around the stack pointer and the TLS block),
     /// are copied for the child right away. A 4 KiB copy costs well under a microsecond; a
     /// copy-on-write fault costs a trap, a flush and a prefault on each side.
-
     pub fn fork(&mut self, hot: &[u64]) -> Result<AddrSpace, NoMemory> {
+        // The child's VMAs and bookkeeping live in the kernel heap: refuse a fork whose copy
+        // would have to take the kernel reserve (a fork bomb of large address spaces).
+        if !crate::heap::user_may_grow(self.vmas.len() as u64 * FORK_BYTES_PER_VMA + PAGE_SIZE) {
+            return Err(NoMemory);
+        }
         let all = self.pt.count_writable(EAGER_FORK_PAGES + 1) <= EAGER_FORK_PAGES;
         let eager = |va: u64| all || hot.contains(&va);
         let mut out = super::paging::ForkOut::default();
@@ -520,6 +524,10 @@ impl AddrSpace {
         Ok(child)
     }
 }
+
+/// Kernel heap bytes a fork's copy costs per VMA (B-tree entry and node share), an upper
+/// estimate.
+const FORK_BYTES_PER_VMA: u64 = 96;
 
 /// Most writable pages a fork copies eagerly (see [`AddrSpace::fork`]): 512 KiB.
 pub const EAGER_FORK_PAGES: usize = 128;

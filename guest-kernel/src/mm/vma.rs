@@ -157,6 +157,21 @@ impl VmaSet {
         }
     }
 
+    /// Number of VMAs.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when the set has no VMA.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// True when removing `[start, end)` would split a VMA in two (one more VMA).
+    pub fn splits(&self, start: u64, end: u64) -> bool {
+        self.find(start).is_some_and(|v| v.start < start && v.end > end)
+    }
+
     /// All VMAs in address order.
     pub fn iter(&self) -> impl Iterator<Item = &Vma> {
         self.map.values()

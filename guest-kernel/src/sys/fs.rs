@@ -154,6 +154,11 @@ fn iovecs(cx: &Ctx<'_>, va: u64, cnt: u64) -> Result<Vec<(u64, usize)>, Errno> {
         if (len as i64) < 0 {
             return Err(Errno::EINVAL);
         }
+        // Linux's `access_ok` on each vector: a range past user space is EFAULT before any
+        // transfer (so the total can never overflow either).
+        if base.checked_add(len).is_none_or(|end| end > guest_abi::layout::USER_END) {
+            return Err(Errno::EFAULT);
+        }
         v.push((base, len as usize));
     }
     Ok(v)

@@ -1,11 +1,16 @@
 //! Memory syscalls: `brk`, `mmap` (anonymous, private file copies, `MAP_FIXED`,
 //! `MAP_FIXED_NOREPLACE`, `MAP_POPULATE`), `munmap`, `mprotect`, `mremap` (moving page-table
-//! entries, not data), `madvise(MADV_DONTNEED)`, `mincore`. Semantics per the man pages.
+//! entries, not data), `madvise(MADV_DONTNEED)`, `mincore`, `mlock`/`munlock`, `msync`.
+//! Semantics per the man pages; ranges are checked the way Linux checks them (`mm/mmap.c`,
+//! `mm/mprotect.c`, `mm/madvise.c`, `mm/mincore.c`, `mm/mlock.c`, `mm/msync.c`), so an
+//! `addr + len` that wraps past 2^64 gets Linux's errno, and no call allocates in proportion
+//! to `len`. An address space holds at most [`MAX_MAP_COUNT`] VMAs (`vm.max_map_count`).
 
 use super::{Ctx, KResult};
 use crate::mm::space::{AddrSpace, FaultError};
 use crate::mm::vma::VmaKind;
-use crate::mm::{page_up, PAGE_SIZE};
+use crate::mm::{page_down, page_up, PAGE_SIZE};
+use alloc::vec::Vec;
 use guest_abi::layout::{USER_END, USER_START};
 use guest_fs::Errno;
 
@@ -20,6 +25,29 @@ const MREMAP_MAYMOVE: u64 = 1;
 const MREMAP_FIXED: u64 = 2;
 const MADV_DONTNEED: u64 = 4;
 const MADV_FREE: u64 = 8;
+const MS_ASYNC: u64 = 1;
+const MS_INVALIDATE: u64 = 2;
+const MS_SYNC: u64 = 4;
+
+/// Most VMAs per address space (Linux's default `vm.max_map_count`); calls that could split
+/// or add VMAs past it fail with `ENOMEM`.
+pub const MAX_MAP_COUNT: usize = 65_530;
+/// Pages `mincore` reports per copy to user memory (its kernel buffer, bytes).
+const MINCORE_CHUNK: u64 = 4096;
+
+/// `PAGE_ALIGN(len)` as Linux computes it: wraps to 0 past the top.
+fn page_align(len: u64) -> u64 {
+    len.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+}
+
+/// `ENOMEM` when another VMA (or two, from a split) may not be added to `mm`, or when the
+/// kernel heap that holds VMAs cannot grow for user requests any more.
+fn vma_room(mm: &AddrSpace) -> Result<(), Errno> {
+    if mm.vmas.len() + 2 > MAX_MAP_COUNT || !crate::heap::user_may_grow(PAGE_SIZE) {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(())
+}
 
 fn range_ok(start: u64, len: u64) -> bool {
     start >= USER_START && start.is_multiple_of(PAGE_SIZE) && start.checked_add(len).is_some_and(|e| e <= USER_END)
@@ -61,13 +89,23 @@ pub fn mmap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
         if !file.readable() {
             return Err(Errno::EACCES);
         }
-        let mut buf = alloc::vec![0u8; len as usize];
+        // Only the bytes the file has past `off` are copied (at most `len`): a mapping larger
+        // than the file costs no kernel memory for its tail.
+        let size = file.inode().map_or(0, |i| i.size());
+        let want = size.saturating_sub(off).min(len);
+        if !crate::heap::user_may_grow(want) {
+            return Err(Errno::ENOMEM);
+        }
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(want as usize).map_err(|_| Errno::ENOMEM)?;
+        buf.resize(want as usize, 0);
         let n = guest_fs::pread64(&fds, fd, &mut buf, off as i64)?;
         buf.truncate(n);
         Some(buf)
     };
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
     cx.mm(|mm| {
+        vma_room(mm)?;
         let start = if fixed {
             if !range_ok(addr, len) {
                 return Err(if addr % PAGE_SIZE != 0 { Errno::EINVAL } else { Errno::ENOMEM });
@@ -118,30 +156,42 @@ fn fill_copy(mm: &mut AddrSpace, start: u64, data: &[u8]) -> Result<(), Errno> {
 
 /// `munmap(2)`.
 pub fn munmap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
-    let (addr, len) = (a[0], page_up(a[1]));
-    if addr % PAGE_SIZE != 0 || len == 0 || !range_ok(addr, len) {
+    let (addr, len) = (a[0], page_align(a[1]));
+    if addr % PAGE_SIZE != 0 || a[1] > USER_END || len == 0 || !range_ok(addr, len) {
         return Err(Errno::EINVAL);
     }
     cx.mm(|mm| {
+        // Unmapping the middle of a VMA splits it.
+        if mm.vmas.splits(addr, addr + len) {
+            vma_room(mm)?;
+        }
         mm.unmap(addr, addr + len);
         mm.flush();
-    });
-    Ok(0)
+        Ok(0)
+    })
 }
 
 /// `mprotect(2)`.
 pub fn mprotect(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
-    let (addr, len, prot) = (a[0], page_up(a[1]), a[2] as u32);
-    if addr % PAGE_SIZE != 0 || prot & !(7 | 0x0100_0000 | 0x0200_0000) != 0 {
+    let (addr, prot) = (a[0], a[2] as u32);
+    if addr % PAGE_SIZE != 0 {
         return Err(Errno::EINVAL);
     }
-    if len == 0 {
+    if a[1] == 0 {
         return Ok(0);
+    }
+    let len = page_align(a[1]);
+    if addr.checked_add(len).is_none_or(|end| end <= addr) {
+        return Err(Errno::ENOMEM);
+    }
+    if prot & !(7 | 0x0100_0000 | 0x0200_0000) != 0 {
+        return Err(Errno::EINVAL);
     }
     if !range_ok(addr, len) {
         return Err(Errno::ENOMEM);
     }
     cx.mm(|mm| {
+        vma_room(mm)?;
         let ok = mm.protect(addr, addr + len, prot & 7);
         mm.flush();
         if ok { Ok(0) } else { Err(Errno::ENOMEM) }
@@ -150,7 +200,7 @@ pub fn mprotect(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 
 /// `mremap(2)`.
 pub fn mremap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
-    let (old, old_len, new_len, flags, new_addr) = (a[0], page_up(a[1]), page_up(a[2]), a[3], a[4]);
+    let (old, old_len, new_len, flags, new_addr) = (a[0], page_align(a[1]), page_align(a[2]), a[3], a[4]);
     if old % PAGE_SIZE != 0 || new_len == 0 || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | 4) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -158,8 +208,9 @@ pub fn mremap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
         return Err(Errno::EINVAL);
     }
     cx.mm(|mm| {
+        vma_room(mm)?;
         let vma = *mm.vmas.find(old).ok_or(Errno::EFAULT)?;
-        if old_len == 0 || old + old_len > vma.end {
+        if old_len == 0 || old_len > vma.end - old {
             return Err(Errno::EFAULT);
         }
         if flags & MREMAP_FIXED == 0 {
@@ -200,40 +251,92 @@ pub fn mremap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 }
 
 /// `madvise(2)`: `MADV_DONTNEED`/`MADV_FREE` drop anonymous pages (they read back as zero);
-/// other advice is accepted.
+/// other advice is accepted. `EINVAL` for an unaligned `addr` or a range that wraps,
+/// `ENOMEM` when part of the range is not mapped.
 pub fn madvise(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
-    let (addr, len, advice) = (a[0], page_up(a[1]), a[2]);
-    if addr % PAGE_SIZE != 0 {
+    let (addr, advice) = (a[0], a[2]);
+    let len = page_align(a[1]);
+    if addr % PAGE_SIZE != 0 || (a[1] != 0 && len == 0) {
         return Err(Errno::EINVAL);
     }
-    if advice == MADV_DONTNEED || advice == MADV_FREE {
-        cx.mm(|mm| {
-            if !mm.vmas.covered(addr, addr + len) {
-                return Err(Errno::ENOMEM);
-            }
-            mm.zap(addr, addr + len);
-            mm.flush();
-            Ok(0)
-        })
-    } else {
-        Ok(0)
+    let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+    if end == addr {
+        return Ok(0);
     }
-}
-
-/// `mincore(2)`: one byte per page, 1 if resident.
-pub fn mincore(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
-    let (addr, len, vec) = (a[0], page_up(a[1]), a[2]);
-    if addr % PAGE_SIZE != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let pages = (len / PAGE_SIZE) as usize;
-    let bytes = cx.mm(|mm| {
-        if !mm.vmas.covered(addr, addr + len) {
+    cx.mm(|mm| {
+        if !mm.vmas.covered(addr, end) {
             return Err(Errno::ENOMEM);
         }
-        Ok((0..pages).map(|i| u8::from(mm.pt.translate(addr + i as u64 * PAGE_SIZE).is_some())).collect::<alloc::vec::Vec<u8>>())
-    })?;
-    cx.copy_out(vec, &bytes)?;
+        if advice == MADV_DONTNEED || advice == MADV_FREE {
+            mm.zap(addr, end);
+            mm.flush();
+        }
+        Ok(0)
+    })
+}
+
+/// `mlock(2)`/`munlock(2)`/`mlock2(2)` (`op` names which; memory is never swapped, so only
+/// the range is checked): `EINVAL` when it wraps, `ENOMEM` when part of it is not mapped.
+pub fn mlock(cx: &mut Ctx<'_>, a: [u64; 6], with_flags: bool) -> KResult {
+    if with_flags && a[2] & !1 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let start = page_down(a[0]);
+    let len = page_align(a[1].wrapping_add(a[0] % PAGE_SIZE));
+    let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+    if end == start {
+        return Ok(0);
+    }
+    cx.mm(|mm| if mm.vmas.covered(start, end) { Ok(0) } else { Err(Errno::ENOMEM) })
+}
+
+/// `msync(2)`: nothing to write back (file mappings are private copies); `EINVAL` for an
+/// unaligned `addr` or bad flags, `ENOMEM` when the range wraps or is not all mapped.
+pub fn msync(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let (addr, flags) = (a[0], a[2]);
+    if addr % PAGE_SIZE != 0 || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || flags & (MS_ASYNC | MS_SYNC) == (MS_ASYNC | MS_SYNC) {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_align(a[1]);
+    let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+    if end == addr {
+        return Ok(0);
+    }
+    cx.mm(|mm| if mm.vmas.covered(addr, end) { Ok(0) } else { Err(Errno::ENOMEM) })
+}
+
+/// `mincore(2)`: one byte per page, 1 if resident. `EINVAL` for an unaligned `addr`;
+/// `ENOMEM` when `[addr, addr + len)` wraps, leaves user space or is not all mapped;
+/// `EFAULT` when `vec` cannot hold the answer. Reported in chunks of [`MINCORE_CHUNK`]
+/// pages, so the kernel buffer never grows with `len`.
+pub fn mincore(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let (addr, len, vec) = (a[0], a[1], a[2]);
+    if addr % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if addr.checked_add(len).is_none_or(|end| end > USER_END) {
+        return Err(Errno::ENOMEM);
+    }
+    let pages = len.div_ceil(PAGE_SIZE);
+    if vec.checked_add(pages).is_none_or(|end| end > USER_END) {
+        return Err(Errno::EFAULT);
+    }
+    let end = addr + pages * PAGE_SIZE;
+    let mut at = addr;
+    let mut buf = Vec::new();
+    while at < end {
+        let n = ((end - at) / PAGE_SIZE).min(MINCORE_CHUNK);
+        buf.clear();
+        cx.mm(|mm| {
+            if !mm.vmas.covered(at, at + n * PAGE_SIZE) {
+                return Err(Errno::ENOMEM);
+            }
+            buf.extend((0..n).map(|i| u8::from(mm.pt.translate(at + i * PAGE_SIZE).is_some())));
+            Ok(())
+        })?;
+        cx.copy_out(vec + (at - addr) / PAGE_SIZE, &buf)?;
+        at += n * PAGE_SIZE;
+    }
     Ok(0)
 }
 

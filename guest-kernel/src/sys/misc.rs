@@ -12,9 +12,17 @@ pub fn getrandom(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     if a[2] & !7 != 0 {
         return Err(Errno::EINVAL);
     }
-    let mut buf = alloc::vec![0u8; len];
-    crate::rand::fill(&mut buf);
-    cx.copy_out(a[0], &buf)?;
+    // Filled and copied a page at a time: the kernel buffer does not grow with `len`.
+    let mut buf = [0u8; 4096];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(buf.len());
+        crate::rand::fill(&mut buf[..n]);
+        if let Err(e) = cx.copy_out(a[0] + done as u64, &buf[..n]) {
+            return if done == 0 { Err(e) } else { Ok(done as i64) };
+        }
+        done += n;
+    }
     Ok(len as i64)
 }
 

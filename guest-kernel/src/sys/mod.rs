@@ -244,8 +244,10 @@ pub fn dispatch(cx: &mut Ctx<'_>, n: u64) -> SysRet {
         nr::__NR_mprotect => ret(mem::mprotect(cx, a)),
         nr::__NR_mremap => ret(mem::mremap(cx, a)),
         nr::__NR_madvise => ret(mem::madvise(cx, a)),
-        nr::__NR_mlock | nr::__NR_munlock | nr::__NR_mlockall | nr::__NR_munlockall | nr::__NR_mlock2 => ret(Ok(0)),
-        nr::__NR_msync => ret(Ok(0)),
+        nr::__NR_mlock | nr::__NR_munlock => ret(mem::mlock(cx, a, false)),
+        nr::__NR_mlock2 => ret(mem::mlock(cx, a, true)),
+        nr::__NR_mlockall | nr::__NR_munlockall => ret(Ok(0)),
+        nr::__NR_msync => ret(mem::msync(cx, a)),
         nr::__NR_mincore => ret(mem::mincore(cx, a)),
         nr::__NR_membarrier => ret(Ok(0)),
         // Processes and identity.
