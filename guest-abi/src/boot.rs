@@ -88,3 +88,13 @@ pub struct LaunchHeader {
     /// Reserved, zero.
     pub reserved: u32,
 }
+
+/// Frames of guest RAM the guest kernel keeps for itself out of `total` frames: user memory
+/// never takes them (page tables may use half, the kernel heap all). 1/32 of RAM, at least
+/// 4 MiB and at most 64 MiB, never more than a quarter of RAM. H uses the same formula to
+/// refuse a `--memory` too small for the root filesystem before boot.
+pub const fn kernel_reserve_frames(total: u64) -> u64 {
+    let r = total / 32;
+    let r = if r < 1024 { 1024 } else if r > 16 * 1024 { 16 * 1024 } else { r };
+    if r > total / 4 { total / 4 } else { r }
+}

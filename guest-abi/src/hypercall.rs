@@ -170,9 +170,22 @@ pub enum ShutdownKind {
     /// The first program could not be executed; `value` = errno (ENOEXEC, EACCES, ELIBBAD,
     /// ...). H exits with 126.
     CannotExecute = 3,
-    /// The guest kernel hit a fatal error (panic, out of memory at boot); `value` is a code.
-    /// The kernel logs the reason before. H exits with 125.
+    /// The guest kernel hit a fatal error; `value` is one of the [`panic_code`]s. The kernel
+    /// logs the reason before (except for [`panic_code::BOOT_OUT_OF_MEMORY`], which H
+    /// explains in its own line). H exits with 125.
     KernelPanic = 4,
+}
+
+/// [`ShutdownKind::KernelPanic`] codes.
+pub mod panic_code {
+    /// A Rust panic or a fatal kernel error.
+    pub const PANIC: u64 = 1;
+    /// Boot failed (bad boot information, no usable memory).
+    pub const BOOT: u64 = 2;
+    /// Guest memory cannot hold the root filesystem: H prints its own one line for it.
+    pub const BOOT_OUT_OF_MEMORY: u64 = 3;
+    /// A CPU exception in guest-kernel code (hw platform).
+    pub const KERNEL_EXCEPTION: u64 = 4;
 }
 
 impl ShutdownKind {

@@ -43,14 +43,10 @@ pub fn update_memory_stats() {
     crate::stats::memory(used as u64 * PAGE_SIZE, peak as u64 * PAGE_SIZE);
 }
 
-/// `SHUTDOWN(KernelPanic)` code: guest memory cannot hold the root filesystem. H prints its
-/// own one-line error for it (`pvm-core/src/exit.rs`, `BOOT_OUT_OF_MEMORY`); the kernel logs
-/// nothing, so that line is the only one.
-pub const SHUTDOWN_BOOT_OUT_OF_MEMORY: u64 = 3;
 
 fn panic_boot(msg: &str) -> ! {
     crate::log::write_line(format_args!("boot: {msg}"));
-    crate::hcall::shutdown(ShutdownKind::KernelPanic, 2)
+    crate::hcall::shutdown(ShutdownKind::KernelPanic, guest_abi::hypercall::panic_code::BOOT)
 }
 
 /// Entry of every vCPU thread.
@@ -163,7 +159,8 @@ fn init_fs(bi: &BootInfo) {
         match vfs.load_cpio_newc(archive) {
             Err(Errno::ENOSPC | Errno::ENOMEM) => {
                 crate::klog!(crate::log::INFO, "initramfs: out of memory after {} KiB of files", vfs.stats().data_bytes >> 10);
-                crate::hcall::shutdown(ShutdownKind::KernelPanic, SHUTDOWN_BOOT_OUT_OF_MEMORY)
+                // H prints its own one line for this code; the kernel logs nothing.
+                crate::hcall::shutdown(ShutdownKind::KernelPanic, guest_abi::hypercall::panic_code::BOOT_OUT_OF_MEMORY)
             }
             Err(e) => crate::klog!(crate::log::ERROR, "initramfs: {}", e.name().unwrap_or("error")),
             Ok(()) => {}

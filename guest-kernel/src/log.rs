@@ -89,7 +89,7 @@ macro_rules! klog {
 /// Logs `msg` and shuts the VM down as a kernel panic.
 pub fn fatal(msg: &str) -> ! {
     write_line(format_args!("fatal: {msg}"));
-    crate::hcall::shutdown(ShutdownKind::KernelPanic, 1)
+    crate::hcall::shutdown(ShutdownKind::KernelPanic, guest_abi::hypercall::panic_code::PANIC)
 }
 
 /// The panic handler's body.
@@ -98,5 +98,5 @@ pub fn panic_and_shutdown(info: &core::panic::PanicInfo<'_>) -> ! {
         Some(l) => write_line(format_args!("kernel panic at {}:{}: {}", l.file(), l.line(), info.message())),
         None => write_line(format_args!("kernel panic: {}", info.message())),
     }
-    crate::hcall::shutdown(ShutdownKind::KernelPanic, 1)
+    crate::hcall::shutdown(ShutdownKind::KernelPanic, guest_abi::hypercall::panic_code::PANIC)
 }

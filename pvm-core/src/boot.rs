@@ -14,10 +14,9 @@ use crate::program::Launch;
 /// reserve to run anything, bytes.
 const WORKING_MEMORY: u64 = 8 << 20;
 
-/// The guest kernel's reserve for `memory` bytes of RAM (`guest-kernel/src/mm/frame.rs`,
-/// `reserve_for`: 1/32, 4 MiB to 64 MiB, at most a quarter), bytes.
+/// The guest kernel's reserve for `memory` bytes of RAM, bytes.
 fn kernel_reserve(memory: u64) -> u64 {
-    (memory / 32).clamp(4 << 20, 64 << 20).min(memory / 4)
+    guest_abi::boot::kernel_reserve_frames(memory / PAGE_SIZE) * PAGE_SIZE
 }
 
 /// The guest kernel's frame tables for `memory` bytes of RAM (bitmap, pristine bitmap and a

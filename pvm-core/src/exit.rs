@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use guest_abi::Backend as BackendKind;
+use guest_abi::hypercall::panic_code::BOOT_OUT_OF_MEMORY;
 use host_adapter::detect::{self, BackendChoice, BackendRequest, KvmKind, KvmProbe};
 use host_adapter::kvm::KvmBackend;
 use host_adapter::soft::SoftBackend;
@@ -21,9 +22,6 @@ const PVM_FAILED: u8 = 125;
 const CANNOT_EXECUTE: u8 = 126;
 /// The program was not found.
 const NOT_FOUND: u8 = 127;
-/// `SHUTDOWN(KernelPanic)` code of a guest kernel whose memory cannot hold the root
-/// filesystem (`guest-kernel/src/boot.rs`, `SHUTDOWN_BOOT_OUT_OF_MEMORY`).
-const BOOT_OUT_OF_MEMORY: u64 = 3;
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("pvm: {msg}");

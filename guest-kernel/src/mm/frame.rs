@@ -57,12 +57,9 @@ pub enum Class {
     User,
 }
 
-/// The reserve for guest RAM of `total` frames: 1/32 of it, at least 4 MiB and at most
-/// 64 MiB, and never more than a quarter of RAM. Frames.
+/// The reserve for guest RAM of `total` frames ([`guest_abi::boot::kernel_reserve_frames`]).
 pub const fn reserve_for(total: usize) -> usize {
-    let r = total / 32;
-    let r = if r < 1024 { 1024 } else if r > 16 * 1024 { 16 * 1024 } else { r };
-    if r > total / 4 { total / 4 } else { r }
+    guest_abi::boot::kernel_reserve_frames(total as u64) as usize
 }
 
 /// Frames in a 2 MiB run.

@@ -147,7 +147,7 @@ extern "C" fn hw_kernel_fault(f: &KernelFrame) -> ! {
         "hw: kernel exception {} (error {:#x}) at rip {:#x}, rsp {:#x}, cr2 {cr2:#x}, rax {:#x}, rdi {:#x}, rsi {:#x}",
         f.vector, f.error, f.rip, f.rsp, f.gprs[0], f.gprs[5], f.gprs[4]
     ));
-    crate::hcall::shutdown(guest_abi::hypercall::ShutdownKind::KernelPanic, 3)
+    crate::hcall::shutdown(guest_abi::hypercall::ShutdownKind::KernelPanic, guest_abi::hypercall::panic_code::KERNEL_EXCEPTION)
 }
 
 /// `SET_TIMER(deadline_ns)` on this vCPU.
