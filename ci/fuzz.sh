@@ -20,6 +20,8 @@
 #   PVM              the pvm binary (default: `cargo build --release`, target/release/pvm)
 #   CC               compiler for the fuzzer (default gcc; musl-gcc works too)
 #   KEEP             directory for logs (default: a new temporary directory)
+#   CONTINUE=1       report each failure and go on with the next seed (exit status 1 at the end
+#                    if any failed); the failing seeds' logs are kept
 set -eu
 
 SECONDS_TOTAL=${1:-600}
@@ -47,6 +49,7 @@ canary_sum=$(cksum < "$canary")
 
 start=$(date +%s)
 runs=0
+failed=0
 total_issued=0
 total_children=0
 echo "fuzz: ${SECONDS_TOTAL}s from seed $SEED, $CALLS calls per seed, logs in $work"
@@ -86,7 +89,10 @@ while :; do
         echo "--- last calls logged (the last one was running) ---"
         grep '^fuzz: b=' "$err" | tail -n 8
         echo "--- full log: $err; replay: $PVM run -v $PVM_OPTS -- $fuzz $SEED 256 log first=<b> $FUZZ_OPTS"
-        exit 1
+        [ "${CONTINUE:-0}" = 1 ] || exit 1
+        failed=$((failed + 1))
+        SEED=$((SEED + 1))
+        continue
     fi
     issued=$(echo "$summary" | sed -n 's/.* issued=\([0-9]*\).*/\1/p')
     children=$(echo "$summary" | sed -n 's/.* children=\([0-9]*\).*/\1/p')
@@ -96,4 +102,5 @@ while :; do
     rm -f "$out" "$err"
     SEED=$((SEED + 1))
 done
-echo "fuzz: passed: $runs seeds, $total_issued calls issued, $total_children children in $(($(date +%s) - start))s"
+echo "fuzz: $runs seeds ($failed failed), $total_issued calls issued by passing seeds, $total_children children, in $(($(date +%s) - start))s"
+[ "$failed" -eq 0 ]

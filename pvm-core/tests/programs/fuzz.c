@@ -202,6 +202,20 @@ static void tame(long *nr, uint64_t a[6])
      * hours without preemption (the VM hangs). */
     if (*nr == SYS_mmap && (a[3] & MAP_POPULATE) && a[1] > (64ull << 20))
         a[3] &= ~(uint64_t)MAP_POPULATE;
+    /* A file mmap copies `len` bytes into a kernel buffer first, whatever the file's size: a
+     * huge len is a failed heap allocation, a panic. */
+    if (*nr == SYS_mmap && !(a[3] & MAP_ANONYMOUS) && a[1] > (64ull << 20))
+        a[1] = 64ull << 20;
+    /* Reading untouched anonymous memory allocates a frame per page (write(2) of a huge
+     * mapping to /dev/null exhausts guest memory, then the kernel heap): keep lengths of
+     * read-from-user calls small. */
+    if ((*nr == SYS_write || *nr == SYS_pwrite64 || *nr == SYS_sendto) && a[2] > (64ull << 20))
+        a[2] = 64ull << 20;
+    /* pid 1 ignores default-action signals from kill(2) only: tkill(1, SIGKILL) kills it (Linux
+     * protects init from every sender inside its namespace). */
+    if ((*nr == SYS_tkill || *nr == SYS_tgkill || *nr == SYS_rt_sigqueueinfo || *nr == SYS_rt_tgsigqueueinfo) &&
+        ((int)a[0] == 1 || (int)a[1] == 1))
+        a[0] = 0;
 }
 
 static long pick_nr(void)
@@ -555,7 +569,9 @@ int main(int argc, char **argv)
         while (waitpid(-1, NULL, WNOHANG) > 0)
             ;
     }
-    printf("fuzz: seed=%llu calls=%ld issued=%ld children=%ld crashed=%ld killed=%ld parent-signals=%ld\n",
+    /* A child may have written to our stdout (pidfd_getfd of pid 1's fd 1 is allowed, as on
+     * Linux): start a fresh line. */
+    printf("\nfuzz: seed=%llu calls=%ld issued=%ld children=%ld crashed=%ld killed=%ld parent-signals=%ld\n",
            (unsigned long long)seed, calls, issued, children, crashed, killed, parent_signals);
     printf("fuzz: done\n");
     return 0;
