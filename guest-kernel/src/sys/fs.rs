@@ -41,6 +41,8 @@ pub fn read(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 }
 
 fn rw_read(cx: &mut Ctx<'_>, f: i32, buf: u64, count: usize, offset: Option<i64>) -> KResult {
+    // Linux's vfs_read clamps every transfer to MAX_RW_COUNT.
+    let count = count.min(gfs::MAX_RW_COUNT);
     let p = cx.proc();
     let mut done = 0usize;
     let mut kbuf = vec![0u8; count.min(CHUNK)];
@@ -79,6 +81,8 @@ pub fn write(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 }
 
 fn rw_write(cx: &mut Ctx<'_>, f: i32, buf: u64, count: usize, offset: Option<i64>) -> KResult {
+    // Linux's vfs_write clamps every transfer to MAX_RW_COUNT.
+    let count = count.min(gfs::MAX_RW_COUNT);
     let p = cx.proc();
     let mut done = 0usize;
     while done < count {
@@ -722,7 +726,9 @@ pub fn select(cx: &mut Ctx<'_>, a: [u64; 6], pselect: bool) -> KResult {
 
 /// `sendfile(2)`: copies through a kernel buffer.
 pub fn sendfile(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
-    let (out_fd, in_fd, offp, count) = (fd(a[0]), fd(a[1]), a[2], a[3] as usize);
+    // Linux's do_sendfile clamps the count to MAX_RW_COUNT: without it, /dev/zero to /dev/null
+    // with a count of 2^46 kept a vCPU in the kernel for an hour (found by tests/fuzz.rs).
+    let (out_fd, in_fd, offp, count) = (fd(a[0]), fd(a[1]), a[2], (a[3] as usize).min(gfs::MAX_RW_COUNT));
     let p = cx.proc();
     let fds = p.fds.lock().clone();
     let mut off: Option<i64> = if offp == 0 { None } else { Some(cx.read(offp)?) };
