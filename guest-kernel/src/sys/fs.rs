@@ -152,13 +152,19 @@ fn iovecs(cx: &Ctx<'_>, va: u64, cnt: u64) -> Result<Vec<(u64, usize)>, Errno> {
         return Err(Errno::EINVAL);
     }
     let mut v = Vec::with_capacity(cnt as usize);
+    // Linux's import_iovec: the vectors are cut so that they add up to at most MAX_RW_COUNT
+    // (without it, lengths near 2^63 summed past usize::MAX and a wrapped small total made
+    // writev allocate exabytes: a kernel panic found by tests/fuzz.rs).
+    let mut total = 0usize;
     for i in 0..cnt {
         let base: u64 = cx.read(va + i * 16)?;
         let len: u64 = cx.read(va + i * 16 + 8)?;
         if (len as i64) < 0 {
             return Err(Errno::EINVAL);
         }
-        v.push((base, len as usize));
+        let len = (len as usize).min(gfs::MAX_RW_COUNT - total);
+        total += len;
+        v.push((base, len));
     }
     Ok(v)
 }
