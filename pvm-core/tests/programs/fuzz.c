@@ -211,11 +211,22 @@ static void tame(long *nr, uint64_t a[6])
      * read-from-user calls small. */
     if ((*nr == SYS_write || *nr == SYS_pwrite64 || *nr == SYS_sendto) && a[2] > (64ull << 20))
         a[2] = 64ull << 20;
-    /* pid 1 ignores default-action signals from kill(2) only: tkill(1, SIGKILL) kills it (Linux
-     * protects init from every sender inside its namespace). */
+    /* Files live in the kernel heap: sendfile of 2 GiB from /dev/zero into a /tmp file takes
+     * all guest memory and the next kernel allocation panics (no OOM kill). */
+    if (*nr == SYS_sendfile && a[3] > (64ull << 20))
+        a[3] = 64ull << 20;
+    if ((*nr == SYS_copy_file_range || *nr == SYS_splice) && a[4] > (64ull << 20))
+        a[4] = 64ull << 20;
+    if ((*nr == SYS_ftruncate || *nr == SYS_truncate) && a[1] > (64ull << 20))
+        a[1] = 64ull << 20;
+    if (*nr == SYS_fallocate && a[3] > (64ull << 20))
+        a[3] = 64ull << 20;
+    /* pid 1 ignores default-action signals from kill(2) only: tkill(1, SIGKILL) and
+     * tgkill(0, 1, SIGKILL) kill it (Linux protects init from every sender inside its
+     * namespace, and tgkill wants tgid > 0). */
     if ((*nr == SYS_tkill || *nr == SYS_tgkill || *nr == SYS_rt_sigqueueinfo || *nr == SYS_rt_tgsigqueueinfo) &&
         ((int)a[0] == 1 || (int)a[1] == 1))
-        a[0] = 0;
+        *nr = SYS_getpid;
 }
 
 static long pick_nr(void)
