@@ -255,3 +255,81 @@ fn fork_bomb_without_pids_limit() {
 fn fork_bomb_with_pids_limit() {
     fork_bomb(&["--pids-limit", "40"], &["EAGAIN"]);
 }
+
+/// One call that made the guest kernel panic, hang or lose pid 1 under the fuzzer
+/// (`hostile_guest kernel CASE`): the kernel, pid 1 and the victim must survive it; the caller
+/// may get an error or die.
+fn kernel_case(case: &str) {
+    common::become_subreaper();
+    let exe = program("hostile_guest", Libc::Glibc);
+    let out = Run::pvm()
+        .args(pvm_run_args(&["--memory", "256M"], &[], None, &exe, &["kernel", case]))
+        .timeout(LIMIT)
+        .run();
+    let ctx = out.describe();
+    assert!(!out.timed_out, "{case}: the guest kernel hung\n{ctx}");
+    assert!(common::no_orphans_soon(), "VM processes outlived pvm\n{ctx}");
+    assert!(!out.err().contains("kernel panic"), "{case}: the guest kernel panicked\n{ctx}");
+    assert_eq!(out.status, 0, "{case}: pid 1 must survive\n{ctx}");
+    let o = out.out();
+    let e = ending(&out, &o, case);
+    assert!(ended(e), "{case}: {e}\n{ctx}");
+    assert!(o.contains("victim: exited 0\n") && o.ends_with("parent: done\n"), "{case}\n{ctx}");
+}
+
+/// `mincore(addr, len)` with `addr + len` past 2^64 (Linux: ENOMEM).
+#[test]
+fn kernel_survives_mincore_wrapping() {
+    kernel_case("mincore-wrap");
+}
+
+/// A 2 GiB private mmap of a 1-byte file (the kernel copies `len` bytes into its heap).
+#[test]
+fn kernel_survives_huge_file_mmap() {
+    kernel_case("file-mmap-huge");
+}
+
+/// sendfile of 2 GiB from /dev/zero into a /tmp file with 256 MiB of guest memory (files live
+/// in the kernel heap): ENOSPC, a short write or an OOM kill, never a panic.
+#[test]
+fn kernel_survives_filling_tmp() {
+    kernel_case("tmpfs-fill");
+}
+
+/// write(2) of 4 GiB of untouched read-only anonymous memory to /dev/null.
+#[test]
+fn kernel_survives_writing_untouched_memory_to_dev_null() {
+    kernel_case("null-write-untouched");
+}
+
+/// MAP_POPULATE of 1 TiB of PROT_NONE memory (the kernel populated page by page, for hours).
+#[test]
+fn kernel_survives_huge_populate() {
+    kernel_case("populate-huge");
+}
+
+/// writev whose vector lengths add up past 2^64.
+#[test]
+fn kernel_survives_wrapping_iovecs() {
+    kernel_case("writev-wrap");
+}
+
+/// sendfile /dev/zero to /dev/null of 2^46 bytes (Linux clamps to MAX_RW_COUNT).
+#[test]
+fn kernel_survives_huge_sendfile() {
+    kernel_case("sendfile-huge");
+}
+
+/// tkill(1, SIGKILL) and tgkill(0, 1, SIGKILL) from a guest process: pid 1, like a container's
+/// init, ignores them (Linux: SIGNAL_UNKILLABLE for senders inside its namespace).
+#[test]
+fn pid_1_survives_tkill() {
+    kernel_case("tkill-init");
+}
+
+/// A process made by clone(SIGKILL) outlives its parent: its exit signal must be reset to
+/// SIGCHLD when pid 1 adopts it, or its exit kills pid 1.
+#[test]
+fn pid_1_survives_an_orphan_with_exit_signal_sigkill() {
+    kernel_case("orphan-exit-signal");
+}

@@ -31,6 +31,9 @@
  *   memory     allocate and touch 1 MiB chunks until failure
  *   vmas       100 000 pages of alternating protection, each touched
  *   forkbomb   every process forks until fork fails, then waits 2 s and exits
+ *   kernel CASE one call that made the guest kernel panic, hang or kill pid 1 under the fuzzer
+ *              (mincore-wrap, file-mmap-huge, tmpfs-fill, null-write-untouched, populate-huge,
+ *              writev-wrap, sendfile-huge, tkill-init, orphan-exit-signal)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,7 +45,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -789,6 +794,114 @@ static int a_forkbomb(uint64_t unused)
     return 0;
 }
 
+/* ---- guest-kernel bugs the fuzzer found (tests/fuzz.rs), as single calls ---- */
+
+static int k_mincore_wrap(uint64_t unused)
+{
+    (void)unused;
+    static unsigned char vec[4096];
+    arm();
+    long r = syscall(SYS_mincore, 0x6fffef7ec000ul, 0xfffffffffffffd6dul, vec);
+    sayf("mincore-wrap: ret=%ld errno=%d\n", r, r < 0 ? errno : 0);
+    return 0;
+}
+
+static int k_file_mmap_huge(uint64_t unused)
+{
+    (void)unused;
+    int fd = open("/tmp/hostile-small", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, "x", 1) != 1)
+        return 3;
+    arm();
+    void *p = mmap(NULL, 0x80000000ul, PROT_READ, MAP_PRIVATE, fd, 0);
+    sayf("file-mmap-huge: %s\n", p == MAP_FAILED ? strerror(errno) : "mapped");
+    return 0;
+}
+
+static int k_tmpfs_fill(uint64_t unused)
+{
+    (void)unused;
+    int out = open("/tmp/hostile-big", O_WRONLY | O_CREAT | O_TRUNC, 0644), in = open("/dev/zero", O_RDONLY);
+    if (out < 0 || in < 0)
+        return 3;
+    arm();
+    long r = syscall(SYS_sendfile, out, in, NULL, 0x7ffff000ul);
+    sayf("tmpfs-fill: ret=%ld\n", r);
+    unlink("/tmp/hostile-big");
+    return 0;
+}
+
+static int k_null_write_untouched(uint64_t unused)
+{
+    (void)unused;
+    int fd = open("/dev/null", O_WRONLY);
+    unsigned char *m = mmap(NULL, 4ul << 30, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (fd < 0 || m == MAP_FAILED)
+        return 3;
+    arm();
+    long r = syscall(SYS_write, fd, m, 4ul << 30);
+    sayf("null-write-untouched: ret=%ld\n", r);
+    return 0;
+}
+
+static int k_populate_huge(uint64_t unused)
+{
+    (void)unused;
+    arm();
+    void *p = mmap(NULL, 1ul << 40, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE, -1, 0);
+    sayf("populate-huge: %s\n", p == MAP_FAILED ? strerror(errno) : "mapped");
+    return 0;
+}
+
+static int k_writev_wrap(uint64_t unused)
+{
+    (void)unused;
+    static char b[64] = "hostile";
+    int fd = open("/tmp/hostile-wv", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return 3;
+    struct iovec v[3] = {{b, 0x7fffffffffffff00ull}, {b, 0x7fffffffffffff00ull}, {b, 0x300}};
+    arm();
+    long r = syscall(SYS_writev, fd, v, 3);
+    sayf("writev-wrap: ret=%ld\n", r);
+    unlink("/tmp/hostile-wv");
+    return 0;
+}
+
+static int k_sendfile_huge(uint64_t unused)
+{
+    (void)unused;
+    int out = open("/dev/null", O_WRONLY), in = open("/dev/zero", O_RDONLY);
+    arm();
+    long r = syscall(SYS_sendfile, out, in, NULL, 0x6fffef7fda7cul);
+    sayf("sendfile-huge: ret=%ld\n", r);
+    return 0;
+}
+
+static int k_tkill_init(uint64_t unused)
+{
+    (void)unused;
+    arm();
+    long r1 = syscall(SYS_tkill, 1, SIGKILL);
+    long r2 = syscall(SYS_tgkill, 0, 1, SIGKILL);
+    sayf("tkill-init: tkill=%ld tgkill=%ld\n", r1, r2);
+    return 0;
+}
+
+static int k_orphan_exit_signal(uint64_t unused)
+{
+    (void)unused;
+    arm();
+    /* A process whose exit signal is SIGKILL outlives its parent: on reparenting Linux resets
+     * the exit signal to SIGCHLD ("we don't want people slaying init"). */
+    long g = syscall(SYS_clone, (long)SIGKILL, 0, 0, 0, 0);
+    if (g == 0) {
+        usleep(200000);
+        _exit(0);
+    }
+    return 0;
+}
+
 /* ---- main ---- */
 
 #define MAX_ATTACKS 80
@@ -802,7 +915,7 @@ static void add(struct attack *at, int *n, struct attack a)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: hostile_guest MODE\n");
+        fprintf(stderr, "usage: hostile_guest MODE [CASE]\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -872,6 +985,24 @@ int main(int argc, char **argv)
         add(at, &n, (struct attack){"vmas", a_vmas, 0, 0, 0});
     } else if (!strcmp(mode, "forkbomb")) {
         add(at, &n, (struct attack){"forkbomb", a_forkbomb, 0, 0, 0});
+    } else if (!strcmp(mode, "kernel") && argc > 2) {
+        static const struct {
+            const char *name;
+            int (*fn)(uint64_t);
+        } bugs[] = {
+            {"mincore-wrap", k_mincore_wrap},       {"file-mmap-huge", k_file_mmap_huge},
+            {"tmpfs-fill", k_tmpfs_fill},           {"null-write-untouched", k_null_write_untouched},
+            {"populate-huge", k_populate_huge},     {"writev-wrap", k_writev_wrap},
+            {"sendfile-huge", k_sendfile_huge},     {"tkill-init", k_tkill_init},
+            {"orphan-exit-signal", k_orphan_exit_signal},
+        };
+        for (size_t i = 0; i < sizeof bugs / sizeof bugs[0]; i++)
+            if (!strcmp(argv[2], bugs[i].name))
+                add(at, &n, (struct attack){bugs[i].name, bugs[i].fn, 0, 0, 0});
+        if (!n) {
+            fprintf(stderr, "unknown kernel case %s\n", argv[2]);
+            return 2;
+        }
     } else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;
@@ -900,7 +1031,8 @@ int main(int argc, char **argv)
         sayf("victim: exited %d\n", WEXITSTATUS(status));
     else
         sayf("victim: signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
-    /* Reap whatever the attacks left (a fork bomb's orphans). */
+    /* Let orphans of the attacks end (they are reparented to pid 1), then reap them. */
+    usleep(400000);
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
     say("parent: done\n");
