@@ -12,10 +12,23 @@ pub fn getrandom(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     if a[2] & !7 != 0 {
         return Err(Errno::EINVAL);
     }
-    let mut buf = alloc::vec![0u8; len];
-    crate::rand::fill(&mut buf);
-    cx.copy_out(a[0], &buf)?;
-    Ok(len as i64)
+    // In pages, as Linux's get_random_bytes_user: one buffer of the whole length needed up to
+    // 32 MiB of contiguous kernel heap, which fragmented guest memory cannot always give (a
+    // kernel panic found by tests/fuzz.rs). A fault after some bytes returns their count.
+    let mut buf = alloc::vec![0u8; len.min(4096)];
+    let mut done = 0usize;
+    while done < len {
+        let n = (len - done).min(buf.len());
+        crate::rand::fill(&mut buf[..n]);
+        if let Err(e) = cx.copy_out(a[0] + done as u64, &buf[..n]) {
+            if done == 0 {
+                return Err(e);
+            }
+            break;
+        }
+        done += n;
+    }
+    Ok(done as i64)
 }
 
 /// `FUTEX_PRIVATE_FLAG`.
