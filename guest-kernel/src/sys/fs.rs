@@ -41,6 +41,8 @@ pub fn read(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 }
 
 fn rw_read(cx: &mut Ctx<'_>, f: i32, buf: u64, count: usize, offset: Option<i64>) -> KResult {
+    // Linux's vfs_read clamps every transfer to MAX_RW_COUNT.
+    let count = count.min(gfs::MAX_RW_COUNT);
     let p = cx.proc();
     let mut done = 0usize;
     let mut kbuf = vec![0u8; count.min(CHUNK)];
@@ -79,6 +81,8 @@ pub fn write(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 }
 
 fn rw_write(cx: &mut Ctx<'_>, f: i32, buf: u64, count: usize, offset: Option<i64>) -> KResult {
+    // Linux's vfs_write clamps every transfer to MAX_RW_COUNT.
+    let count = count.min(gfs::MAX_RW_COUNT);
     let p = cx.proc();
     let mut done = 0usize;
     while done < count {
@@ -148,6 +152,10 @@ fn iovecs(cx: &Ctx<'_>, va: u64, cnt: u64) -> Result<Vec<(u64, usize)>, Errno> {
         return Err(Errno::EINVAL);
     }
     let mut v = Vec::with_capacity(cnt as usize);
+    // Linux's import_iovec: the vectors are cut so that they add up to at most MAX_RW_COUNT
+    // (without it, lengths near 2^63 summed past usize::MAX and a wrapped small total made
+    // writev allocate exabytes: a kernel panic found by tests/fuzz.rs).
+    let mut total = 0usize;
     for i in 0..cnt {
         let base: u64 = cx.read(va + i * 16)?;
         let len: u64 = cx.read(va + i * 16 + 8)?;
@@ -155,11 +163,13 @@ fn iovecs(cx: &Ctx<'_>, va: u64, cnt: u64) -> Result<Vec<(u64, usize)>, Errno> {
             return Err(Errno::EINVAL);
         }
         // Linux's `access_ok` on each vector: a range past user space is EFAULT before any
-        // transfer (so the total can never overflow either).
+        // transfer.
         if base.checked_add(len).is_none_or(|end| end > guest_abi::layout::USER_END) {
             return Err(Errno::EFAULT);
         }
-        v.push((base, len as usize));
+        let len = (len as usize).min(gfs::MAX_RW_COUNT - total);
+        total += len;
+        v.push((base, len));
     }
     Ok(v)
 }
@@ -727,7 +737,9 @@ pub fn select(cx: &mut Ctx<'_>, a: [u64; 6], pselect: bool) -> KResult {
 
 /// `sendfile(2)`: copies through a kernel buffer.
 pub fn sendfile(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
-    let (out_fd, in_fd, offp, count) = (fd(a[0]), fd(a[1]), a[2], a[3] as usize);
+    // Linux's do_sendfile clamps the count to MAX_RW_COUNT: without it, /dev/zero to /dev/null
+    // with a count of 2^46 kept a vCPU in the kernel for an hour (found by tests/fuzz.rs).
+    let (out_fd, in_fd, offp, count) = (fd(a[0]), fd(a[1]), a[2], (a[3] as usize).min(gfs::MAX_RW_COUNT));
     let p = cx.proc();
     let fds = p.fds.lock().clone();
     let mut off: Option<i64> = if offp == 0 { None } else { Some(cx.read(offp)?) };
