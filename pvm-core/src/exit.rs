@@ -129,6 +129,10 @@ fn run(args: &RunArgs) -> ExitCode {
         BackendChoice::Soft => Box::new(SoftBackend),
         BackendChoice::Kvm => Box::new(KvmBackend),
     };
+    if let Some(sig) = host_adapter::stop::requested() {
+        // A stop signal came during setup: start nothing (run_and_exit dies of it).
+        return ExitCode::from(128u8.saturating_add(sig as u8));
+    }
     tracing::debug!(backend = backend.name(), "starting the VM");
     let outcome = match backend.run(setup) {
         Ok(o) => o,
