@@ -905,3 +905,87 @@ pub fn make_tree(tag: &str) -> PathBuf {
     assert_eq!(out.status, 0, "building the tree failed (install busybox-static)\n{}", out.describe());
     root
 }
+
+/// How the native reference runs of `tools/run-native.sh` (a private mount namespace and a
+/// `chroot`, which need privileges) get them. pvm itself always runs as the invoking user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NativePrivilege {
+    /// The tests run as root: run-native.sh runs directly.
+    Root,
+    /// Not root, but `sudo -n` works (GitHub's runners): run-native.sh runs under it.
+    Sudo(PathBuf),
+    /// Not root and no `sudo -n`, but unprivileged user namespaces work: run-native.sh maps
+    /// the user to root in a new user namespace (`unshare --user --map-root-user`).
+    UserNamespace,
+    /// None of these: the native comparisons are skipped, for this reason.
+    Unavailable(String),
+}
+
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The way native reference runs get their privileges on this host, probed once (and printed
+/// once, so a test log says which was used).
+pub fn native_privilege() -> &'static NativePrivilege {
+    static P: OnceLock<NativePrivilege> = OnceLock::new();
+    P.get_or_init(|| {
+        let p = probe_native_privilege();
+        println!("native reference runs: {p:?}");
+        p
+    })
+}
+
+fn probe_native_privilege() -> NativePrivilege {
+    if is_root() {
+        return NativePrivilege::Root;
+    }
+    let quiet = |c: &mut Command| {
+        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    };
+    let sudo = ["/usr/bin/sudo", "/bin/sudo", "/usr/local/bin/sudo"].into_iter().map(PathBuf::from).find(|p| p.exists());
+    let mut sudo_why = "no sudo".to_string();
+    if let Some(sudo) = sudo {
+        if quiet(Command::new(&sudo).args(["-n", "true"])) {
+            return NativePrivilege::Sudo(sudo);
+        }
+        sudo_why = "`sudo -n true` fails".to_string();
+    }
+    // What run-native.sh does in a user namespace: a tmpfs with a bind-mounted device node,
+    // /proc, and chroot.
+    let probe = "d=$(mktemp -d) && mount -t tmpfs pvm-probe \"$d\" && : > \"$d/null\" \
+                 && mount --bind /dev/null \"$d/null\" && mkdir \"$d/proc\" \
+                 && { mount -t proc proc \"$d/proc\" 2>/dev/null || mount --rbind /proc \"$d/proc\"; } \
+                 && /usr/sbin/chroot / /bin/true";
+    let userns = quiet(
+        Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", probe]),
+    );
+    if userns {
+        return NativePrivilege::UserNamespace;
+    }
+    NativePrivilege::Unavailable(format!(
+        "not root, {sudo_why}, and unprivileged user namespaces cannot mount and chroot \
+         (`unshare --user --map-root-user --mount` failed)"
+    ))
+}
+
+/// A native run of `argv` in a throwaway copy of the tree `root` (tools/run-native.sh, with
+/// the environment `envs`, "K=V K2=V2"), pinned to CPU 0 like a 1-vCPU guest, using
+/// [`native_privilege`]. `None` when native runs are not possible here ([`NativePrivilege::
+/// Unavailable`]): the caller skips its comparison; `test` names it in the printed reason.
+pub fn native_in_tree(test: &str, root: &Path, envs: &str, argv: &[&str]) -> Option<Run> {
+    let script = scripts_dir().join("tools/run-native.sh");
+    let run = Run::native("/usr/bin/taskset").args(["-c", "0"]);
+    let run = match native_privilege() {
+        NativePrivilege::Root | NativePrivilege::UserNamespace => run.arg("/bin/sh"),
+        NativePrivilege::Sudo(sudo) => run.arg(sudo).args(["-n", "/bin/sh"]),
+        NativePrivilege::Unavailable(why) => {
+            println!("{test}: skipping the native comparison: {why}");
+            return None;
+        }
+    };
+    Some(run.arg(script).arg(root).arg(envs).args(argv))
+}
