@@ -63,6 +63,8 @@ impl Vm {
             }
         }
         self.stop.store(true, Ordering::Release);
+        // No H thread may stay blocked on an idle stdin.
+        self.console.close();
         if let Some(tx) = self.stopped.lock().take() {
             let _ = tx.send(());
         }
