@@ -111,10 +111,21 @@ pub fn notify() {
     wake_idle();
 }
 
-/// Parks `t` until the next event (or its deadline), unless an event happened since `seen`.
+/// Parks `t` until the next event (or its deadline), unless an event happened since `seen`
+/// or it has a signal it can take now.
+///
+/// The signal check matters when the blocking syscall itself unblocked a signal that was
+/// already pending (`rt_sigsuspend`): the post happened before `seen`, so no later event
+/// would ever wake the thread. busybox ash's `wait` blocks all signals, polls for children
+/// and then sigsuspends; a SIGCHLD in between hung it forever (`kill -9` of a child in
+/// tests/scripts/trap_kill.sh, mostly on the KVM backend where each syscall is slow enough
+/// for the 10 ms slice to end inside that window). Re-queued, the thread re-runs its
+/// syscall through `interrupt_if_signalled`, which interrupts it or drops an ignored signal.
+/// (A vfork parent takes its signals only after the child released it, as on Linux.)
 fn block(t: Task, seen: u64) {
     let mut s = SCHED.lock();
-    if s.seq != seen {
+    let signalled = matches!(t.wait, Some(Wait::Syscall(_))) && signal::deliverable(&t) != 0;
+    if s.seq != seen || signalled {
         s.runq.push_back(t);
         RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
         return;

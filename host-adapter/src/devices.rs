@@ -2,7 +2,9 @@
 //!
 //! The guest's console is pvm's own stdin/stdout/stderr, byte for byte.
 
-use std::io::{Read, Write};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use guest_abi::hypercall::{CONSOLE_KERNEL_LOG, ShutdownKind};
@@ -20,12 +22,63 @@ const EIO: i64 = 5;
 #[derive(Default)]
 pub struct Console {
     stdin_eof: AtomicBool,
+    /// Set by [`Console::close`]: reads return at once.
+    closed: AtomicBool,
+    /// An eventfd [`Console::close`] writes, polled with stdin so that a read blocked on an
+    /// idle stdin returns when the VM ends (`None` if eventfd failed: then such a read only
+    /// returns when stdin has data, or when a signal interrupts it).
+    cancel: Option<OwnedFd>,
+    /// Serialises readers, so that what `poll` saw readable is still there for `read`.
+    reading: Mutex<()>,
 }
 
 impl Console {
     /// A console.
     pub fn new() -> Self {
-        Self { stdin_eof: AtomicBool::new(false) }
+        // SAFETY: plain syscall; the returned fd is owned by the OwnedFd below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        // SAFETY: a fresh descriptor nobody else owns.
+        let cancel = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) });
+        Self { stdin_eof: AtomicBool::new(false), closed: AtomicBool::new(false), cancel, reading: Mutex::new(()) }
+    }
+
+    /// Ends console input for this run: a `CONSOLE_READ` blocked on stdin (and every later
+    /// one) returns `-EIO`. Called when the VM stops, so that no H thread stays in a read and
+    /// the backend can reap its processes and return.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        if let Some(fd) = &self.cancel {
+            let one = 1u64.to_ne_bytes();
+            // SAFETY: writes 8 bytes from a live buffer to the eventfd we own; it can only
+            // fail on counter overflow, which a few writes never reach.
+            let _ = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        }
+    }
+
+    /// Waits until stdin is readable (true) or the console is closed (false).
+    fn wait_stdin(&self) -> bool {
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return false;
+            }
+            let mut fds = [
+                libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.cancel.as_ref().map_or(-1, AsRawFd::as_raw_fd), events: libc::POLLIN, revents: 0 },
+            ];
+            // SAFETY: `fds` is a valid array of two pollfd entries for the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if n < 0 {
+                // EINTR (a vCPU kick): look at `closed` again.
+                continue;
+            }
+            if fds[1].revents != 0 {
+                return false;
+            }
+            // Readable, end of file, an error or no stdin at all: read(2) tells which.
+            if fds[0].revents != 0 {
+                return true;
+            }
+        }
     }
 
     /// `CONSOLE_WRITE(fd, gpa, len)`: copies the guest bytes once, then writes them all.
@@ -74,10 +127,21 @@ impl Console {
             return 0;
         }
         let mut buf = vec![0u8; len as usize];
+        // fd 0 directly, not std's buffered stdin: bytes kept in a user-space buffer would be
+        // invisible to poll. The lock keeps concurrent readers from taking each other's data.
+        let _reading = self.reading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = loop {
-            match std::io::stdin().lock().read(&mut buf) {
+            if !self.wait_stdin() {
+                return -EIO;
+            }
+            // SAFETY: reads at most `buf.len()` bytes into the live buffer `buf`.
+            let r = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+            match usize::try_from(r) {
                 Ok(n) => break n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) if std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock => {}
+                // No stdin at all reads as end of file (as std's stdin does).
+                Err(_) if std::io::Error::last_os_error().raw_os_error() == Some(libc::EBADF) => break 0,
                 Err(_) => return -EIO,
             }
         };

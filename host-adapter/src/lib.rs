@@ -12,6 +12,7 @@ pub mod kvm;
 pub mod memory;
 pub mod soft;
 pub mod stats;
+pub mod stop;
 
 use std::time::Duration;
 
@@ -65,6 +66,8 @@ pub enum ExitReason {
     KernelDied(String),
     /// The guest kernel sent a shutdown this host does not understand.
     BadShutdown(u64, u64),
+    /// pvm received this signal (SIGTERM, SIGINT, SIGHUP) and ended the VM ([`stop`]).
+    Stopped(i32),
 }
 
 /// The result of a run.

@@ -67,8 +67,18 @@ fn errno_text(errno: u64) -> String {
     std::io::Error::from_raw_os_error(i32::try_from(errno).unwrap_or(0)).to_string()
 }
 
-/// Runs `pvm run` and returns the exit status.
+/// Runs `pvm run` and returns the exit status. Every process pvm started has been killed
+/// and reaped by then, on every path (the backends own their sandbox processes and reap them
+/// before they return). After SIGTERM, SIGINT or SIGHUP pvm ends the VM the same way and then
+/// dies of that signal ([`crate::signals`]).
 pub fn run_and_exit(args: &RunArgs) -> ExitCode {
+    crate::signals::watch();
+    let code = run(args);
+    crate::signals::die_if_stopped();
+    code
+}
+
+fn run(args: &RunArgs) -> ExitCode {
     let request = match args.backend.as_str() {
         "kvm" => BackendRequest::Kvm,
         "auto" => BackendRequest::Auto,
@@ -120,6 +130,10 @@ pub fn run_and_exit(args: &RunArgs) -> ExitCode {
         BackendChoice::Soft => Box::new(SoftBackend),
         BackendChoice::Kvm => Box::new(KvmBackend),
     };
+    if let Some(sig) = host_adapter::stop::requested() {
+        // A stop signal came during setup: start nothing (run_and_exit dies of it).
+        return ExitCode::from(128u8.saturating_add(sig as u8));
+    }
     tracing::debug!(backend = backend.name(), "starting the VM");
     let outcome = match backend.run(setup) {
         Ok(o) => o,
@@ -152,6 +166,8 @@ pub fn run_and_exit(args: &RunArgs) -> ExitCode {
             fail(PVM_FAILED, format!("the guest kernel failed (code {code}); run with --verbose for its log"))
         }
         ExitReason::KernelDied(how) => fail(PVM_FAILED, format!("the VM failed: {how}")),
+        // Not reached in practice: run_and_exit dies of the signal first.
+        ExitReason::Stopped(sig) => ExitCode::from(128u8.saturating_add(sig as u8)),
         ExitReason::BadShutdown(kind, value) => {
             fail(PVM_FAILED, format!("the guest kernel sent an unknown shutdown ({kind}, {value})"))
         }

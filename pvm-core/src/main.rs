@@ -12,6 +12,7 @@ mod info;
 mod initramfs;
 mod kernel_image;
 mod program;
+mod signals;
 mod stats_table;
 
 use std::process::ExitCode;

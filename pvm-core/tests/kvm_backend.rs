@@ -16,26 +16,6 @@ const PVM: &str = env!("CARGO_BIN_EXE_pvm");
 /// Limit for one guest run under KVM (software KVM boots slowly).
 const TIMEOUT: Duration = Duration::from_secs(240);
 
-const PROGRAM: &str = r#"
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-int main(int argc, char **argv) {
-    for (int i = 0; i < argc; i++) printf("argv[%d]=%s\n", i, argv[i]);
-    const char *v = getenv("PVM_KVM_TEST");
-    printf("env=%s\n", v ? v : "(unset)");
-    char *p = malloc(1 << 20);
-    memset(p, 7, 1 << 20);
-    long sum = 0;
-    for (int i = 0; i < (1 << 20); i += 4096) sum += p[i];
-    printf("sum=%ld pid>0=%d\n", sum, getpid() > 0);
-    fprintf(stderr, "to stderr\n");
-    return 42;
-}
-"#;
-
-
 fn skip(test: &str) -> bool {
     match kvm_unusable() {
         Some(why) => {
@@ -46,15 +26,18 @@ fn skip(test: &str) -> bool {
     }
 }
 
-/// Compiles [`PROGRAM`] with `cc -static` into a temporary directory.
+/// Builds `tests/programs/kvm_smoke.c` with `cc -static` (`gcc` or `musl-gcc`): the shared,
+/// cached build of `common` (each test binary run builds it once, into a temporary file renamed
+/// into place, so tests running at once never see a half-written program). `None` (the test
+/// skips) when the compiler is missing.
 fn build(cc: &str) -> Option<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("pvm-kvm-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
-    let src = dir.join("prog.c");
-    std::fs::write(&src, PROGRAM).ok()?;
-    let out = dir.join(format!("prog-{cc}"));
-    let ok = Command::new(cc).args(["-static", "-O2", "-o"]).arg(&out).arg(&src).status().ok()?.success();
-    ok.then_some(out)
+    let libc = match cc {
+        "gcc" => common::Libc::Glibc,
+        "musl-gcc" => common::Libc::Musl,
+        _ => return None,
+    };
+    Command::new(cc).arg("--version").output().ok()?.status.success().then_some(())?;
+    Some(common::program("kvm_smoke", libc))
 }
 
 /// Runs `cmd` with a hard timeout.

@@ -129,6 +129,14 @@ fn two_vcpus(libc: Libc) {
     }
 }
 
+fn sigsuspend_pending(libc: Libc) {
+    // sigsuspend returns at once for a signal already pending when its mask unblocks it
+    // (a lost wake-up here hung busybox ash's `wait` after `kill -9` of a child); 1 and 2 vCPUs.
+    same_as_native("sigsuspend_pending", libc, &[], &[], Stderr::Same);
+    let exe = program("sigsuspend_pending", libc);
+    compare(&exe, &[], &[], Path::new("/"), "/", &["--cpus", "2"], Stderr::Same);
+}
+
 fn device_files(libc: Libc) {
     same_as_native("devices", libc, &[], &[], Stderr::Same);
 }
@@ -170,6 +178,7 @@ both_libcs!(
     device_files,
     deaths_by_signal,
     segv_handler,
+    sigsuspend_pending,
     fault_signals,
     threads,
     two_vcpus,

@@ -176,14 +176,10 @@ fn measure(n: &str) {
     println!("{:<6} {:>14} {:>14}  commands", "mode", "pvm us/proc", "native us/proc");
     for mode in ["fork", "exec", "sh"] {
         let guest = pvm(&[], &["/prog/procloop", mode, n, "time"], Duration::from_secs(300)).finished();
-        let native = Run::native("/usr/bin/taskset")
-            .args(["-c", "0", "/bin/sh"])
-            .arg(common::scripts_dir().join("tools/run-native.sh"))
-            .arg(root)
-            .args(["", "/prog/procloop", mode, n, "time"])
-            .timeout(Duration::from_secs(300))
-            .run()
-            .finished();
+        let Some(native) = common::native_in_tree("measure", root, "", &["/prog/procloop", mode, n, "time"]) else {
+            return;
+        };
+        let native = native.timeout(Duration::from_secs(300)).run().finished();
         let per = |o: &Outcome| {
             o.out()
                 .lines()

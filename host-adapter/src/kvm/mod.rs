@@ -63,6 +63,8 @@ impl Vm {
             }
         }
         self.stop.store(true, Ordering::Release);
+        // No H thread may stay blocked on an idle stdin.
+        self.console.close();
         if let Some(tx) = self.stopped.lock().take() {
             let _ = tx.send(());
         }
@@ -207,6 +209,11 @@ impl Backend for KvmBackend {
             // vCPU still in KVM_RUN until all returned.
             let wait = if vm.profile.is_some() { profile::INTERVAL } else { Duration::from_millis(100) };
             while !vm.stop.load(Ordering::Acquire) && !handles.iter().all(|h| h.is_finished()) {
+                // pvm got SIGTERM or the like (noticed within `wait`).
+                if let Some(sig) = crate::stop::requested() {
+                    vm.finish(ExitReason::Stopped(sig));
+                    break;
+                }
                 let _ = rx.recv_timeout(wait);
                 if vm.profile.is_some() {
                     vm.kick_all();

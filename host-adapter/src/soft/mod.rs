@@ -52,6 +52,8 @@ impl Vm {
             }
         }
         self.stop.store(true, Ordering::Release);
+        // No H thread may stay blocked on an idle stdin.
+        self.console.close();
         let one = 1u64.to_ne_bytes();
         // SAFETY: writes 8 bytes from a live buffer to the eventfd we own; a failure (counter
         // overflow) is impossible with our few writes and would only delay the monitor.

@@ -180,8 +180,9 @@ pub fn program(name: &str, libc: Libc) -> PathBuf {
 
 /// Builds `tests/programs/<name>.c` with `libc` and `link`; cached for the test binary's run.
 ///
-/// The output goes to a fixed path under `CARGO_TARGET_TMPDIR`, written through a temporary name
-/// and renamed into place, so concurrent test binaries never see a half-written file.
+/// The output goes to a fixed path under [`tmp_base`], written through a temporary name unique
+/// to this process and call and renamed into place, so tests and test binaries that build the
+/// same program at once never see (or run) a half-written file.
 pub fn build(name: &str, libc: Libc, link: Link) -> PathBuf {
     build_source(&programs_dir().join(format!("{name}.c")), libc, link)
 }
@@ -195,12 +196,12 @@ pub fn build_source(src: &Path, libc: Libc, link: Link) -> PathBuf {
     if let Some(p) = cache.get(&key) {
         return p.clone();
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+    let dir = tmp_base()
         .join("pvm-test-programs")
         .join(format!("{}-{}", libc.tag(), if link == Link::Static { "static" } else { "dynamic" }));
-    std::fs::create_dir_all(&dir).expect("creating the test program directory");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     let exe = dir.join(name);
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), unique()));
     let mut cmd = Command::new(libc.compiler());
     if link == Link::Static {
         cmd.arg("-static");
@@ -829,22 +830,58 @@ pub fn no_orphans_soon() -> bool {
     wait_until(Duration::from_secs(3), || orphaned_vm_processes().is_empty())
 }
 
-/// A fresh directory `CARGO_TARGET_TMPDIR/<tag>.<pid>` for data that lives as long as the test
-/// binary (a `TempDir` in a static is never dropped). Directories of earlier runs whose process
-/// is gone are removed first, so they do not pile up.
+/// A number no other call in this process gets (for unique file and directory names).
+pub fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Where the tests keep files that outlive one test (built programs, scratch directories):
+/// cargo's `CARGO_TARGET_TMPDIR` when this user may write there, else
+/// `$TMPDIR/pvm-tests-<uid>` (a target directory built by another user, e.g. root, run by an
+/// unprivileged one).
+pub fn tmp_base() -> &'static Path {
+    static BASE: OnceLock<PathBuf> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let _ = std::fs::create_dir_all(target);
+        if writable(target) {
+            return target.to_path_buf();
+        }
+        // SAFETY: getuid(2) has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let dir = std::env::temp_dir().join(format!("pvm-tests-{uid}"));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        dir
+    })
+}
+
+/// Whether this process may create files in `dir` (access(2) with W_OK|X_OK).
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
+    // SAFETY: `c` is a NUL-terminated path that lives across the call; access(2) only reads it.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
+/// A fresh directory `<tmp_base>/<tag>.<pid>.<n>` (`n` unique per call, so two tests asking
+/// for the same tag never share or wipe each other's directory) for data that lives as long as
+/// the test binary (a `TempDir` in a static is never dropped). Directories of earlier runs
+/// whose process is gone are removed first, so they do not pile up.
 pub fn scratch_dir(tag: &str) -> PathBuf {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = tmp_base();
+    let me = std::process::id();
     if let Ok(entries) = std::fs::read_dir(base) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = name.strip_prefix(tag).and_then(|r| r.strip_prefix('.')) else { continue };
-            let Ok(pid) = pid.parse::<u32>() else { continue };
-            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let Some(rest) = name.strip_prefix(tag).and_then(|r| r.strip_prefix('.')) else { continue };
+            let Ok(pid) = rest.split('.').next().unwrap_or("").parse::<u32>() else { continue };
+            if pid != me && !Path::new(&format!("/proc/{pid}")).exists() {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
     }
-    let dir = base.join(format!("{tag}.{}", std::process::id()));
+    let dir = base.join(format!("{tag}.{me}.{}", unique()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir
@@ -867,4 +904,88 @@ pub fn make_tree(tag: &str) -> PathBuf {
         .finished();
     assert_eq!(out.status, 0, "building the tree failed (install busybox-static)\n{}", out.describe());
     root
+}
+
+/// How the native reference runs of `tools/run-native.sh` (a private mount namespace and a
+/// `chroot`, which need privileges) get them. pvm itself always runs as the invoking user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NativePrivilege {
+    /// The tests run as root: run-native.sh runs directly.
+    Root,
+    /// Not root, but `sudo -n` works (GitHub's runners): run-native.sh runs under it.
+    Sudo(PathBuf),
+    /// Not root and no `sudo -n`, but unprivileged user namespaces work: run-native.sh maps
+    /// the user to root in a new user namespace (`unshare --user --map-root-user`).
+    UserNamespace,
+    /// None of these: the native comparisons are skipped, for this reason.
+    Unavailable(String),
+}
+
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The way native reference runs get their privileges on this host, probed once (and printed
+/// once, so a test log says which was used).
+pub fn native_privilege() -> &'static NativePrivilege {
+    static P: OnceLock<NativePrivilege> = OnceLock::new();
+    P.get_or_init(|| {
+        let p = probe_native_privilege();
+        println!("native reference runs: {p:?}");
+        p
+    })
+}
+
+fn probe_native_privilege() -> NativePrivilege {
+    if is_root() {
+        return NativePrivilege::Root;
+    }
+    let quiet = |c: &mut Command| {
+        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    };
+    let sudo = ["/usr/bin/sudo", "/bin/sudo", "/usr/local/bin/sudo"].into_iter().map(PathBuf::from).find(|p| p.exists());
+    let mut sudo_why = "no sudo".to_string();
+    if let Some(sudo) = sudo {
+        if quiet(Command::new(&sudo).args(["-n", "true"])) {
+            return NativePrivilege::Sudo(sudo);
+        }
+        sudo_why = "`sudo -n true` fails".to_string();
+    }
+    // What run-native.sh does in a user namespace: a tmpfs with a bind-mounted device node,
+    // /proc, and chroot.
+    let probe = "d=$(mktemp -d) && mount -t tmpfs pvm-probe \"$d\" && : > \"$d/null\" \
+                 && mount --bind /dev/null \"$d/null\" && mkdir \"$d/proc\" \
+                 && { mount -t proc proc \"$d/proc\" 2>/dev/null || mount --rbind /proc \"$d/proc\"; } \
+                 && /usr/sbin/chroot / /bin/true";
+    let userns = quiet(
+        Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", probe]),
+    );
+    if userns {
+        return NativePrivilege::UserNamespace;
+    }
+    NativePrivilege::Unavailable(format!(
+        "not root, {sudo_why}, and unprivileged user namespaces cannot mount and chroot \
+         (`unshare --user --map-root-user --mount` failed)"
+    ))
+}
+
+/// A native run of `argv` in a throwaway copy of the tree `root` (tools/run-native.sh, with
+/// the environment `envs`, "K=V K2=V2"), pinned to CPU 0 like a 1-vCPU guest, using
+/// [`native_privilege`]. `None` when native runs are not possible here ([`NativePrivilege::
+/// Unavailable`]): the caller skips its comparison; `test` names it in the printed reason.
+pub fn native_in_tree(test: &str, root: &Path, envs: &str, argv: &[&str]) -> Option<Run> {
+    let script = scripts_dir().join("tools/run-native.sh");
+    let run = Run::native("/usr/bin/taskset").args(["-c", "0"]);
+    let run = match native_privilege() {
+        NativePrivilege::Root | NativePrivilege::UserNamespace => run.arg("/bin/sh"),
+        NativePrivilege::Sudo(sudo) => run.arg(sudo).args(["-n", "/bin/sh"]),
+        NativePrivilege::Unavailable(why) => {
+            println!("{test}: skipping the native comparison: {why}");
+            return None;
+        }
+    };
+    Some(run.arg(script).arg(root).arg(envs).args(argv))
 }
