@@ -5,8 +5,9 @@
 //!   `futex` `FUTEX_WAIT`/`FUTEX_WAKE` (shared or private) on a word of the stub's own handoff
 //!   memory (this space's PVCSs, the command area's run words, the stub's data) is allowed;
 //!   anything else from the stub text kills U (that is also how the stub dies). No
-//!   `rt_sigreturn`: the stub's handlers return by themselves. A non-x86-64 architecture
-//!   (int 0x80, compat mode) kills the process.
+//!   `rt_sigreturn`: the stub's handlers return by themselves. A call of another
+//!   architecture (`int 0x80`) traps from guest code (the stub turns it into a #GP) and kills
+//!   from the stub text.
 //! - [`u_mapper`]: U's mapper thread. `mmap(addr, len, prot, MAP_SHARED|MAP_FIXED, 3, off)`,
 //!   `munmap`/`mprotect` inside the guest user range, `futex`, and `write` of at most one
 //!   completion packet to `COMPLETION_FD`; anything else kills.
@@ -65,9 +66,12 @@ pub struct StubWords {
 pub fn u_guest(w: &StubWords) -> Result<Vec<Insn>, SwitcherError> {
     let mut b = Builder::new();
     let (kill, trap, stub_call, word, ok) = (b.label(), b.label(), b.label(), b.label(), b.label());
-    let (not_data, not_pvcs) = (b.label(), b.label());
-    arch_check(&mut b, kill);
+    let (not_data, not_pvcs, other_arch) = (b.label(), b.label(), b.label());
+    // Another architecture (`int 0x80` from 64-bit code: AUDIT_ARCH_I386) from guest code
+    // traps too; the stub reports it as the #GP a kernel without IA-32 emulation raises.
+    b.load(OFF_ARCH).jne(AUDIT_ARCH_X86_64, other_arch);
     b.ip_in(w.text.0, w.text.1, trap).jump(stub_call);
+    b.bind(other_arch).ip_in(w.text.0, w.text.1, trap).ret(RET_KILL_PROCESS);
     b.bind(trap).ret(RET_TRAP);
     b.bind(stub_call).load(OFF_NR).jne(nr::FUTEX, kill);
     // The operation: the low word of arg 1 one of STUB_FUTEX_OPS, the high word zero.
@@ -186,9 +190,13 @@ mod tests {
         }
         let mut d = futex(inside, pvcs, 0);
         d.arch = AUDIT_ARCH_I386;
-        assert_eq!(run(&p, &d), RET_KILL_PROCESS);
+        assert_eq!(run(&p, &d), RET_KILL_PROCESS, "i386 call from stub text");
         d.nr = 39;
         assert_eq!(run(&p, &d), RET_KILL_PROCESS);
+        d.ip = 0x40_1000;
+        assert_eq!(run(&p, &d), RET_TRAP, "int 0x80 from guest code");
+        d.nr = 202;
+        assert_eq!(run(&p, &d), RET_TRAP);
     }
 
     fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64) -> Data {

@@ -264,6 +264,10 @@ const USER_CS: u64 = 0x33;
 const USER_SS: u64 = 0x2b;
 /// First non-canonical user address (47-bit user half).
 const USER_LIMIT: u64 = 1 << 47;
+/// `AUDIT_ARCH_X86_64` (`linux/audit.h`), as `si_arch` of a seccomp SIGSYS.
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+/// `SI_KERNEL` (`asm-generic/siginfo.h`).
+const SI_KERNEL: i32 = 0x80;
 
 /// Address of this space's PVCS for `vcpu`.
 pub fn pvcs_ptr(vcpu: u64) -> *mut Pvcs {
@@ -314,7 +318,7 @@ unsafe fn publish(sig: i32, info: *const SigInfo, uc: *mut UContext, pvcs: *mut 
     // SAFETY: per the function contract.
     unsafe {
         let g: [u64; 23] = read_volatile(addr_of!((*uc).gregs));
-        let regs = UserRegs {
+        let mut regs = UserRegs {
             rax: g[REG_RAX],
             rbx: g[REG_RBX],
             rcx: g[REG_RCX],
@@ -337,8 +341,18 @@ unsafe fn publish(sig: i32, info: *const SigInfo, uc: *mut UContext, pvcs: *mut 
             gs_base: rdgsbase(),
         };
         let trapno = g[REG_TRAPNO] as u32;
-        let code = read_volatile(addr_of!((*info).code));
-        let (kind, vec, err, addr, nr) = if sig == crate::sys::SIGSYS {
+        let mut code = read_volatile(addr_of!((*info).code));
+        let mut host_signo = sig as u32;
+        let compat = sig == crate::sys::SIGSYS && read_volatile(addr_of!((*info).arch)) != AUDIT_ARCH_X86_64;
+        let (kind, vec, err, addr, nr) = if compat {
+            // `int 0x80` (seccomp saw an i386 call): the guest kernel has no IA-32 emulation,
+            // so it is the #GP such a Linux raises (error code: IDT entry 0x80), at the
+            // instruction, reported as SIGSEGV with SI_KERNEL (`arch/x86/kernel/traps.c`).
+            regs.rip = regs.rip.wrapping_sub(2);
+            host_signo = crate::sys::SIGSEGV as u32;
+            code = SI_KERNEL;
+            (TrapKind::Exception, vector::GP, (0x80 << 3) | 2, 0, 0)
+        } else if sig == crate::sys::SIGSYS {
             let nr = read_volatile(addr_of!((*info).syscall)) as i64 as u64;
             (TrapKind::Syscall, 0, 0, 0, nr)
         } else if sig == stub::INTERRUPT_SIGNAL {
@@ -354,7 +368,7 @@ unsafe fn publish(sig: i32, info: *const SigInfo, uc: *mut UContext, pvcs: *mut 
             error_code: err,
             fault_addr: addr,
             syscall_nr: nr,
-            host_signo: sig as u32,
+            host_signo,
             si_code: code,
             reserved: 0,
         };

@@ -171,3 +171,27 @@ pub fn pid_alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Reads `/proc/PID/<what>` of a stub process. Stubs are not dumpable (`PR_SET_DUMPABLE 0`),
+/// so without CAP_SYS_PTRACE (tests run as an ordinary user) the kernel refuses `maps`, `fd`
+/// and `smaps`: then `None`, after printing why the check is skipped.
+pub fn stub_proc(pid: i32, what: &str) -> Option<String> {
+    let path = format!("/proc/{pid}/{what}");
+    let r = if what == "fd" {
+        std::fs::read_dir(&path).map(|d| {
+            let mut v: Vec<String> = d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            v.sort();
+            v.join(" ")
+        })
+    } else {
+        std::fs::read_to_string(&path)
+    };
+    match r {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            println!("skipping the {path} check: {e} (the stub is not dumpable; run as root to check it)");
+            None
+        }
+        Err(e) => panic!("reading {path}: {e}"),
+    }
+}
