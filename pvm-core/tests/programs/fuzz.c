@@ -360,11 +360,6 @@ static void run_batch(uint64_t seed, long batch, long calls, int log)
             a[0] = 0;
         if (avoid_known)
             tame(&nr, a);
-        /* clone's exit signal: SIGCHLD or none. Any other one reaches pid 1 when the process
-         * outlives its parent: the guest kernel keeps it on reparenting (Linux resets it to
-         * SIGCHLD, "we don't want people slaying init"), and a SIGKILL there would end the run. */
-        if (nr == SYS_clone && (a[0] & 0xff) != 0)
-            a[0] = (a[0] & ~0xffull) | SIGCHLD;
         if (log) {
             char line[256], *p = line;
             p += sprintf(p, "fuzz: b=%ld i=%ld nr=%ld", batch, i, nr);
