@@ -41,6 +41,12 @@ pub trait CharDevice: Send + Sync {
     fn poll_ready(&self, events: u32) -> u32 {
         events & (poll::POLLIN | poll::POLLOUT)
     }
+    /// True when writes are discarded without being looked at (`/dev/null`, `/dev/zero`):
+    /// the kernel then answers a write with its count without reading the caller's buffer,
+    /// as Linux's `write_null` (drivers/char/mem.c, used for both) does.
+    fn discards_writes(&self) -> bool {
+        false
+    }
     /// Device-specific `ioctl(2)`: return `Some(result)` to answer `cmd` (with `arg` the
     /// argument bytes, see [`crate::ioctl_arg_size`]), `None` to let guest-fs answer it
     /// (terminal ioctls for ttys, `ENOTTY` otherwise).
@@ -60,6 +66,9 @@ impl CharDevice for NullDevice {
     fn write(&self, buf: &[u8]) -> Result<usize> {
         Ok(buf.len())
     }
+    fn discards_writes(&self) -> bool {
+        true
+    }
 }
 
 /// `/dev/zero`: reads zero bytes, writes are discarded (`zero(4)`).
@@ -72,6 +81,9 @@ impl CharDevice for ZeroDevice {
     }
     fn write(&self, buf: &[u8]) -> Result<usize> {
         Ok(buf.len())
+    }
+    fn discards_writes(&self) -> bool {
+        true
     }
 }
 

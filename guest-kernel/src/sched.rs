@@ -760,6 +760,9 @@ fn exit_process(t: Task, reason: ExitReason) {
         let procs = PROCESSES.lock();
         for c in procs.values() {
             if c.ppid.load(Ordering::Relaxed) == p.pid {
+                // Linux kernel/exit.c `reparent_leader`: "We don't want people slaying init":
+                // an adopted child's exit signal becomes SIGCHLD.
+                c.exit_signal.store(signal::SIGCHLD, Ordering::Relaxed);
                 c.ppid.store(init, Ordering::Relaxed);
                 orphan_zombie |= c.is_zombie();
             }
@@ -777,7 +780,9 @@ fn exit_process(t: Task, reason: ExitReason) {
             } else {
                 let sig = p.exit_signal.load(Ordering::Relaxed);
                 if sig != 0 {
-                    signal::post(&par, sig);
+                    // Not forced (kernel/signal.c `do_notify_parent`): the first process drops
+                    // an exit signal whose action is the default, like any from inside.
+                    signal::post_from_kill(&par, sig, p.pid);
                 }
             }
         }

@@ -91,25 +91,39 @@ pub fn post(p: &Process, sig: u32) {
     crate::sched::notify();
 }
 
-/// Posts `sig`, sent by `kill(2)` from inside the VM, to process `p`. The first process is
-/// the init of the guest's pid namespace: like Linux's (`SIGNAL_UNKILLABLE`, kernel/signal.c
-/// `sig_task_ignored`), it drops every such signal whose action is `SIG_DFL`, `SIGKILL` and
-/// `SIGSTOP` included; handled signals are delivered. Departure: thread-directed signals a
-/// process sends itself (`raise`, `abort`: `tgkill`/`tkill`) are not filtered, so a program
-/// that is the first process dies of them as it does natively.
-pub fn post_from_kill(p: &Process, sig: u32) {
+/// Whether the first process drops `sig`, sent from inside the VM by process `sender`, as the
+/// init of the guest's pid namespace. Like Linux's (`SIGNAL_UNKILLABLE`, kernel/signal.c
+/// `sig_task_ignored`: a sender inside the namespace is never `force`d), it drops every such
+/// signal whose action is `SIG_DFL`, `SIGKILL` and `SIGSTOP` included; handled signals are
+/// delivered. This is the one check every sender path uses: `kill`, `tkill`, `tgkill` and a
+/// child's exit signal (`do_notify_parent` is not forced either). Departure: thread-directed
+/// signals a process sends itself (`raise`, `abort`: `tgkill`/`tkill`) are not filtered, so a
+/// program that is the first process dies of them as it does natively.
+fn init_drops(p: &Process, sig: u32, sender: i32, thread_directed: bool) -> bool {
+    p.pid == crate::boot::init_pid()
+        && !(thread_directed && sender == p.pid)
+        && p.sigactions.lock()[sig as usize - 1].handler == 0
+}
+
+/// Posts `sig`, sent to the whole process `p` from inside the VM by process `sender` (`kill(2)`,
+/// a child's exit signal): the first process drops what [`init_drops`] says.
+pub fn post_from_kill(p: &Process, sig: u32, sender: i32) {
     if sig == 0 || sig as usize > NSIG {
         return;
     }
-    if p.pid == crate::boot::init_pid() && p.sigactions.lock()[sig as usize - 1].handler == 0 {
+    if init_drops(p, sig, sender, false) {
         return;
     }
     post(p, sig);
 }
 
-/// Posts `sig` to one thread (`tgkill`): thread-directed, taken only by that thread.
-pub fn post_thread(p: &Process, t: &crate::proc::ThreadShared, sig: u32) {
+/// Posts `sig` to one thread (`tgkill`, `tkill`), sent by process `sender`: thread-directed,
+/// taken only by that thread; the first process drops what [`init_drops`] says.
+pub fn post_thread(p: &Process, t: &crate::proc::ThreadShared, sig: u32, sender: i32) {
     if sig == 0 || sig as usize > NSIG || p.is_zombie() {
+        return;
+    }
+    if init_drops(p, sig, sender, true) {
         return;
     }
     let act = p.sigactions.lock()[sig as usize - 1];

@@ -81,9 +81,9 @@ fn fixed_seed_two_vcpus_musl() {
 }
 
 /// With `avoid-known` the generator steers around the guest-kernel bugs already reported (see
-/// `tame` in fuzz.c: mincore wrapping, huge MAP_POPULATE, huge file mmap, huge writes from
-/// untouched memory, tkill of pid 1), so everything else keeps being checked while those are
-/// open. A new bug found here is not one of them.
+/// `tame` in fuzz.c: huge writes from untouched memory, huge sendfile/splice/truncate into
+/// files), so everything else keeps being checked while those are open. A new bug found here
+/// is not one of them.
 #[test]
 fn fixed_seed_past_known_bugs() {
     fuzz(&[], Libc::Glibc, 7, 1_000_000, &["avoid-known"]);

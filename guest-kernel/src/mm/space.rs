@@ -11,6 +11,9 @@ use alloc::vec::Vec;
 use guest_abi::layout::{USER_END, USER_START};
 use x86_64::structures::paging::PageTableFlags as F;
 
+/// Free user frames [`AddrSpace::populate_best_effort`] leaves alone (8 MiB): below this,
+/// memory is short and `MAP_POPULATE` stops.
+pub const POPULATE_LOW_WATER: usize = 2048;
 /// Top of the initial stack (one guard page below the end of user space).
 pub const STACK_TOP: u64 = USER_END - PAGE_SIZE;
 /// Maximum stack size (RLIMIT_STACK default, 8 MiB).
@@ -283,6 +286,43 @@ impl AddrSpace {
             a = s + n as u64 * PAGE_SIZE;
         }
         Ok(())
+    }
+
+    /// `MAP_POPULATE`: best effort, as in Linux (mm/gup.c `populate_vma_page_range`, whose
+    /// errors `mm_populate` ignores). An inaccessible (`PROT_NONE`) VMA gets nothing (Linux
+    /// faults it only with `FOLL_FORCE`, which it does not pass for them), so a huge
+    /// `PROT_NONE` reservation costs no time; and population stops, leaving the rest to demand
+    /// faults, when user memory runs short ([`POPULATE_LOW_WATER`] frames left), rather than
+    /// taking the last frames or OOM-looping. Each extent is bounded by the free frames, so the
+    /// whole call does work proportional to memory, not to the length asked for.
+    pub fn populate_best_effort(&mut self, start: u64, end: u64) {
+        let mut a = page_down(start);
+        while a < end {
+            let Some(vma) = self.vmas.find(a).copied() else { return };
+            if vma.prot == 0 {
+                a = vma.end;
+                continue;
+            }
+            if self.pt.translate(a).is_some() {
+                a += PAGE_SIZE;
+                continue;
+            }
+            let room = frame::user_headroom().saturating_sub(POPULATE_LOW_WATER) as u64;
+            if room == 0 {
+                return;
+            }
+            let hi = end.min(vma.end).min(a.saturating_add(room.saturating_mul(PAGE_SIZE)));
+            let mut b = a + PAGE_SIZE;
+            while b < hi && self.pt.translate(b).is_none() {
+                b += PAGE_SIZE;
+            }
+            let Some((s, gpa, n)) = self.alloc_extent(a, b, a) else { return };
+            frame::zero_new(gpa, n);
+            if self.map_frames(s, gpa, n, flags_for_prot(vma.prot)).is_err() {
+                return;
+            }
+            a = s + n as u64 * PAGE_SIZE;
+        }
     }
 
     /// Translates a user address for a kernel access (copy to/from user), demand-filling it

@@ -84,6 +84,9 @@ fn rw_write(cx: &mut Ctx<'_>, f: i32, buf: u64, count: usize, offset: Option<i64
     // Linux's vfs_write clamps every transfer to MAX_RW_COUNT.
     let count = count.min(gfs::MAX_RW_COUNT);
     let p = cx.proc();
+    if let Some(n) = discarded_write(&p, f, buf, count, offset) {
+        return n;
+    }
     let mut done = 0usize;
     while done < count {
         let want = (count - done).min(CHUNK);
@@ -115,6 +118,32 @@ fn rw_write(cx: &mut Ctx<'_>, f: i32, buf: u64, count: usize, offset: Option<i64
         }
     }
     Ok(done as i64)
+}
+
+/// A write of `count` bytes at `buf` to a device that discards writes (`/dev/null`,
+/// `/dev/zero`): Linux's `write_null` (drivers/char/mem.c) returns the count without reading
+/// the buffer, so a huge untouched buffer is never faulted in (it used to take a frame per
+/// page until memory ran out). `None` for any other file. The checks Linux makes first stay:
+/// the description must be writable (an empty write makes the same checks, and a `pwrite`
+/// the same offset checks) and `vfs_write`'s `access_ok` (`count` was already clamped to
+/// `MAX_RW_COUNT`, which only shortens the range checked).
+fn discarded_write(p: &crate::proc::Process, f: i32, buf: u64, count: usize, offset: Option<i64>) -> Option<KResult> {
+    let fds = p.fds.lock().clone();
+    let discards = fds.get(f).ok().and_then(|file| file.device().map(|d| d.discards_writes())).unwrap_or(false);
+    if !discards {
+        return None;
+    }
+    let probe = match offset {
+        Some(o) => gfs::pwrite64(&fds, f, &[], o),
+        None => gfs::write(&fds, f, &[]),
+    };
+    if let Err(e) = probe {
+        return Some(Err(e));
+    }
+    if buf.checked_add(count as u64).is_none_or(|end| end > guest_abi::layout::USER_END) {
+        return Some(Err(Errno::EFAULT));
+    }
+    Some(Ok(count as i64))
 }
 
 /// True when `fd` is open without `O_NONBLOCK` (an `EAGAIN` from it means: block).

@@ -60,10 +60,13 @@ pub fn brk(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 
 /// `mmap(2)`.
 pub fn mmap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
-    let (addr, len, prot, flags, fd, off) = (a[0], a[1], a[2] as u32, a[3], a[4] as i32, a[5]);
-    if len == 0 || prot & !7 != 0 {
+    let (addr, len, flags, fd, off) = (a[0], a[1], a[3], a[4] as i32, a[5]);
+    // `prot` is checked whole: bits above the low 32 used to be dropped by a cast, so a
+    // garbage `prot` mapped memory. Unknown bits are EINVAL here.
+    if len == 0 || a[2] & !7 != 0 {
         return Err(Errno::EINVAL);
     }
+    let prot = a[2] as u32;
     let len = page_up(len);
     if len == 0 || len > USER_END {
         return Err(Errno::ENOMEM);
@@ -129,8 +132,9 @@ pub fn mmap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
                 return Err(e);
             }
         } else if flags & MAP_POPULATE != 0 {
-            // Best effort, like Linux: a populate failure does not fail the mmap.
-            let _ = mm.populate(start, start + len);
+            // Best effort, like Linux: nothing for PROT_NONE, stops when memory is short,
+            // never fails the mmap.
+            mm.populate_best_effort(start, start + len);
         }
         Ok(start as i64)
     })
@@ -173,7 +177,8 @@ pub fn munmap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 
 /// `mprotect(2)`.
 pub fn mprotect(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
-    let (addr, prot) = (a[0], a[2] as u32);
+    // The whole 64-bit `prot` is checked below (mm/mprotect.c: unknown bits are EINVAL).
+    let (addr, prot) = (a[0], a[2]);
     if addr % PAGE_SIZE != 0 {
         return Err(Errno::EINVAL);
     }
@@ -192,7 +197,7 @@ pub fn mprotect(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     }
     cx.mm(|mm| {
         vma_room(mm)?;
-        let ok = mm.protect(addr, addr + len, prot & 7);
+        let ok = mm.protect(addr, addr + len, (prot & 7) as u32);
         mm.flush();
         if ok { Ok(0) } else { Err(Errno::ENOMEM) }
     })

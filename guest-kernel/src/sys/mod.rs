@@ -325,7 +325,7 @@ pub fn dispatch(cx: &mut Ctx<'_>, n: u64) -> SysRet {
         nr::__NR_sigaltstack => ret(signal::sigaltstack(cx, a)),
         nr::__NR_kill => signal::kill(cx, a[0] as i32, a[1] as u32),
         nr::__NR_tgkill => signal::tgkill(cx, a[0] as i32, a[1] as i32, a[2] as u32),
-        nr::__NR_tkill => signal::tgkill(cx, 0, a[0] as i32, a[1] as u32),
+        nr::__NR_tkill => signal::tkill(cx, a[0] as i32, a[1] as u32),
         nr::__NR_pause => ret(Err(EBLOCK)),
         nr::__NR_rt_sigsuspend => ret(signal::rt_sigsuspend(cx, a)),
         nr::__NR_rt_sigreturn => signal::rt_sigreturn(cx),

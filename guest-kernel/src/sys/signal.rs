@@ -104,21 +104,36 @@ pub fn kill(cx: &mut Ctx<'_>, pid: i32, sig: u32) -> SysRet {
     }
     if sig != 0 {
         for p in &targets {
-            crate::signal::post_from_kill(p, sig);
+            crate::signal::post_from_kill(p, sig, me);
         }
     }
     SysRet::Ret(0)
 }
 
-/// `tgkill(2)` (`tgid` > 0) and `tkill(2)` (`tgid` = 0): a signal to one thread.
-pub fn tgkill(_cx: &mut Ctx<'_>, tgid: i32, tid: i32, sig: u32) -> SysRet {
-    if tid <= 0 || tgid < 0 || sig as usize > NSIG {
+/// `tgkill(2)`: a signal to thread `tid` of process `tgid`. `man 2 tgkill`: EINVAL when
+/// `tgid` or `tid` is not positive (kernel/signal.c `SYSCALL_DEFINE3(tgkill)`).
+pub fn tgkill(cx: &mut Ctx<'_>, tgid: i32, tid: i32, sig: u32) -> SysRet {
+    if tgid <= 0 {
         return SysRet::Ret(-(i64::from(Errno::EINVAL.0)));
     }
+    thread_kill(cx, Some(tgid), tid, sig)
+}
+
+/// `tkill(2)`: a signal to thread `tid` of whatever process; EINVAL when `tid` is not positive.
+pub fn tkill(cx: &mut Ctx<'_>, tid: i32, sig: u32) -> SysRet {
+    thread_kill(cx, None, tid, sig)
+}
+
+/// What `tgkill` and `tkill` share (kernel/signal.c `do_tkill`).
+fn thread_kill(cx: &mut Ctx<'_>, tgid: Option<i32>, tid: i32, sig: u32) -> SysRet {
+    if tid <= 0 || sig as usize > NSIG {
+        return SysRet::Ret(-(i64::from(Errno::EINVAL.0)));
+    }
+    let me = cx.t.proc.pid;
     match crate::proc::lookup_thread(tid) {
-        Some((p, t)) if tgid == 0 || p.pid == tgid => {
+        Some((p, t)) if tgid.is_none_or(|g| p.pid == g) => {
             if sig != 0 {
-                crate::signal::post_thread(&p, &t, sig);
+                crate::signal::post_thread(&p, &t, sig, me);
             }
             SysRet::Ret(0)
         }

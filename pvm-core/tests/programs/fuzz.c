@@ -195,20 +195,10 @@ static int avoid_known;
 
 static void tame(long *nr, uint64_t a[6])
 {
-    /* mincore with addr + len wrapping: the kernel allocates petabytes and panics. */
-    if (*nr == SYS_mincore)
-        *nr = SYS_getpid;
-    /* MAP_POPULATE of a huge range, even PROT_NONE: the kernel populates page by page for
-     * hours without preemption (the VM hangs). */
-    if (*nr == SYS_mmap && (a[3] & MAP_POPULATE) && a[1] > (64ull << 20))
-        a[3] &= ~(uint64_t)MAP_POPULATE;
-    /* A file mmap copies `len` bytes into a kernel buffer first, whatever the file's size: a
-     * huge len is a failed heap allocation, a panic. */
-    if (*nr == SYS_mmap && !(a[3] & MAP_ANONYMOUS) && a[1] > (64ull << 20))
-        a[1] = 64ull << 20;
-    /* Reading untouched anonymous memory allocates a frame per page (write(2) of a huge
-     * mapping to /dev/null exhausts guest memory, then the kernel heap): keep lengths of
-     * read-from-user calls small. */
+    /* Reading untouched anonymous memory allocates a frame per page (a huge write from an
+     * untouched mapping to a pipe or a file exhausts guest memory; /dev/null no longer reads
+     * it): keep lengths of read-from-user calls small. Fixed and no longer avoided: mincore
+     * wrapping, huge MAP_POPULATE, huge file mmap, tkill/tgkill of pid 1. */
     if ((*nr == SYS_write || *nr == SYS_pwrite64 || *nr == SYS_sendto) && a[2] > (64ull << 20))
         a[2] = 64ull << 20;
     /* Files live in the kernel heap: sendfile of 2 GiB from /dev/zero into a /tmp file takes
@@ -221,12 +211,6 @@ static void tame(long *nr, uint64_t a[6])
         a[1] = 64ull << 20;
     if (*nr == SYS_fallocate && a[3] > (64ull << 20))
         a[3] = 64ull << 20;
-    /* pid 1 ignores default-action signals from kill(2) only: tkill(1, SIGKILL) and
-     * tgkill(0, 1, SIGKILL) kill it (Linux protects init from every sender inside its
-     * namespace, and tgkill wants tgid > 0). */
-    if ((*nr == SYS_tkill || *nr == SYS_tgkill || *nr == SYS_rt_sigqueueinfo || *nr == SYS_rt_tgsigqueueinfo) &&
-        ((int)a[0] == 1 || (int)a[1] == 1))
-        *nr = SYS_getpid;
 }
 
 static long pick_nr(void)
@@ -376,11 +360,6 @@ static void run_batch(uint64_t seed, long batch, long calls, int log)
             a[0] = 0;
         if (avoid_known)
             tame(&nr, a);
-        /* clone's exit signal: SIGCHLD or none. Any other one reaches pid 1 when the process
-         * outlives its parent: the guest kernel keeps it on reparenting (Linux resets it to
-         * SIGCHLD, "we don't want people slaying init"), and a SIGKILL there would end the run. */
-        if (nr == SYS_clone && (a[0] & 0xff) != 0)
-            a[0] = (a[0] & ~0xffull) | SIGCHLD;
         if (log) {
             char line[256], *p = line;
             p += sprintf(p, "fuzz: b=%ld i=%ld nr=%ld", batch, i, nr);
