@@ -46,11 +46,11 @@ impl MapperChannel {
         Self { map, pidfd, completion, guest_mem_size, state: Mutex::new(ChannelState { seq: 0, broken: false }) }
     }
 
-    /// The command area (H's read-write view), for the run words.
-    pub(crate) fn cmd_area(&self) -> &MapperCmd {
-        // SAFETY: the command area is mapped for the channel's life; the fields H reads or
-        // writes through a shared reference are atomics (`seq`, `run`).
-        unsafe { &*self.cmd() }
+    /// The command area's run words (one per vCPU).
+    pub(crate) fn run_words(&self) -> &[std::sync::atomic::AtomicU32] {
+        // SAFETY: the command area is mapped for the channel's life; only the atomic `run`
+        // array is borrowed (the batch fields are written through raw pointers by `send`).
+        unsafe { &*std::ptr::addr_of!((*self.cmd()).run) }
     }
 
     fn cmd(&self) -> *mut MapperCmd {
@@ -153,25 +153,13 @@ impl MapperChannel {
         }
     }
 
-    /// Waits for one completion packet and returns its length.
+    /// Waits for one completion packet and returns its length: one `poll` of the pipe and
+    /// U's pidfd, then one `read` (the mapper has never answered before H asks, so reading
+    /// first would only add a syscall that fails with EAGAIN to every batch).
     fn wait_packet(&self) -> Result<usize, SwitcherError> {
         let deadline = Instant::now() + BATCH_TIMEOUT;
         let mut buf = [0u8; 4096];
         loop {
-            // SAFETY: reads at most buf.len() bytes into the live buffer from our own fd.
-            let n = unsafe { libc::read(self.completion.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n > 0 {
-                return Ok(n as usize);
-            }
-            if n == 0 {
-                // Every write end is closed: U is gone.
-                return Err(SwitcherError::ProcessDead(exit_info(&self.pidfd)));
-            }
-            let e = std::io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EINTR) => {}
-                _ => return Err(SwitcherError::Os { op: "read of the mapper completion", source: e }),
-            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(SwitcherError::MapperTimeout);
@@ -183,8 +171,27 @@ impl MapperChannel {
             let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
             // SAFETY: two valid pollfd entries for the call.
             let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-            if r > 0 && fds[0].revents == 0 && fds[1].revents != 0 {
+            if r <= 0 {
+                continue; // timeout slice, or EINTR
+            }
+            if fds[0].revents == 0 {
+                if fds[1].revents != 0 {
+                    return Err(SwitcherError::ProcessDead(exit_info(&self.pidfd)));
+                }
+                continue;
+            }
+            // SAFETY: reads at most buf.len() bytes into the live buffer from our own fd.
+            let n = unsafe { libc::read(self.completion.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n > 0 {
+                return Ok(n as usize);
+            }
+            if n == 0 {
+                // Every write end is closed: U is gone.
                 return Err(SwitcherError::ProcessDead(exit_info(&self.pidfd)));
+            }
+            let e = std::io::Error::last_os_error();
+            if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) {
+                return Err(SwitcherError::Os { op: "read of the mapper completion", source: e });
             }
         }
     }

@@ -73,9 +73,8 @@ impl SpaceThreads {
     /// the U serves another address space. Returns false when a signal could not be sent (the
     /// process is gone): the caller must kill the process instead of pooling it.
     pub fn park(&self, channel: &MapperChannel) -> bool {
-        let cmd = channel.cmd_area();
-        for v in 0..self.tids.len() {
-            cmd.run[v].store(PARK, Ordering::SeqCst);
+        for word in &channel.run_words()[..self.tids.len()] {
+            word.store(PARK, Ordering::SeqCst);
         }
         (0..self.tids.len() as u32).all(|v| self.signal(v, stub::RESET_SIGNAL))
     }
@@ -111,10 +110,9 @@ impl SpaceThreads {
 
     /// Lets every guest thread of a parked U serve its vCPU again.
     pub fn unpark(&self, channel: &MapperChannel) {
-        let cmd = channel.cmd_area();
-        for v in 0..self.tids.len() {
-            cmd.run[v].store(RUN, Ordering::SeqCst);
-            let _ = crate::futex::wake(&cmd.run[v], i32::MAX);
+        for word in &channel.run_words()[..self.tids.len()] {
+            word.store(RUN, Ordering::SeqCst);
+            let _ = crate::futex::wake(word, i32::MAX);
         }
     }
 }
