@@ -23,6 +23,7 @@ mod errno;
 mod fdtable;
 mod file;
 mod filedata;
+pub mod fuse;
 mod inode;
 mod path;
 mod perm;
