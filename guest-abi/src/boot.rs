@@ -68,7 +68,16 @@ pub struct BootInfo {
     /// 0 is emulated instruction by instruction (software KVM such as `kvm_pvm`): there a
     /// 4 KiB `rep movsq` costs about 2 ms of emulation, the hypercall about 40 us.
     pub bulk_mem_min: u64,
+    /// Paravirtual features the guest kernel may use: `PV_*` bits. H sets them from its
+    /// options (all on by default; benchmarks turn some off to compare).
+    pub pv_features: u32,
+    /// Reserved, zero.
+    pub reserved0: u32,
 }
+
+/// [`BootInfo::pv_features`]: guest-kernel spin locks that spin past a threshold tell H which
+/// vCPU holds the lock (`YIELD_TO`), so H can let the holder run (lock-holder preemption).
+pub const PV_LOCK_HINTS: u32 = 1 << 0;
 
 const _: () = assert!(core::mem::size_of::<BootInfo>() <= 4096);
 

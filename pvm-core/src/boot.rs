@@ -81,6 +81,8 @@ pub struct BootOptions {
     pub pids_limit: u32,
     /// `BootInfo::bulk_mem_min`: smallest copy the guest kernel hands to H (0: never).
     pub bulk_mem_min: u64,
+    /// `BootInfo::pv_features`: `guest_abi::boot::PV_*` bits.
+    pub pv_features: u32,
 }
 
 /// [`BootOptions::bulk_mem_min`] under software KVM, bytes: measured on `kvm_pvm` (guest
@@ -194,6 +196,8 @@ pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result
         vma_budget: VMA_BUDGET,
         hostname,
         bulk_mem_min: opts.bulk_mem_min,
+        pv_features: opts.pv_features,
+        reserved0: 0,
     };
     ram.write_pod(BOOT_INFO_GPA, &info).map_err(|e| BootError::Host(e.to_string()))?;
     Ok(VmSetup {

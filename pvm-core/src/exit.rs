@@ -117,6 +117,7 @@ fn run(args: &RunArgs) -> ExitCode {
         pids_limit: args.pids_limit,
         // Only where guest ring 0 is emulated (software KVM) are copies cheaper in H.
         bulk_mem_min: if choice == BackendChoice::Kvm && software_kvm { boot::SOFTWARE_KVM_BULK_MEM_MIN } else { 0 },
+        pv_features: guest_abi::boot::PV_LOCK_HINTS,
     };
     let kind = match choice {
         BackendChoice::Soft => BackendKind::Soft,
