@@ -73,6 +73,11 @@ pub struct BootInfo {
     pub pv_features: u32,
     /// Reserved, zero.
     pub reserved0: u32,
+    /// GPA of the hostfs area ([`crate::hostfs`]: config page, then one page of rings per
+    /// mount), page aligned; 0 when the VM has no hostfs mount.
+    pub hostfs_gpa: u64,
+    /// Length of the hostfs area, bytes ([`crate::hostfs::area_len`]).
+    pub hostfs_len: u64,
 }
 
 /// [`BootInfo::pv_features`]: guest-kernel spin locks that spin past a threshold tell H which

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod boot;
+pub mod hostfs;
 pub mod hypercall;
 pub mod layout;
 pub mod mapper;

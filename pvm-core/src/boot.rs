@@ -198,6 +198,8 @@ pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result
         bulk_mem_min: opts.bulk_mem_min,
         pv_features: opts.pv_features,
         reserved0: 0,
+        hostfs_gpa: 0,
+        hostfs_len: 0,
     };
     ram.write_pod(BOOT_INFO_GPA, &info).map_err(|e| BootError::Host(e.to_string()))?;
     Ok(VmSetup {
