@@ -40,7 +40,7 @@ pub const fn area_len(mounts: usize) -> u64 {
 /// Magic value of [`HostfsConfig::magic`] (`"PVMHOSTF"` little-endian).
 pub const HOSTFS_MAGIC: u64 = u64::from_le_bytes(*b"PVMHOSTF");
 /// Longest guest mount path, bytes, NUL padding included.
-pub const MOUNT_PATH_MAX: usize = 256;
+pub const MOUNT_PATH_MAX: usize = 192;
 
 /// [`HostfsMount::flags`]: the mount is read-only (F also opens the tree read-only; the guest
 /// returns `EROFS` without asking).
