@@ -47,8 +47,12 @@ pub const MOUNT_PATH_MAX: usize = 192;
 pub const MOUNT_READ_ONLY: u32 = 1 << 0;
 /// [`HostfsMount::flags`]: this mount is the guest's root filesystem (`path` is `/`).
 pub const MOUNT_ROOT: u32 = 1 << 1;
+/// [`HostfsMount::flags`]: not a hostfs mount but a tmpfs (`--tmpfs`) of at most
+/// [`HostfsMount::size`] bytes (0: the guest kernel's default); `queue` is unused.
+pub const MOUNT_TMPFS: u32 = 1 << 2;
 
-/// One hostfs mount: where in the guest and which queue serves it. Written by H.
+/// One mount H asks the guest kernel to make at boot (a hostfs mount: where in the guest and
+/// which queue serves it; or a tmpfs). Written by H.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct HostfsMount {
@@ -58,6 +62,8 @@ pub struct HostfsMount {
     pub flags: u32,
     /// Queue index (its rings are at page `1 + queue` of the area).
     pub queue: u32,
+    /// For [`MOUNT_TMPFS`]: size limit, bytes (0: default). Otherwise zero.
+    pub size: u64,
 }
 
 /// Doorbell words of one queue, in the config page. Each word has the writers listed.
@@ -81,7 +87,8 @@ pub struct QueueDoorbell {
 pub struct HostfsConfig {
     /// [`HOSTFS_MAGIC`].
     pub magic: u64,
-    /// Number of valid entries in `mounts` (and of queues), at most [`MAX_HOSTFS_MOUNTS`].
+    /// Number of valid entries in `mounts`, at most [`MAX_HOSTFS_MOUNTS`]. Queues exist for
+    /// the hostfs entries only (their `queue` fields are distinct and below this number).
     pub mounts_len: u32,
     /// Descriptors per queue: [`QUEUE_SIZE`].
     pub queue_size: u32,
