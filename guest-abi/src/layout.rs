@@ -26,10 +26,22 @@ pub const STUB_BASE: u64 = 0x0000_7fe0_0000_0000;
 pub const STUB_IMAGE_SIZE: u64 = 16 << 20;
 /// In U: this space's PVCS for vCPU `i` is at `U_PVCS_BASE + i * PVCS_SIZE`.
 pub const U_PVCS_BASE: u64 = STUB_BASE + 0x1000_0000;
-/// In U: the mapper command area (read-only in U), [`crate::mapper::CMD_AREA_SIZE`] bytes.
+/// In U: vCPU 0's mapper command area (read-only in U), [`crate::mapper::CMD_AREA_SIZE`]
+/// bytes; it also holds every vCPU's run word ([`crate::mapper::MapperCmd::run`]) and H's FPU
+/// format. vCPU `i`'s is at [`u_mapper_cmd`]`(i)`.
 pub const U_MAPPER_CMD_BASE: u64 = STUB_BASE + 0x2000_0000;
-/// In U: the mapper completion page (read-write in U), one page.
+/// In U: vCPU 0's mapper completion page (read-write in U), one page.
 pub const U_MAPPER_DONE_BASE: u64 = U_MAPPER_CMD_BASE + 0x10_0000;
+/// In U: distance between the mapper pages of consecutive vCPUs, bytes.
+pub const U_MAPPER_STRIDE: u64 = 0x20_0000;
+/// In U: vCPU `vcpu`'s mapper command area (read-only).
+pub const fn u_mapper_cmd(vcpu: u32) -> u64 {
+    U_MAPPER_CMD_BASE + vcpu as u64 * U_MAPPER_STRIDE
+}
+/// In U: vCPU `vcpu`'s mapper completion page (read-write).
+pub const fn u_mapper_done(vcpu: u32) -> u64 {
+    U_MAPPER_DONE_BASE + vcpu as u64 * U_MAPPER_STRIDE
+}
 /// In U and K: per-thread signal/alternate stacks start here, [`STUB_STACK_SIZE`] each, with
 /// an unmapped guard page below each.
 pub const STUB_STACKS_BASE: u64 = STUB_BASE + 0x3000_0000;
@@ -84,7 +96,7 @@ pub const MIN_GUEST_MEMORY: u64 = 16 << 20;
 
 const _: () = assert!(SHARED_SIZE <= 0x1_0000_0000, "shared window fits below STUB_END");
 const _: () = assert!(K_SHARED_BASE + SHARED_SIZE < STUB_END);
-const _: () = assert!(U_MAPPER_DONE_BASE < STUB_STACKS_BASE);
+const _: () = assert!(u_mapper_done(crate::MAX_VCPUS) < STUB_STACKS_BASE);
 const _: () = assert!(STUB_STACKS_BASE + 64 * (STUB_STACK_SIZE + 4096) < K_SHARED_BASE);
 const _: () = assert!(LAUNCH_GPA + LAUNCH_MAX <= STATS_GPA);
 const _: () = assert!(STATS_GPA + STATS_MAX <= KERNEL_GPA);

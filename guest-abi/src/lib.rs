@@ -21,7 +21,7 @@ pub mod stub;
 
 /// Version of this ABI. H writes it into [`boot::BootInfo::abi_version`]; the guest kernel and
 /// the stub refuse to run against another version. Bump on any layout or numbering change.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Size of a base page (x86-64 4 KiB page), bytes.
 pub const PAGE_SIZE: u64 = 4096;

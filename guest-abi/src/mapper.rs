@@ -1,5 +1,10 @@
 //! The mapper channel: how H changes a U process's mappings (the shadow).
 //!
+//! Each vCPU has its own mapper thread in every U, with its own command area, completion page
+//! and completion pipe (`crate::stub::mapper_cmd_offset`), so shadow fills of different
+//! vCPUs in one address space reach the host in parallel. Everything below holds for each
+//! mapper on its own.
+//!
 //! Only U's mapper thread may call `mmap`/`munmap`/`mprotect` (its seccomp filter allows them
 //! for the guest-memory fd and the user range only). H writes a batch of [`MapOp`]s into the
 //! command area ([`MapperCmd`], read-only in U), bumps [`MapperCmd::seq`] and wakes it; the
@@ -99,7 +104,10 @@ pub struct MapperCmd {
     pub fpu_len: u32,
     /// The CPU's MXCSR mask (bits MXCSR may hold).
     pub mxcsr_mask: u32,
-    _pad: [u8; 40],
+    /// The fd this command area's mapper writes its completion packets to
+    /// ([`crate::stub::COMPLETION_FD`] `+ vcpu`); H writes it before U starts, read-only in U.
+    pub completion_fd: u32,
+    _pad: [u8; 36],
     /// Per vCPU: [`PARK`] or [`RUN`] (futex word of that vCPU's guest thread while parked).
     pub run: [AtomicU32; crate::MAX_VCPUS as usize],
     /// The operations.
@@ -109,6 +117,8 @@ pub struct MapperCmd {
 const _: () = assert!(core::mem::size_of::<MapperCmd>() as u64 == CMD_AREA_SIZE);
 const _: () = assert!(core::mem::offset_of!(MapperCmd, run) == 64);
 const _: () = assert!(core::mem::offset_of!(MapperCmd, fpu_features) == 8);
+const _: () = assert!(core::mem::offset_of!(MapperCmd, completion_fd) == 24);
+const _: () = assert!(core::mem::offset_of!(MapperDone, tid) == 12);
 const _: () = assert!(core::mem::offset_of!(MapperCmd, ops) == CMD_HEADER_SIZE);
 const _: () = assert!(64 + 4 * crate::MAX_VCPUS as usize <= CMD_HEADER_SIZE);
 const _: () = assert!(COMPLETION_FAILED_BASE + MAX_OPS < 4096, "one atomic pipe packet");
@@ -123,7 +133,10 @@ pub struct MapperDone {
     pub result: AtomicI32,
     /// Index of the operation that failed (informational; the packet length is authoritative).
     pub failed_index: u32,
-    _pad: [u8; 4096 - 12],
+    /// The mapper thread's host tid, written once at start; H reads it once, before any guest
+    /// code runs in U, and keeps its own copy (for placement).
+    pub tid: i32,
+    _pad: [u8; 4096 - 16],
 }
 
 const _: () = assert!(core::mem::size_of::<MapperDone>() == 4096);

@@ -10,10 +10,11 @@
 //! | [`SHARED_FD`] (4) | shared memfd | shared memfd |
 //! | [`MAPPER_FD`] (5) | - | this space's mapper memfd |
 //! | [`SETUP_FD`] (6) | setup memfd ([`SetupRecord`]) | setup memfd |
-//! | [`COMPLETION_FD`] (7) | - | write end of the mapper's completion pipe (kept) |
+//! | [`COMPLETION_FD`] + *i* (7 ..) | - | write end of vCPU *i*'s mapper completion pipe (kept) |
 //!
 //! The stub reads the setup record once into its own memory, maps what it describes, then
-//! closes every fd but (in U) [`GUEST_MEM_FD`] and [`COMPLETION_FD`].
+//! closes every fd but (in U) [`GUEST_MEM_FD`] and the `vcpus` completion fds from
+//! [`COMPLETION_FD`] on.
 
 use crate::layout;
 use crate::mapper;
@@ -37,21 +38,35 @@ pub const SHARED_FD: i32 = 4;
 pub const MAPPER_FD: i32 = 5;
 /// fd of the setup memfd (one [`SetupRecord`]) at stub start.
 pub const SETUP_FD: i32 = 6;
-/// fd of the write end of the mapper's completion pipe in U (packet mode; the only fd the
-/// mapper's filter lets it `write` to). See [`crate::mapper`].
+/// fd of the write end of vCPU 0's mapper completion pipe in U; vCPU *i*'s mapper has
+/// `COMPLETION_FD + i` (packet mode; the only fds the mapper filter lets a mapper `write` to,
+/// and each mapper writes only the one its read-only command area names,
+/// [`mapper::MapperCmd::completion_fd`]). See [`crate::mapper`].
 pub const COMPLETION_FD: i32 = 7;
 
-/// Offset of the [`mapper::MapperDone`] page in the mapper memfd (the command area is at 0).
-pub const MAPPER_DONE_OFFSET: u64 = mapper::CMD_AREA_SIZE;
-/// Size of the mapper memfd, bytes: command area plus completion page.
-pub const MAPPER_MEMFD_SIZE: u64 = mapper::CMD_AREA_SIZE + crate::PAGE_SIZE;
+/// Bytes of the mapper memfd per vCPU mapper: its command area, then its completion page.
+pub const MAPPER_STRIDE: u64 = mapper::CMD_AREA_SIZE + crate::PAGE_SIZE;
+/// Offset of vCPU `vcpu`'s mapper command area in the mapper memfd.
+pub const fn mapper_cmd_offset(vcpu: u32) -> u64 {
+    vcpu as u64 * MAPPER_STRIDE
+}
+/// Offset of vCPU `vcpu`'s [`mapper::MapperDone`] page in the mapper memfd.
+pub const fn mapper_done_offset(vcpu: u32) -> u64 {
+    mapper_cmd_offset(vcpu) + mapper::CMD_AREA_SIZE
+}
+/// Offset of the [`mapper::MapperDone`] page of vCPU 0's mapper (the command area is at 0).
+pub const MAPPER_DONE_OFFSET: u64 = mapper_done_offset(0);
+/// Size of the mapper memfd, bytes: one command area and completion page per possible vCPU.
+pub const MAPPER_MEMFD_SIZE: u64 = crate::MAX_VCPUS as u64 * MAPPER_STRIDE;
 
 /// One stack slot in the stub stacks area: an unmapped-equivalent guard page (`PROT_NONE`)
 /// followed by [`layout::STUB_STACK_SIZE`] bytes of stack.
 pub const STACK_SLOT_SIZE: u64 = layout::STUB_STACK_SIZE + crate::PAGE_SIZE;
 
 /// Base (guard page) of stack slot `slot`. K: slot `i` is vCPU `i`'s stack. U: slot `2 i` is
-/// vCPU `i`'s thread stack (stub code before launch), slot `2 i + 1` its sigaltstack.
+/// vCPU `i`'s thread stack (stub code before launch), slot `2 i + 1` its sigaltstack, and
+/// slot `2 vcpus + i - 1` (for `i >= 1`) the start-up stack of vCPU `i`'s mapper thread (its
+/// loop uses no stack; vCPU 0's mapper is the main thread).
 pub const fn stack_slot_base(slot: u64) -> u64 {
     layout::STUB_STACKS_BASE + slot * STACK_SLOT_SIZE
 }
@@ -62,7 +77,7 @@ pub const fn stack_slot_top(slot: u64) -> u64 {
 }
 
 /// Number of stack slots a stub maps (U needs two per vCPU).
-pub const STACK_SLOTS: u64 = 2 * crate::MAX_VCPUS as u64;
+pub const STACK_SLOTS: u64 = 3 * crate::MAX_VCPUS as u64;
 
 /// Magic in [`SetupRecord::magic`] (`"PVMSTUB\0"`).
 pub const SETUP_MAGIC: u64 = u64::from_le_bytes(*b"PVMSTUB\0");
@@ -201,4 +216,4 @@ impl StubExit {
 }
 
 const _: () = assert!(stack_slot_top(STACK_SLOTS) <= layout::K_SHARED_BASE);
-const _: () = assert!(MAPPER_MEMFD_SIZE == mapper::CMD_AREA_SIZE + 4096);
+const _: () = assert!(MAPPER_STRIDE == mapper::CMD_AREA_SIZE + 4096);

@@ -42,10 +42,23 @@ pub struct VmSetup {
     pub kernel_entry: u64,
     /// Number of vCPUs.
     pub vcpus: u32,
-    /// Host CPU to pin all VM threads to (`None`: no pinning).
-    pub pin_cpu: Option<usize>,
+    /// Where the VM's host threads run.
+    pub placement: Placement,
     /// Guest kernel log lines are printed to stderr when their level is at most this.
     pub verbose: bool,
+}
+
+/// Where the host threads of a VM run (soft backend; `docs/ARCHITECTURE.md`, "Placement").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// vCPU *i* on its own host CPU of the allowed set (round-robin when vCPUs outnumber
+    /// CPUs), every thread working for vCPU *i* with it (`pvm run` without `--pin`).
+    #[default]
+    PerVcpu,
+    /// Every thread and process of the VM on this host CPU (`--pin CPU`, for benchmarks).
+    OneCpu(usize),
+    /// No pinning (`--pin none`).
+    Unpinned,
 }
 
 /// Why the VM ended.

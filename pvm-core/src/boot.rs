@@ -72,8 +72,8 @@ pub struct BootOptions {
     pub memory: u64,
     /// vCPUs.
     pub vcpus: u32,
-    /// Host CPU to pin to.
-    pub pin_cpu: Option<usize>,
+    /// Where the VM's host threads run.
+    pub placement: host_adapter::Placement,
     /// Verbosity: 0 quiet (guest kernel errors only), 1 guest kernel log, 2 and more also its
     /// per-syscall trace.
     pub verbose: u8,
@@ -207,7 +207,7 @@ pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result
         kernel_segments: kernel.segments,
         kernel_entry: kernel.entry,
         vcpus: opts.vcpus,
-        pin_cpu: opts.pin_cpu,
+        placement: opts.placement,
         verbose: opts.verbose > 0,
     })
 }

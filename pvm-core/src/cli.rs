@@ -79,10 +79,15 @@ pub struct RunArgs {
     /// kernel's per-syscall trace).
     #[arg(long, short, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Host CPU to pin the VM's threads and processes to (`none`: no pinning; default: the
-    /// first CPU this process may use).
+    /// Host CPU to pin every thread and process of the VM to (for benchmarks), or `none`
+    /// (no pinning). Default: vCPU i runs on its own host CPU of the allowed set
+    /// (round-robin when vCPUs outnumber CPUs), with every thread that works for it.
     #[arg(long, value_parser = parse_pin)]
     pub pin: Option<Pin>,
+    /// Do not offer the guest kernel paravirtual lock-holder hints (`YIELD_TO` after a long
+    /// spin; `BootInfo::pv_features` bit `PV_LOCK_HINTS`): to compare, in benchmarks.
+    #[arg(long)]
+    pub no_pv_lock_hints: bool,
     /// The program (a host path to a static ELF, or a path inside --rootfs) and its arguments.
     #[arg(value_name = "PROGRAM [ARGS]...")]
     pub program: Vec<String>,

@@ -9,7 +9,7 @@ use guest_abi::hypercall::panic_code::BOOT_OUT_OF_MEMORY;
 use host_adapter::detect::{self, BackendChoice, BackendRequest, KvmKind, KvmProbe};
 use host_adapter::kvm::KvmBackend;
 use host_adapter::soft::SoftBackend;
-use host_adapter::{Backend, ExitReason};
+use host_adapter::{Backend, ExitReason, Placement};
 
 use crate::boot::{self, BootOptions};
 use crate::cli::{Pin, RunArgs};
@@ -26,18 +26,6 @@ const NOT_FOUND: u8 = 127;
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("pvm: {msg}");
     ExitCode::from(code)
-}
-
-/// The first CPU this process may run on.
-fn default_pin() -> Option<usize> {
-    // SAFETY: `set` is a plain bitmask the kernel fills.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: pid 0 = this thread; `set` is valid for its size.
-    if unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
-        return None;
-    }
-    // SAFETY: CPU_ISSET reads `set` only, for indices below CPU_SETSIZE.
-    (0..libc::CPU_SETSIZE as usize).find(|&c| unsafe { libc::CPU_ISSET(c, &set) })
 }
 
 /// The message a shell prints for a child killed by `sig` (bash prints none for SIGINT and
@@ -104,20 +92,20 @@ fn run(args: &RunArgs) -> ExitCode {
         Err(e @ ProgramError::CannotExecute { .. }) => return fail(CANNOT_EXECUTE, e),
         Err(e) => return fail(PVM_FAILED, e),
     };
-    let pin_cpu = match args.pin {
-        Some(Pin::None) => None,
-        Some(Pin::Cpu(c)) => Some(c),
-        None => default_pin(),
+    let placement = match args.pin {
+        Some(Pin::None) => Placement::Unpinned,
+        Some(Pin::Cpu(c)) => Placement::OneCpu(c),
+        None => Placement::PerVcpu,
     };
     let opts = BootOptions {
         memory: args.memory,
         vcpus: args.cpus,
-        pin_cpu,
+        placement,
         verbose: args.verbose,
         pids_limit: args.pids_limit,
         // Only where guest ring 0 is emulated (software KVM) are copies cheaper in H.
         bulk_mem_min: if choice == BackendChoice::Kvm && software_kvm { boot::SOFTWARE_KVM_BULK_MEM_MIN } else { 0 },
-        pv_features: guest_abi::boot::PV_LOCK_HINTS,
+        pv_features: if args.no_pv_lock_hints { 0 } else { guest_abi::boot::PV_LOCK_HINTS },
     };
     let kind = match choice {
         BackendChoice::Soft => BackendKind::Soft,

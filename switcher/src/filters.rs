@@ -10,7 +10,8 @@
 //!   from the stub text.
 //! - [`u_mapper`]: U's mapper thread. `mmap(addr, len, prot, MAP_SHARED|MAP_FIXED, 3, off)`,
 //!   `munmap`/`mprotect` inside the guest user range, `futex`, and `write` of at most one
-//!   completion packet to `COMPLETION_FD`; anything else kills.
+//!   completion packet to one of the `vcpus` completion fds from `COMPLETION_FD` on (each
+//!   mapper writes the one its read-only command area names); anything else kills.
 //! - [`k_thread`]: K's vCPU threads. `futex` wait/wake, `exit`; anything else kills.
 
 use crate::SwitcherError;
@@ -92,8 +93,8 @@ pub fn u_guest(w: &StubWords) -> Result<Vec<Insn>, SwitcherError> {
     b.build()
 }
 
-/// The U mapper-thread filter.
-pub fn u_mapper() -> Result<Vec<Insn>, SwitcherError> {
+/// The U mapper-thread filter of a U with `vcpus` mapper threads (all of them install it).
+pub fn u_mapper(vcpus: u32) -> Result<Vec<Insn>, SwitcherError> {
     let mut b = Builder::new();
     let (kill, mmap, mprotect, range, allow, write) = (b.label(), b.label(), b.label(), b.label(), b.label(), b.label());
     arch_check(&mut b, kill);
@@ -104,10 +105,11 @@ pub fn u_mapper() -> Result<Vec<Insn>, SwitcherError> {
         .jeq(nr::FUTEX, allow)
         .jeq(nr::WRITE, write)
         .ret(RET_KILL_PROCESS);
-    // One completion packet: write(COMPLETION_FD, buf, 1 ..= COMPLETION_FAILED_BASE + MAX_OPS).
+    // One completion packet: write(COMPLETION_FD + i, buf, 1 ..= COMPLETION_FAILED_BASE + MAX_OPS).
     let max_packet = (guest_abi::mapper::COMPLETION_FAILED_BASE + guest_abi::mapper::MAX_OPS) as u64;
+    let first_fd = guest_abi::stub::COMPLETION_FD as u64;
     b.bind(write)
-        .arg64_eq(off_arg(0), guest_abi::stub::COMPLETION_FD as u64, kill)
+        .arg64_in(off_arg(0), first_fd, first_fd + u64::from(vcpus), kill)
         .arg64_in(off_arg(2), 1, max_packet + 1, kill)
         .jump(allow);
     b.bind(mmap)
@@ -205,7 +207,7 @@ mod tests {
 
     #[test]
     fn mapper_filter_checks_mmap_arguments() {
-        let p = u_mapper().expect("builds");
+        let p = u_mapper(2).expect("builds");
         let ok = |d: &Data| run(&p, d) == RET_ALLOW;
         assert!(ok(&mmap(0x40_0000, 0x1000, 5, 0x11, 3)));
         assert!(ok(&mmap(layout::USER_START, 0x1000, 3, 0x11, 3)));
@@ -231,6 +233,9 @@ mod tests {
         let fd = guest_abi::stub::COMPLETION_FD as u64;
         let most = (guest_abi::mapper::COMPLETION_FAILED_BASE + guest_abi::mapper::MAX_OPS) as u64;
         assert_eq!(other(nr::WRITE, [fd, 0x7fe0_2010_0000, 1, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(other(nr::WRITE, [fd + 1, 0x7fe0_2010_0000, 1, 0, 0, 0]), RET_ALLOW, "vCPU 1's pipe");
+        assert_eq!(other(nr::WRITE, [fd + 2, 0x7fe0_2010_0000, 1, 0, 0, 0]), RET_KILL_PROCESS, "no vCPU 2");
+        assert_eq!(other(nr::WRITE, [fd - 1, 0x7fe0_2010_0000, 1, 0, 0, 0]), RET_KILL_PROCESS, "the setup fd");
         assert_eq!(other(nr::WRITE, [fd, 0x7fe0_2010_0000, most, 0, 0, 0]), RET_ALLOW);
         assert_eq!(other(nr::WRITE, [fd, 0x7fe0_2010_0000, most + 1, 0, 0, 0]), RET_KILL_PROCESS);
         assert_eq!(other(nr::WRITE, [fd, 0x7fe0_2010_0000, 0, 0, 0, 0]), RET_KILL_PROCESS);

@@ -115,3 +115,23 @@ pub fn spawn_kernel(cfg: &KernelSpawn<'_>) -> Result<StubProcess, SwitcherError>
     })?;
     Ok(proc)
 }
+
+/// The host tids of K's vCPU threads (index = vCPU), read once from `VcpuPage::k_tid` right
+/// after [`spawn_kernel`] (K wrote them before any guest-kernel code ran; H never reads them
+/// again) and checked: distinct threads of `proc`.
+///
+/// Errors: [`SwitcherError::InvalidConfig`] for a tid that is not such a thread.
+pub fn kernel_threads(proc: &StubProcess, shared: &SharedMemory, vcpus: u32) -> Result<Vec<i32>, SwitcherError> {
+    let mut tids = Vec::with_capacity(vcpus as usize);
+    for v in 0..vcpus.min(guest_abi::MAX_VCPUS) {
+        let p = shared.vcpu_page_ptr(v);
+        // SAFETY: mapped vCPU page; one racy read of an i32 (validated below).
+        let tid = unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*p).k_tid)) };
+        let own = std::path::Path::new(&format!("/proc/{}/task/{tid}", proc.pid())).exists();
+        if tid <= 0 || tids.contains(&tid) || !own {
+            return Err(invalid(format!("K reported an invalid thread id {tid} for vCPU {v}")));
+        }
+        tids.push(tid);
+    }
+    Ok(tids)
+}

@@ -12,6 +12,7 @@
 //! Everything a K or U process writes into shared memory is untrusted: read it once, validate.
 #![deny(missing_docs)]
 
+pub mod affinity;
 pub mod bpf;
 mod error;
 pub mod filters;
@@ -27,7 +28,7 @@ mod spawn;
 mod sys;
 
 pub use error::SwitcherError;
-pub use kernel::{KernelSegment, KernelSpawn, spawn_kernel};
+pub use kernel::{KernelSegment, KernelSpawn, kernel_threads, spawn_kernel};
 pub use mapper::MapperChannel;
 pub use process::{ExitInfo, StubProcess};
 pub use shared::SharedMemory;

@@ -57,6 +57,14 @@ impl MapperChannel {
         self.map.ptr().cast()
     }
 
+    /// The tid the mapper thread recorded in its completion page (U-written: only read once
+    /// at spawn, before guest code runs, and validated by the caller).
+    pub(crate) fn recorded_tid(&self) -> i32 {
+        let done = std::ptr::from_ref(self.done());
+        // SAFETY: the completion page is mapped for the channel's life; a racy read of an i32.
+        unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*done).tid)) }
+    }
+
     fn done(&self) -> &MapperDone {
         // SAFETY: the completion page follows the command area in the mapping; H reads only
         // its atomic `result`.

@@ -29,13 +29,14 @@ use std::time::{Duration, Instant};
 /// the process up (kills it instead of pooling it).
 const PARK_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// A spawned U: the process, its mapper channel and its guest threads.
+/// A spawned U: the process, its mapper channels and its guest threads.
 #[derive(Debug)]
 pub struct SpawnedSpace {
     /// The U process.
     pub process: StubProcess,
-    /// Its mapper channel.
-    pub channel: MapperChannel,
+    /// Its mapper channels, one per vCPU (index = vCPU). Channel 0's command area also holds
+    /// the guest threads' run words ([`SpaceThreads::park`] takes it).
+    pub channels: Vec<MapperChannel>,
     /// Its guest threads, one per vCPU.
     pub threads: SpaceThreads,
 }
@@ -47,12 +48,19 @@ pub struct SpawnedSpace {
 pub struct SpaceThreads {
     pid: i32,
     tids: Vec<i32>,
+    /// Mapper thread of each vCPU (index 0: U's main thread).
+    mapper_tids: Vec<i32>,
 }
 
 impl SpaceThreads {
     /// Host tid of the guest thread of `vcpu`.
     pub fn tid(&self, vcpu: u32) -> Option<i32> {
         self.tids.get(vcpu as usize).copied()
+    }
+
+    /// Host tid of the mapper thread that serves `vcpu`'s shadow faults (U's main thread).
+    pub fn mapper_tid(&self, vcpu: u32) -> Option<i32> {
+        self.mapper_tids.get(vcpu as usize).copied()
     }
 
     /// Sends `sig` to the guest thread of `vcpu` (`tgkill` with U's pid, so never to another
@@ -143,6 +151,21 @@ fn read_tids(cfg: &SpaceSpawn<'_>, pid: i32) -> Result<Vec<i32>, SwitcherError> 
     Ok(tids)
 }
 
+/// The mapper-thread tids U recorded in its completion pages, checked: one per vCPU,
+/// distinct, none a guest thread, each a thread of `pid`, vCPU 0's the main thread.
+fn read_mapper_tids(channels: &[MapperChannel], pid: i32, guest: &[i32]) -> Result<Vec<i32>, SwitcherError> {
+    let mut tids = Vec::with_capacity(channels.len());
+    for (v, ch) in channels.iter().enumerate() {
+        let tid = ch.recorded_tid();
+        let own = std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists();
+        if tid <= 0 || (v == 0) != (tid == pid) || tids.contains(&tid) || guest.contains(&tid) || !own {
+            return Err(SwitcherError::InvalidConfig(format!("U reported an invalid mapper thread id {tid} for vCPU {v}")));
+        }
+        tids.push(tid);
+    }
+    Ok(tids)
+}
+
 /// A pipe in packet mode (`O_DIRECT`), both ends nonblocking and close-on-exec: (read, write).
 fn packet_pipe() -> Result<(OwnedFd, OwnedFd), SwitcherError> {
     let mut fds = [0; 2];
@@ -196,44 +219,55 @@ pub fn spawn_space(cfg: &SpaceSpawn<'_>) -> Result<SpawnedSpace, SwitcherError> 
     let words = filters::StubWords { text: image.text(), data: image.data(), vcpus: cfg.vcpus };
     let mut rec = setup::new_record(StubRole::Space, cfg.space, cfg.vcpus, cfg.guest_mem_size);
     rec.filter_a_len = setup::put_filter(&mut rec.filter_a, &filters::u_guest(&words)?)?;
-    rec.filter_b_len = setup::put_filter(&mut rec.filter_b, &filters::u_mapper()?)?;
+    rec.filter_b_len = setup::put_filter(&mut rec.filter_b, &filters::u_mapper(cfg.vcpus)?)?;
     let setup_fd = setup::record_memfd(&rec)?;
     let mapper_fd = memfd(c"pvm-mapper", stub::MAPPER_MEMFD_SIZE, 0)?;
-    let channel_map = crate::sys::Mapping::shared(mapper_fd.as_fd(), stub::MAPPER_MEMFD_SIZE as usize, 0)?;
-    let (completion_rd, completion_wr) = packet_pipe()?;
     let (fpu_features, fpu_len, mxcsr_mask) = crate::sys::host_fpu_format();
     if fpu_len as usize > guest_abi::pvcs::PVCS_FPU_SIZE {
         return Err(SwitcherError::FpuTooLarge(u64::from(fpu_len)));
     }
-    // SAFETY: the fresh mapper memfd is mapped read-write here and nobody else maps it yet;
-    // these plain header fields are written once, before U exists.
-    unsafe {
-        let cmd = channel_map.ptr().cast::<guest_abi::mapper::MapperCmd>();
-        std::ptr::addr_of_mut!((*cmd).fpu_features).write_volatile(fpu_features);
-        std::ptr::addr_of_mut!((*cmd).fpu_len).write_volatile(fpu_len);
-        std::ptr::addr_of_mut!((*cmd).mxcsr_mask).write_volatile(mxcsr_mask);
+    let mut fds = vec![
+        (setup::dup(cfg.guest_mem)?, stub::GUEST_MEM_FD),
+        (setup::dup(cfg.shared.fd())?, stub::SHARED_FD),
+        (setup::dup(mapper_fd.as_fd())?, stub::MAPPER_FD),
+        (setup_fd, stub::SETUP_FD),
+    ];
+    // Per vCPU: its mapper's command area + completion page, and its completion pipe.
+    let mut parts = Vec::with_capacity(cfg.vcpus as usize);
+    for v in 0..cfg.vcpus {
+        let map = crate::sys::Mapping::shared(mapper_fd.as_fd(), stub::MAPPER_STRIDE as usize, stub::mapper_cmd_offset(v))?;
+        let (rd, wr) = packet_pipe()?;
+        let fd = stub::COMPLETION_FD + v as i32;
+        // SAFETY: the fresh mapper memfd is mapped read-write here and nobody else maps it
+        // yet; these plain header fields are written once, before U exists.
+        unsafe {
+            let cmd = map.ptr().cast::<guest_abi::mapper::MapperCmd>();
+            std::ptr::addr_of_mut!((*cmd).fpu_features).write_volatile(fpu_features);
+            std::ptr::addr_of_mut!((*cmd).fpu_len).write_volatile(fpu_len);
+            std::ptr::addr_of_mut!((*cmd).mxcsr_mask).write_volatile(mxcsr_mask);
+            std::ptr::addr_of_mut!((*cmd).completion_fd).write_volatile(fd as u32);
+        }
+        fds.push((wr, fd));
+        parts.push((map, rd));
     }
+    drop(mapper_fd);
     cfg.shared.reset_space(cfg.space, cfg.vcpus);
-    let proc = spawn::spawn(spawn::Request {
-        fds: vec![
-            (setup::dup(cfg.guest_mem)?, stub::GUEST_MEM_FD),
-            (setup::dup(cfg.shared.fd())?, stub::SHARED_FD),
-            (mapper_fd, stub::MAPPER_FD),
-            (setup_fd, stub::SETUP_FD),
-            (completion_wr, stub::COMPLETION_FD),
-        ],
-        argv0: c"pvm-stub-u",
-        affinity: spawn::current_affinity(),
-    })?;
+    let proc = spawn::spawn(spawn::Request { fds, argv0: c"pvm-stub-u", affinity: spawn::current_affinity() })?;
+    let mut channels = Vec::with_capacity(parts.len());
+    for (map, rd) in parts {
+        channels.push(MapperChannel::new(map, setup::dup(proc.pidfd())?, rd, cfg.guest_mem_size));
+    }
     setup::wait_ready(&proc, Duration::from_secs(10), || {
-        (0..cfg.vcpus).all(|v| {
+        let guests = (0..cfg.vcpus).all(|v| {
             let p = cfg.shared.pvcs_ptr(cfg.space, v);
             // SAFETY: mapped PVCS; a racy read of a U-written i32 (only compared to 0).
             unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*p).u_tid)) != 0 }
-        })
+        });
+        guests && channels.iter().all(|c| c.recorded_tid() != 0)
     })?;
-    let threads = SpaceThreads { pid: proc.pid(), tids: read_tids(cfg, proc.pid())? };
-    let channel = MapperChannel::new(channel_map, setup::dup(proc.pidfd())?, completion_rd, cfg.guest_mem_size);
-    threads.unpark(&channel);
-    Ok(SpawnedSpace { process: proc, channel, threads })
+    let tids = read_tids(cfg, proc.pid())?;
+    let mapper_tids = read_mapper_tids(&channels, proc.pid(), &tids)?;
+    let threads = SpaceThreads { pid: proc.pid(), tids, mapper_tids };
+    threads.unpark(&channels[0]);
+    Ok(SpawnedSpace { process: proc, channels, threads })
 }

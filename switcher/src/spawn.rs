@@ -19,8 +19,8 @@ use std::sync::{Mutex, OnceLock};
 
 /// What to spawn.
 pub(crate) struct Request {
-    /// (source fd, target fd number in the child). Targets must be in 3..=7 (at most
-    /// `MAX_FDS`).
+    /// (source fd, target fd number in the child). Targets must be in
+    /// `3 .. EXEC_FD` (at most `MAX_FDS`).
     pub fds: Vec<(OwnedFd, RawFd)>,
     /// `argv[0]` (also the name tests look for).
     pub argv0: &'static CStr,
@@ -34,11 +34,12 @@ struct Job {
 }
 
 /// fd the stub memfd occupies in the child during exec (close-on-exec).
-const EXEC_FD: RawFd = 9;
+const EXEC_FD: RawFd = 40;
 /// fd of the error pipe in the child (close-on-exec).
-const ERR_FD: RawFd = 10;
-/// Most fds a child gets (targets 3..=7).
-const MAX_FDS: usize = 5;
+const ERR_FD: RawFd = 41;
+/// Most fds a child gets: four, plus one completion pipe per vCPU in U.
+const MAX_FDS: usize = 4 + guest_abi::MAX_VCPUS as usize;
+const _: () = assert!(guest_abi::stub::COMPLETION_FD + (guest_abi::MAX_VCPUS as i32) < EXEC_FD);
 /// `ADDR_NO_RANDOMIZE` personality flag (`linux/personality.h`).
 const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
 

@@ -3,6 +3,7 @@
 //! on one thread per vCPU. See docs/ARCHITECTURE.md.
 
 mod monitor;
+mod placement;
 mod spaces;
 mod vcpu;
 mod watchdog;
@@ -40,6 +41,10 @@ pub(crate) struct Vm {
     /// An eventfd the monitor polls with the pidfds; written when the VM stops so the
     /// monitor returns at once instead of at its next poll timeout.
     pub(crate) stop_event: std::os::fd::OwnedFd,
+    /// Host tids of K's vCPU threads (H's own copy, read once at start).
+    pub(crate) k_tids: Vec<i32>,
+    /// The host CPU of each vCPU (placement).
+    pub(crate) cpus: placement::Cpus,
 }
 
 impl Vm {
@@ -71,9 +76,10 @@ impl Backend for SoftBackend {
 
     fn run(&mut self, setup: VmSetup) -> Result<RunOutcome, BackendError> {
         let start = Instant::now();
-        if let Some(cpu) = setup.pin_cpu {
+        if let crate::Placement::OneCpu(cpu) = setup.placement {
             pin_process(cpu)?;
         }
+        let cpus = placement::Cpus::new(setup.placement);
         let shared = SharedMemory::create()?;
         let segments: Vec<switcher::KernelSegment> = setup
             .kernel_segments
@@ -81,16 +87,18 @@ impl Backend for SoftBackend {
             .map(|s| switcher::KernelSegment { vaddr: s.vaddr, gpa: s.gpa, len: s.len, prot: s.prot })
             .collect();
         let console = Console::new();
-        let vm = Arc::new(Vm {
-            spaces: Spaces::new(setup.vcpus),
+        let mut vm = Vm {
+            spaces: Spaces::new(setup.vcpus, cpus.clone()),
             shared,
             console,
             stop: AtomicBool::new(false),
             reason: Mutex::new(None),
             vma_budget: vma_budget(),
             stop_event: eventfd()?,
+            k_tids: Vec::new(),
+            cpus,
             setup,
-        });
+        };
         let kernel = switcher::spawn_kernel(&KernelSpawn {
             guest_mem: vm.setup.memory.fd(),
             guest_mem_size: vm.setup.memory.size(),
@@ -99,6 +107,12 @@ impl Backend for SoftBackend {
             entry: vm.setup.kernel_entry,
             vcpus: vm.setup.vcpus,
         })?;
+        let k_tids = switcher::kernel_threads(&kernel, &vm.shared, vm.setup.vcpus)?;
+        for (v, &tid) in k_tids.iter().enumerate() {
+            vm.cpus.place(tid, v as u32);
+        }
+        vm.k_tids = k_tids;
+        let vm = Arc::new(vm);
 
         let mut stats = RunStats::default();
         std::thread::scope(|scope| {

@@ -15,17 +15,31 @@ use switcher::{MapperChannel, SharedMemory, SpaceSpawn, SpaceThreads, StubProces
 use crate::GuestRam;
 use crate::stats::ShadowTotals;
 
-/// The mapper channel of a U process as the shadow MMU's `Mapper`, timing each batch.
+thread_local! {
+    /// The vCPU an H thread serves (set by its hypercall loop); other threads use vCPU 0.
+    static CURRENT_VCPU: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Records that the calling H thread serves vCPU `vcpu`: its shadow operations go to that
+/// vCPU's mapper thread in every U.
+pub(crate) fn set_current_vcpu(vcpu: u32) {
+    CURRENT_VCPU.with(|c| c.set(vcpu));
+}
+
+/// The mapper channels of a U process (one per vCPU) as the shadow MMU's `Mapper`, timing
+/// each batch. A batch goes to the mapper of the vCPU whose hypercall H serves, so fills of
+/// different vCPUs in one space are in flight at once (each channel keeps one batch in
+/// flight; the host still serialises the `mmap`s of one U on its `mmap_lock`).
 pub struct ChannelMapper {
-    channel: Arc<MapperChannel>,
+    channels: Vec<Arc<MapperChannel>>,
     /// Batches applied and their total round-trip time (H -> U mapper -> H), ns.
     batches: AtomicU64,
     batch_ns: AtomicU64,
 }
 
 impl ChannelMapper {
-    fn new(channel: Arc<MapperChannel>) -> Self {
-        Self { channel, batches: AtomicU64::new(0), batch_ns: AtomicU64::new(0) }
+    fn new(channels: Vec<Arc<MapperChannel>>) -> Self {
+        Self { channels, batches: AtomicU64::new(0), batch_ns: AtomicU64::new(0) }
     }
 }
 
@@ -33,7 +47,11 @@ impl shadow_mmu::Mapper for ChannelMapper {
     fn apply(&self, ops: &[MapOp]) -> Result<(), shadow_mmu::MapperError> {
         let t0 = std::time::Instant::now();
         tracing::trace!(?ops, "mapper batch");
-        let result = self.channel.apply(ops);
+        let vcpu = CURRENT_VCPU.with(std::cell::Cell::get) as usize;
+        let Some(channel) = self.channels.get(vcpu % self.channels.len().max(1)) else {
+            return Err(shadow_mmu::MapperError { failed_index: 0, errno: libc::ESRCH });
+        };
+        let result = channel.apply(ops);
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.batch_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         result.map_err(|e| match e {
@@ -59,7 +77,7 @@ pub struct Space {
     pub process: Arc<StubProcess>,
     /// Its guest threads (H's own record of their tids).
     pub threads: Arc<SpaceThreads>,
-    channel: Arc<MapperChannel>,
+    channels: Vec<Arc<MapperChannel>>,
 }
 
 /// A U process whose space was released, emptied and kept for the next root: spawning one
@@ -68,7 +86,7 @@ struct Pooled {
     id: u32,
     process: Arc<StubProcess>,
     threads: Arc<SpaceThreads>,
-    channel: Arc<MapperChannel>,
+    channels: Vec<Arc<MapperChannel>>,
 }
 
 /// Unmaps the whole guest user range of a U process in one mapper batch (cheaper than the
@@ -98,6 +116,8 @@ const POOL_MAX: usize = 32;
 /// The registry of live spaces.
 pub struct Spaces {
     vcpus: u32,
+    /// Where each vCPU's threads of a new U go.
+    cpus: super::placement::Cpus,
     /// Root GPA -> space id. Read on every shadow hypercall (concurrently from all vCPUs),
     /// written only by LOAD_PGTBL and RELEASE_PGTBL.
     by_root: RwLock<HashMap<u64, u32>>,
@@ -125,10 +145,11 @@ pub enum SpaceError {
 }
 
 impl Spaces {
-    /// An empty registry for a VM with `vcpus` vCPUs.
-    pub fn new(vcpus: u32) -> Self {
+    /// An empty registry for a VM with `vcpus` vCPUs whose threads are placed by `cpus`.
+    pub(crate) fn new(vcpus: u32, cpus: super::placement::Cpus) -> Self {
         Self {
             vcpus,
+            cpus,
             by_root: RwLock::new(HashMap::new()),
             slots: (0..MAX_SPACES).map(|_| RwLock::new(None)).collect(),
             pool: Mutex::new(std::collections::VecDeque::new()),
@@ -179,13 +200,13 @@ impl Spaces {
             return Ok(id);
         }
         let reused = self.take_pooled(shared);
-        let (id, process, threads, channel, fresh) = match reused {
+        let (id, process, threads, channels, fresh): (_, _, _, Vec<Arc<MapperChannel>>, _) = match reused {
             Some(p) => {
                 for v in 0..self.vcpus {
                     shared.pvcs(p.id, v).state.store(SwitchState::Empty as u32, Ordering::Release);
                 }
-                p.threads.unpark(&p.channel);
-                (p.id, p.process, p.threads, p.channel, false)
+                p.threads.unpark(&p.channels[0]);
+                (p.id, p.process, p.threads, p.channels, false)
             }
             None => {
                 let mut used: std::collections::HashSet<u32> = by_root.values().copied().collect();
@@ -198,11 +219,20 @@ impl Spaces {
                     space: id,
                     vcpus: self.vcpus,
                 })?;
-                (id, Arc::new(sp.process), Arc::new(sp.threads), Arc::new(sp.channel), true)
+                for v in 0..self.vcpus {
+                    if let Some(tid) = sp.threads.tid(v) {
+                        self.cpus.place(tid, v);
+                    }
+                    if let Some(tid) = sp.threads.mapper_tid(v) {
+                        self.cpus.place(tid, v);
+                    }
+                }
+                let channels = sp.channels.into_iter().map(Arc::new).collect();
+                (id, Arc::new(sp.process), Arc::new(sp.threads), channels, true)
             }
         };
-        let shadow = ShadowSpace::new(root, ChannelMapper::new(channel.clone()), ShadowConfig::default());
-        *self.slots[id as usize].write() = Some(Arc::new(Space { id, shadow, process, threads, channel }));
+        let shadow = ShadowSpace::new(root, ChannelMapper::new(channels.clone()), ShadowConfig::default());
+        *self.slots[id as usize].write() = Some(Arc::new(Space { id, shadow, process, threads, channels }));
         by_root.insert(root, id);
         let mut r = self.retired.lock();
         r.spaces_created += u64::from(fresh);
@@ -257,8 +287,8 @@ impl Spaces {
             self.retire(&space);
             let room = pool && self.pool.lock().len() < POOL_MAX;
             let clean = room
-                && empty_user_range(&space.channel)
-                && space.threads.park(&space.channel)
+                && empty_user_range(&space.channels[0])
+                && space.threads.park(&space.channels[0])
                 && !space.process.has_exited();
             let mut idle = self.pool.lock();
             if clean && idle.len() < POOL_MAX {
@@ -266,7 +296,7 @@ impl Spaces {
                     id,
                     process: space.process.clone(),
                     threads: space.threads.clone(),
-                    channel: space.channel.clone(),
+                    channels: space.channels.clone(),
                 });
             } else {
                 space.process.kill();

@@ -74,6 +74,8 @@ pub(crate) fn kick(vm: &Vm, id: u32) {
 
 /// Serves vCPU `id` until the VM stops.
 pub(crate) fn run(vm: &Vm, id: u32) -> VcpuCounters {
+    vm.cpus.place(0, id);
+    super::spaces::set_current_vcpu(id);
     let page = vm.shared.vcpu_page(id);
     let mut counters = VcpuCounters::default();
     let mut idle = IdleState::default();

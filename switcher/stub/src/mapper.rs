@@ -1,26 +1,29 @@
-//! Role U's mapper thread: applies H's batches from the command area with registers only.
+//! Role U's mapper threads (one per vCPU): each applies H's batches from its own command area
+//! with registers only.
 //! Guest threads share this address space and can write any writable page of it (stacks
 //! included), so after it starts this loop never touches memory except reading the
 //! read-only command area and writing the (informational) completion page. Each batch ends
 //! with one `write` of a packet to `COMPLETION_FD`: its length is the outcome, and nobody but
 //! this thread can write that pipe. Protocol: guest_abi::mapper.
 //!
-//! Registers: rbx = command area, rbp = completion page, r12d = last batch seq handled,
+//! Registers: rbx = command area, rbp = completion page (both from the arguments, then never
+//! from memory), r12d = last batch seq handled,
 //! r13 = ops in the batch, r14 = op index, r15 = op pointer.
 
 core::arch::global_asm!(
     ".text",
     ".global pvm_stub_mapper_loop",
-    // pvm_stub_mapper_loop(go: rdi) -> !: sets `go` to 1, wakes the guest threads waiting
-    // on it and serves batches forever. No stack use from here on.
+    // pvm_stub_mapper_loop(go: rdi, cmd: rsi, done: rdx) -> !: sets `go` to 1, wakes the
+    // threads waiting on it and serves the batches of command area `cmd` forever. No stack
+    // use from here on.
     "pvm_stub_mapper_loop:",
+    "mov rbx, rsi",
+    "mov rbp, rdx",
     "mov dword ptr [rdi], 1",
     "mov eax, 202",
     "mov esi, 1",                    // FUTEX_WAKE (shared)
     "mov edx, 0x7fffffff",
     "syscall",
-    "movabs rbx, {cmd}",
-    "movabs rbp, {done}",
     "xor r12d, r12d",
     "2:",
     "mov eax, dword ptr [rbx]",      // cmd.seq
@@ -87,17 +90,15 @@ core::arch::global_asm!(
     "mov edx, {ok}",                 // packet length: COMPLETION_OK
     "11:",
     "mov dword ptr [rbp], r12d",     // done.seq (informational)
-    "mov eax, 1",                    // write(COMPLETION_FD, done page, length)
-    "mov edi, {completion_fd}",
+    "mov eax, 1",                    // write(cmd.completion_fd, done page, length)
+    "mov edi, dword ptr [rbx + {fd_off}]",
     "mov rsi, rbp",
     "syscall",
     "jmp 2b",
-    cmd = const guest_abi::layout::U_MAPPER_CMD_BASE,
-    done = const guest_abi::layout::U_MAPPER_DONE_BASE,
     max_ops = const guest_abi::mapper::MAX_OPS,
     failed_base = const guest_abi::mapper::COMPLETION_FAILED_BASE,
     ok = const guest_abi::mapper::COMPLETION_OK,
-    completion_fd = const guest_abi::stub::COMPLETION_FD,
+    fd_off = const core::mem::offset_of!(guest_abi::mapper::MapperCmd, completion_fd),
     ops_off = const guest_abi::mapper::CMD_HEADER_SIZE,
 );
 
@@ -105,13 +106,14 @@ const _: () = assert!(core::mem::size_of::<guest_abi::mapper::MapOp>() == 32);
 const _: () = assert!(core::mem::offset_of!(guest_abi::mapper::MapperCmd, ops) == guest_abi::mapper::CMD_HEADER_SIZE);
 
 unsafe extern "C" {
-    fn pvm_stub_mapper_loop(go: *const core::sync::atomic::AtomicU32) -> !;
+    fn pvm_stub_mapper_loop(go: *const core::sync::atomic::AtomicU32, cmd: u64, done: u64) -> !;
 }
 
-/// Sets `go`, wakes its waiters and becomes the mapper loop. The calling thread must have every
-/// signal blocked and its mapper filter installed.
-pub fn run(go: &'static core::sync::atomic::AtomicU32) -> ! {
-    // SAFETY: the loop only reads the read-only command area and writes the completion page,
-    // both mapped by `space::run` before this call.
-    unsafe { pvm_stub_mapper_loop(go) }
+/// Sets `go`, wakes its waiters and becomes the mapper loop of vCPU `vcpu`'s command area.
+/// The calling thread must have every signal blocked and its mapper filter installed.
+pub fn run(go: &'static core::sync::atomic::AtomicU32, vcpu: u32) -> ! {
+    let (cmd, done) = (guest_abi::layout::u_mapper_cmd(vcpu), guest_abi::layout::u_mapper_done(vcpu));
+    // SAFETY: the loop only reads the read-only command area and writes the completion page
+    // of `vcpu`, both mapped by `space::run` before this call.
+    unsafe { pvm_stub_mapper_loop(go, cmd, done) }
 }

@@ -1,14 +1,18 @@
 //! Role U: one guest address space. Maps this space's PVCS pages and the mapper pages, keeps
-//! only the guest-memory fd, installs the trap handlers, starts one guest thread per vCPU and
-//! turns the main thread into the mapper (see [`crate::mapper`]).
+//! only the guest-memory fd and the completion fds, installs the trap handlers, starts one
+//! guest thread and one mapper thread per vCPU (vCPU 0's mapper is the main thread; see
+//! [`crate::mapper`]).
 //!
 //! Start-up order (nothing guest-controlled runs before the last step):
 //! 1. main maps everything, closes fds, seals the stub area, installs the handlers;
 //! 2. each guest thread records `Pvcs::u_tid` (H reads it once, before step 4), sets its
 //!    sigaltstack and its signal mask (for good: no handler ever changes it), installs the
 //!    guest filter, counts itself in `READY` and waits for `GO`;
-//! 3. main, once all are ready, installs the mapper filter and enters the register-only
-//!    mapper loop, whose first action is to set and wake `GO`;
+//! 3. each further mapper thread records its tid in its completion page, installs the mapper
+//!    filter and enters the register-only mapper loop, whose first action is to set and wake
+//!    its word in `MAPPER_UP`; main, once all guest threads are ready and every mapper is up,
+//!    installs the mapper filter and enters vCPU 0's mapper loop, whose first action is to
+//!    set and wake `GO`;
 //! 4. each guest thread then parks ([`handler::pvm_stub_restart`]) and, once H's run word
 //!    says so, serves its vCPU: waits for K's `KernelToUser` and enters guest code.
 
@@ -21,6 +25,9 @@ use guest_abi::stub::{self, SetupRecord, StubExit};
 
 static READY: AtomicU32 = AtomicU32::new(0);
 static GO: AtomicU32 = AtomicU32::new(0);
+/// Per vCPU `i >= 1`: set by its mapper thread's loop on entry (no stack use after that).
+static MAPPER_UP: [AtomicU32; guest_abi::MAX_VCPUS as usize] =
+    [const { AtomicU32::new(0) }; guest_abi::MAX_VCPUS as usize];
 static REC: Global<Option<&'static SetupRecord>> = Global::new(None);
 
 /// Signals whose handler is [`handler::pvm_stub_trap_entry`]: the guest traps, H's interrupt
@@ -68,33 +75,44 @@ pub fn run(rec: &'static SetupRecord) -> ! {
     let rw = sys::PROT_READ | sys::PROT_WRITE;
     setup::map_fixed(layout::U_PVCS_BASE, n * layout::PVCS_SIZE, rw, stub::SHARED_FD,
         layout::pvcs_offset(rec.space, 0));
-    setup::map_fixed(layout::U_MAPPER_CMD_BASE, guest_abi::mapper::CMD_AREA_SIZE, sys::PROT_READ,
-        stub::MAPPER_FD, 0);
-    setup::map_fixed(layout::U_MAPPER_DONE_BASE, guest_abi::PAGE_SIZE, rw, stub::MAPPER_FD,
-        stub::MAPPER_DONE_OFFSET);
-    for slot in 0..2 * n {
+    for v in 0..rec.vcpus {
+        setup::map_fixed(layout::u_mapper_cmd(v), guest_abi::mapper::CMD_AREA_SIZE, sys::PROT_READ,
+            stub::MAPPER_FD, stub::mapper_cmd_offset(v));
+        setup::map_fixed(layout::u_mapper_done(v), guest_abi::PAGE_SIZE, rw, stub::MAPPER_FD,
+            stub::mapper_done_offset(v));
+    }
+    // Slots: 2 per guest thread, then one start-up stack per mapper thread but main's.
+    let slots = 3 * n - 1;
+    for slot in 0..slots {
         setup::map_stack_slot(slot);
     }
-    // SAFETY: close_range takes no memory arguments. Keep only GUEST_MEM_FD (3) and
-    // COMPLETION_FD (7).
+    // SAFETY: close_range takes no memory arguments. Keep only GUEST_MEM_FD (3) and the
+    // completion fds (COMPLETION_FD ..= COMPLETION_FD + n - 1).
+    let last = stub::COMPLETION_FD as u64 + n - 1;
     let closed = unsafe {
         sys::syscall3(sys::NR_CLOSE_RANGE, 0, 2, 0) == 0
             && sys::syscall3(sys::NR_CLOSE_RANGE, 4, 6, 0) == 0
-            && sys::syscall3(sys::NR_CLOSE_RANGE, 8, u32::MAX as u64, 0) == 0
+            && sys::syscall3(sys::NR_CLOSE_RANGE, last + 1, u32::MAX as u64, 0) == 0
     };
     if !closed {
         sys::exit_group(StubExit::SyscallFailed as i32);
     }
-    if setup::seal_image_and_stacks(2 * n) {
+    if setup::seal_image_and_stacks(slots) {
         setup::seal(layout::U_PVCS_BASE, n * layout::PVCS_SIZE);
-        setup::seal(layout::U_MAPPER_CMD_BASE, guest_abi::mapper::CMD_AREA_SIZE);
-        setup::seal(layout::U_MAPPER_DONE_BASE, guest_abi::PAGE_SIZE);
+        for v in 0..rec.vcpus {
+            setup::seal(layout::u_mapper_cmd(v), guest_abi::mapper::CMD_AREA_SIZE);
+            setup::seal(layout::u_mapper_done(v), guest_abi::PAGE_SIZE);
+        }
     }
     install_handlers();
     // SAFETY: single-threaded here; REC is read-only once threads exist.
     unsafe { *REC.get() = Some(rec) };
+    record_mapper_tid(0);
     for vcpu in 0..n {
         thread::spawn(2 * vcpu, guest_thread, vcpu);
+    }
+    for vcpu in 1..n {
+        thread::spawn(2 * n + vcpu - 1, mapper_thread, vcpu);
     }
     loop {
         let r = READY.load(Ordering::Acquire);
@@ -103,11 +121,38 @@ pub fn run(rec: &'static SetupRecord) -> ! {
         }
         sys::futex_wait(&READY, r);
     }
+    for up in &MAPPER_UP[1..n as usize] {
+        while up.load(Ordering::Acquire) == 0 {
+            sys::futex_wait(up, 0);
+        }
+    }
     if sys::install_filter(setup::filter_b(rec)) != 0 {
         sys::exit_group(StubExit::FilterFailed as i32);
     }
     // The loop itself sets GO: once guest code can run, main holds nothing on its stack.
-    crate::mapper::run(&GO)
+    crate::mapper::run(&GO, 0)
+}
+
+/// Writes the calling thread's tid into vCPU `vcpu`'s completion page (H reads it once at
+/// spawn, before any guest code runs).
+fn record_mapper_tid(vcpu: u32) {
+    let done = layout::u_mapper_done(vcpu) as *mut guest_abi::mapper::MapperDone;
+    // SAFETY: the completion page is mapped read-write; `tid` is a plain i32 field.
+    unsafe { (&raw mut (*done).tid).write_volatile(sys::gettid()) };
+}
+
+/// vCPU `vcpu`'s mapper thread (`vcpu >= 1`): created by main with every signal blocked (the
+/// mask is inherited), it records its tid, installs the mapper filter and becomes the loop,
+/// which sets its `MAPPER_UP` word before guest code may run anywhere in U.
+extern "C" fn mapper_thread(vcpu: u64) -> ! {
+    // SAFETY: REC was set before this thread was created and is never written again.
+    let Some(rec) = (unsafe { *REC.get() }) else { crate::die() };
+    record_mapper_tid(vcpu as u32);
+    if sys::install_filter(setup::filter_b(rec)) != 0 {
+        sys::exit_group(StubExit::FilterFailed as i32);
+    }
+    let Some(up) = MAPPER_UP.get(vcpu as usize) else { crate::die() };
+    crate::mapper::run(up, vcpu as u32)
 }
 
 fn install_handlers() {

@@ -54,7 +54,7 @@ impl Harness {
             vcpus: 1,
         })
         .expect("spawn U");
-        let h = Self { guest_fd, guest, shm, proc: Some(sp.process), mapper: sp.channel, threads: sp.threads };
+        let h = Self { guest_fd, guest, shm, proc: Some(sp.process), mapper: sp.channels.into_iter().next().expect("one channel"), threads: sp.threads };
         h.write(CODE_GPA, code);
         h.mapper
             .apply(&[
