@@ -77,6 +77,17 @@ pub struct GuestFigures {
     pub processes: u64,
 }
 
+/// How `YIELD_TO` hypercalls ended (soft backend).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct YieldTotals {
+    /// Yields that ended because the lock holder made progress, with the time spent aside.
+    pub progressed: Counter,
+    /// Yields that ended at the timeout.
+    pub timed_out: Counter,
+    /// Yields that let the holder's thread run on the waiter's host CPU too.
+    pub boosted: u64,
+}
+
 /// Everything `--stats` shows.
 #[derive(Clone, Debug, Default)]
 pub struct RunStats {
@@ -88,6 +99,8 @@ pub struct RunStats {
     pub guest: Option<GuestFigures>,
     /// VM exits to H by reason, with H's handling time (KVM backend; empty on soft).
     pub exits: Vec<(&'static str, Counter)>,
+    /// How `YIELD_TO` hypercalls ended.
+    pub yields: YieldTotals,
 }
 
 /// Reads the guest statistics block once (guest-written; sizes are fixed so nothing in it can

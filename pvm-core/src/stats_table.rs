@@ -76,6 +76,12 @@ pub fn print(outcome: &RunOutcome, backend: &str) {
             row(&mut out, name, *c);
         }
     }
+    let y = &s.yields;
+    if y.progressed.count + y.timed_out.count > 0 {
+        row(&mut out, "yield_to: holder progressed", y.progressed);
+        row(&mut out, "yield_to: timed out", y.timed_out);
+        let _ = writeln!(out, "  {:<34} {:>12}", "yield_to: holder moved to waiter CPU", y.boosted);
+    }
     if !s.exits.is_empty() {
         header(&mut out, "VM exits to H (KVM)");
         for (name, c) in &s.exits {

@@ -7,6 +7,7 @@ mod placement;
 mod spaces;
 mod vcpu;
 mod watchdog;
+mod yield_to;
 
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub(crate) struct Vm {
     pub(crate) k_tids: Vec<i32>,
     /// The host CPU of each vCPU (placement).
     pub(crate) cpus: placement::Cpus,
+    /// Per vCPU: yields to it in progress (`YIELD_TO`, see `yield_to`).
+    pub(crate) boosts: Vec<Mutex<u32>>,
 }
 
 impl Vm {
@@ -96,6 +99,7 @@ impl Backend for SoftBackend {
             vma_budget: vma_budget(),
             stop_event: eventfd()?,
             k_tids: Vec::new(),
+            boosts: (0..setup.vcpus).map(|_| Mutex::new(0)).collect(),
             cpus,
             setup,
         };
@@ -137,6 +141,9 @@ impl Backend for SoftBackend {
                             stats.shadow.injected.merge(counters.injected);
                             stats.shadow.prefaults.merge(counters.prefaults);
                             stats.shadow.flushes.merge(counters.flushes);
+                            stats.yields.progressed.merge(counters.yields.progressed);
+                            stats.yields.timed_out.merge(counters.yields.timed_out);
+                            stats.yields.boosted += counters.yields.boosted;
                         }
                         Err(_) => vm.finish(ExitReason::KernelDied("an H vCPU thread panicked".into())),
                     },
