@@ -25,6 +25,9 @@ pub struct MapperChannel {
     completion: OwnedFd,
     guest_mem_size: u64,
     state: Mutex<ChannelState>,
+    /// Longest H spins for a completion before it sleeps in `poll`, ns (0: never spins);
+    /// see [`MapperChannel::set_spin`].
+    spin_ns: std::sync::atomic::AtomicU64,
 }
 
 /// The channel's own state, under its lock.
@@ -33,7 +36,14 @@ struct ChannelState {
     seq: u32,
     /// A batch timed out or got an answer outside the protocol: send nothing more.
     broken: bool,
+    /// Batches left before H spins again, after a spin that did not see the completion in
+    /// time (the adaptive part: a mapper that is slow or on a busy CPU costs one spin per
+    /// `SPIN_BACKOFF` batches, not one per batch).
+    spin_holdoff: u32,
 }
+
+/// Batches without a spin after a spin that failed.
+const SPIN_BACKOFF: u32 = 16;
 
 impl std::fmt::Debug for MapperChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,7 +53,52 @@ impl std::fmt::Debug for MapperChannel {
 
 impl MapperChannel {
     pub(crate) fn new(map: Mapping, pidfd: OwnedFd, completion: OwnedFd, guest_mem_size: u64) -> Self {
-        Self { map, pidfd, completion, guest_mem_size, state: Mutex::new(ChannelState { seq: 0, broken: false }) }
+        Self {
+            map,
+            pidfd,
+            completion,
+            guest_mem_size,
+            state: Mutex::new(ChannelState { seq: 0, broken: false, spin_holdoff: 0 }),
+            spin_ns: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Lets H spin up to `bound` for each completion before it sleeps (a bounded adaptive
+    /// spin, after gVisor's systrap): worth it only when the mapper thread runs on another
+    /// host CPU than the caller, where a futex or pipe wakeup costs tens of microseconds; on
+    /// the same CPU the spin would only delay the mapper. `Duration::ZERO` turns it off (the
+    /// default). H watches the completion page's `seq` (guest-writable: a forged value only
+    /// makes H try one nonblocking `read` early; the packet still decides).
+    pub fn set_spin(&self, bound: Duration) {
+        self.spin_ns.store(bound.as_nanos().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+    }
+
+    /// Spins up to the spin bound until the completion page shows `seq` or a packet is
+    /// readable; returns the packet's length when one was read. Adapts: a spin that runs out
+    /// turns spinning off for the next [`SPIN_BACKOFF`] batches.
+    fn spin_for(&self, st: &mut ChannelState, seq: u32) -> Option<usize> {
+        let bound = self.spin_ns.load(Ordering::Relaxed);
+        if bound == 0 {
+            return None;
+        }
+        if st.spin_holdoff > 0 {
+            st.spin_holdoff -= 1;
+            return None;
+        }
+        let t0 = Instant::now();
+        let mut buf = [0u8; 4096];
+        while (t0.elapsed().as_nanos() as u64) < bound {
+            if self.done().seq.load(Ordering::Acquire) == seq {
+                // SAFETY: reads at most buf.len() bytes into the live buffer from our own fd.
+                let n = unsafe { libc::read(self.completion.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                if n > 0 {
+                    return Some(n as usize);
+                }
+            }
+            std::hint::spin_loop();
+        }
+        st.spin_holdoff = SPIN_BACKOFF;
+        None
     }
 
     /// The command area's run words (one per vCPU).
@@ -118,7 +173,7 @@ impl MapperChannel {
             return Err(SwitcherError::MapperBroken);
         }
         for (n, chunk) in ops.chunks(MAX_OPS).enumerate() {
-            let r = self.send(&mut st.seq, chunk);
+            let r = self.send(&mut st, chunk);
             if matches!(r, Err(SwitcherError::MapperTimeout | SwitcherError::MapperBroken | SwitcherError::ProcessDead(_))) {
                 st.broken = true;
             }
@@ -132,8 +187,8 @@ impl MapperChannel {
         Ok(())
     }
 
-    fn send(&self, last: &mut u32, chunk: &[MapOp]) -> Result<(), SwitcherError> {
-        let seq = last.wrapping_add(1);
+    fn send(&self, st: &mut ChannelState, chunk: &[MapOp]) -> Result<(), SwitcherError> {
+        let seq = st.seq.wrapping_add(1);
         let cmd = self.cmd();
         // SAFETY: the command area is mapped read-write in H; U only reads it after seeing the
         // new seq (Release store below).
@@ -144,9 +199,12 @@ impl MapperChannel {
             &(*cmd).seq
         };
         cmd_seq.store(seq, Ordering::Release);
-        *last = seq;
+        st.seq = seq;
         futex::wake(cmd_seq, 1)?;
-        let len = self.wait_packet()?;
+        let len = match self.spin_for(st, seq) {
+            Some(len) => len,
+            None => self.wait_packet()?,
+        };
         if len == COMPLETION_OK {
             return Ok(());
         }

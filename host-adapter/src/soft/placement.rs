@@ -19,7 +19,15 @@ use crate::Placement;
 pub(crate) struct Cpus {
     /// `Some(cpus)`: vCPU `i` runs on `cpus[i % cpus.len()]` (never empty).
     per_vcpu: Option<Vec<usize>>,
+    /// Whether H's thread and a mapper thread it waits for may run on different CPUs (no
+    /// pinning on a host with several CPUs): then H spins briefly before it sleeps.
+    may_be_apart: bool,
 }
+
+/// How long H spins for a mapper completion before it sleeps, where the mapper may run on
+/// another CPU (`--pin none`): a cross-CPU wakeup costs 35-60 us on these VMs, a mapper batch
+/// of a few operations 5-20 us (measured with `--stats`, `docs/benchmarks.md`).
+pub(crate) const HANDOFF_SPIN: std::time::Duration = std::time::Duration::from_micros(30);
 
 impl Cpus {
     /// The per-vCPU CPUs for `placement`; `None` inside unless it is `PerVcpu` and the
@@ -28,10 +36,20 @@ impl Cpus {
         match placement {
             Placement::PerVcpu => {
                 let allowed = switcher::affinity::allowed_cpus();
-                Self { per_vcpu: (!allowed.is_empty()).then_some(allowed) }
+                Self { per_vcpu: (!allowed.is_empty()).then_some(allowed), may_be_apart: false }
             }
-            Placement::OneCpu(_) | Placement::Unpinned => Self { per_vcpu: None },
+            Placement::OneCpu(_) => Self { per_vcpu: None, may_be_apart: false },
+            Placement::Unpinned => {
+                Self { per_vcpu: None, may_be_apart: switcher::affinity::allowed_cpus().len() > 1 }
+            }
         }
+    }
+
+    /// How long H may spin for a mapper's completion before sleeping: [`HANDOFF_SPIN`] when
+    /// the two may be on different CPUs, else zero (a spin on a shared CPU only delays the
+    /// peer). vCPU `i`'s H and mapper threads share a CPU under `PerVcpu`.
+    pub(crate) fn mapper_spin(&self) -> std::time::Duration {
+        if self.may_be_apart { HANDOFF_SPIN } else { std::time::Duration::ZERO }
     }
 
     /// The host CPU of vCPU `vcpu`, when vCPUs are placed.
@@ -71,7 +89,7 @@ mod tests {
 
     #[test]
     fn round_robin_over_the_allowed_set() {
-        let c = Cpus { per_vcpu: Some(vec![2, 5]) };
+        let c = Cpus { per_vcpu: Some(vec![2, 5]), may_be_apart: false };
         assert_eq!((c.of(0), c.of(1), c.of(2), c.of(3)), (Some(2), Some(5), Some(2), Some(5)));
         assert!(c.apart(0, 1));
         assert!(!c.apart(0, 2));

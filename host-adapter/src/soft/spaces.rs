@@ -227,6 +227,10 @@ impl Spaces {
                         self.cpus.place(tid, v);
                     }
                 }
+                let spin = std::env::var_os("PVM_NO_HANDOFF_SPIN").map_or(self.cpus.mapper_spin(), |_| Default::default());
+                for c in &sp.channels {
+                    c.set_spin(spin);
+                }
                 let channels = sp.channels.into_iter().map(Arc::new).collect();
                 (id, Arc::new(sp.process), Arc::new(sp.threads), channels, true)
             }
