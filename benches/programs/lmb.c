@@ -1,6 +1,6 @@
 /* lmb: lmbench-style micro-benchmarks for `pvm bench`, one static program for every contender.
  *
- * Build:  gcc -static -O2 -o lmb lmb.c        (pvm bench does this itself at bench time)
+ * Build:  gcc -static -O2 -pthread -o lmb lmb.c   (pvm bench does this itself at bench time)
  * Usage:  lmb [options] BENCHMARK...           lmb list
  *   --target-ns N   calibrate each repetition to take at least N ns       (default 10000000)
  *   --reps N        repetitions per benchmark                              (default 11)
@@ -24,6 +24,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -71,6 +72,8 @@ struct bench {
     body_fn overhead;    /* optional: the same loop without the measured part, timed right after
                             each repetition with the same count and subtracted from it */
     double divisor;      /* operations per loop iteration (0 means 1) */
+    double (*sample_fn)(uint64_t *iters); /* optional: one repetition that measures its own
+                            figure (ns), e.g. a latency percentile; replaces body timing */
 };
 
 static int failf(const char *what) {
@@ -470,6 +473,111 @@ static int b_touch1(uint64_t n) { return touch_procs(1, n); }
 static int b_touch2(uint64_t n) { return touch_procs(2, n); }
 static int b_touch4(uint64_t n) { return touch_procs(4, n); }
 static uint64_t one(void) { return 1; }
+static int b_touch8(uint64_t n) { return touch_procs(8, n); }
+
+/* Allocate-and-touch in one process: T threads each map --touch-mib/T MiB and write every
+ * 4 KiB page of their own memory; one operation = one run (first create to last join). */
+static uint64_t touch_thread_bytes;
+static void *touch_thread(void *arg) {
+    (void)arg;
+    char *p = mmap(NULL, touch_thread_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return (void *)1;
+    for (uint64_t off = 0; off < touch_thread_bytes; off += PAGE) p[off] = 1;
+    munmap(p, touch_thread_bytes);
+    return NULL;
+}
+static int touch_threads(int threads, uint64_t n) {
+    touch_thread_bytes = (opt_touch_mib << 20) / (uint64_t)threads;
+    for (uint64_t r = 0; r < n; r++) {
+        pthread_t t[16];
+        for (int i = 0; i < threads; i++)
+            if (pthread_create(&t[i], NULL, touch_thread, NULL)) return failf("pthread_create");
+        int bad = 0;
+        for (int i = 0; i < threads; i++) {
+            void *ret;
+            pthread_join(t[i], &ret);
+            bad |= ret != NULL;
+        }
+        if (bad) {
+            snprintf(fail_reason, sizeof fail_reason, "a thread could not map its memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+static int b_touch_t1(uint64_t n) { return touch_threads(1, n); }
+static int b_touch_t2(uint64_t n) { return touch_threads(2, n); }
+
+/* Two fork+exec loops in parallel: two processes each fork+exec+wait `lmb exit0` n times;
+ * one operation = one fork+exec of each loop. */
+static int b_fork_exec_x2(uint64_t n) {
+    pid_t loops[2];
+    for (int l = 0; l < 2; l++) {
+        loops[l] = fork();
+        if (loops[l] < 0) return failf("fork");
+        if (loops[l] == 0) _exit(b_fork_exec(n) ? 1 : 0);
+    }
+    int bad = 0;
+    for (int l = 0; l < 2; l++) bad |= wait_ok(loops[l]);
+    return bad ? -1 : 0;
+}
+
+/* Scheduling latency under a lock-heavy load: 4 threads contend on one pthread mutex (a
+ * short critical section, then a little work outside it), one thread creates processes
+ * (fork + _exit + wait) in a loop, and the main thread wakes every 200 us
+ * (clock_nanosleep TIMER_ABSTIME) and records how late it woke. One repetition = SL_TICKS
+ * wakeups; its figure is a percentile of their lateness, ns. */
+#define SL_TICKS 400
+#define SL_WORKERS 4
+static pthread_mutex_t sl_mutex = PTHREAD_MUTEX_INITIALIZER;
+static volatile int sl_stop;
+static volatile uint64_t sl_counter;
+static void *sl_worker(void *arg) {
+    (void)arg;
+    while (!sl_stop) {
+        pthread_mutex_lock(&sl_mutex);
+        for (int i = 0; i < 200; i++) sl_counter++;
+        pthread_mutex_unlock(&sl_mutex);
+        for (int i = 0; i < 200; i++) sink++;
+    }
+    return NULL;
+}
+static void *sl_forker(void *arg) {
+    (void)arg;
+    while (!sl_stop) {
+        pid_t p = fork();
+        if (p == 0) _exit(0);
+        if (p > 0) waitpid(p, NULL, 0);
+    }
+    return NULL;
+}
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+static double sched_lat(int pct, uint64_t *iters) {
+    pthread_t t[SL_WORKERS + 1];
+    uint64_t late[SL_TICKS];
+    sl_stop = 0;
+    for (int i = 0; i < SL_WORKERS; i++)
+        if (pthread_create(&t[i], NULL, sl_worker, NULL)) return failf("pthread_create");
+    if (pthread_create(&t[SL_WORKERS], NULL, sl_forker, NULL)) return failf("pthread_create");
+    for (int i = 0; i < SL_TICKS; i++) {
+        uint64_t due = now_ns() + 200000;
+        struct timespec ts = {(time_t)(due / 1000000000ULL), (long)(due % 1000000000ULL)};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+        uint64_t now = now_ns();
+        late[i] = now > due ? now - due : 0;
+    }
+    sl_stop = 1;
+    for (int i = 0; i <= SL_WORKERS; i++) pthread_join(t[i], NULL);
+    qsort(late, SL_TICKS, sizeof late[0], cmp_u64);
+    *iters = SL_TICKS;
+    return (double)late[(SL_TICKS - 1) * pct / 100];
+}
+static double sl_p50(uint64_t *iters) { return sched_lat(50, iters); }
+static double sl_p90(uint64_t *iters) { return sched_lat(90, iters); }
+static double sl_p99(uint64_t *iters) { return sched_lat(99, iters); }
 
 /* ---- harness ---- */
 
@@ -505,6 +613,13 @@ static const struct bench BENCHES[] = {
     {"touch_p1", "run", b_touch1, NULL, NULL, 0, one, NULL, 0},
     {"touch_p2", "run", b_touch2, NULL, NULL, 0, one, NULL, 0},
     {"touch_p4", "run", b_touch4, NULL, NULL, 0, one, NULL, 0},
+    {"touch_p8", "run", b_touch8, NULL, NULL, 0, one, NULL, 0},
+    {"touch_t1", "run", b_touch_t1, NULL, NULL, 0, one, NULL, 0},
+    {"touch_t2", "run", b_touch_t2, NULL, NULL, 0, one, NULL, 0},
+    {"fork_exec_x2", "2 processes", b_fork_exec_x2, NULL, NULL, 0, NULL, NULL, 0},
+    {"sched_lat_p50", "wakeup", NULL, NULL, NULL, 0, NULL, NULL, 0, sl_p50},
+    {"sched_lat_p90", "wakeup", NULL, NULL, NULL, 0, NULL, NULL, 0, sl_p90},
+    {"sched_lat_p99", "wakeup", NULL, NULL, NULL, 0, NULL, NULL, 0, sl_p99},
 };
 #define NBENCH (sizeof BENCHES / sizeof BENCHES[0])
 
@@ -580,7 +695,20 @@ static int run_one(const struct bench *b) {
     fail_reason[0] = 0;
     if (b->setup && b->setup()) goto failed;
     uint64_t fixed = b->fixed_fn ? b->fixed_fn() : b->fixed_n;
-    int reps = measure(b->body, b->overhead, b->divisor, fixed, &iters, samples);
+    int reps = 0;
+    if (b->sample_fn) {
+        /* Self-measuring: a warm-up, then up to --reps repetitions within --budget-ns. */
+        uint64_t start = now_ns();
+        if (b->sample_fn(&iters) < 0) reps = -1;
+        while (reps >= 0 && reps < opt_reps) {
+            double v = b->sample_fn(&iters);
+            if (v < 0) { reps = -1; break; }
+            samples[reps++] = v;
+            if (reps >= 3 && now_ns() - start > opt_budget_ns) break;
+        }
+    } else {
+        reps = measure(b->body, b->overhead, b->divisor, fixed, &iters, samples);
+    }
     if (b->teardown) b->teardown();
     if (reps <= 0) goto failed;
     print_result(b->name, b->per, iters, samples, reps);

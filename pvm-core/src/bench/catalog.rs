@@ -1,4 +1,5 @@
-//! The benchmarks of `benches/programs/lmb.c`: names, what one operation is, how to read them.
+//! The benchmarks of `benches/programs/lmb.c`: names, what one operation is, how to read them,
+//! and for the SMP cases how many host CPUs and vCPUs they run on.
 
 /// How a benchmark's figure is best read (every sample is a time per operation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -9,34 +10,89 @@ pub enum Kind {
     Bandwidth,
 }
 
+/// How an SMP case runs: on the first `host_cpus` CPUs this process may use (natively with
+/// `sched_setaffinity`, as `taskset` would), pvm with `--cpus vcpus` and its default
+/// placement, with or without the paravirtual lock hints. SMP cases run on `native` and
+/// `pvm-soft` only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Smp {
+    /// Host CPUs the contender may use.
+    pub host_cpus: u32,
+    /// vCPUs of the pvm guest.
+    pub vcpus: u32,
+    /// Whether pvm offers the guest its lock-holder hints (`--no-pv-lock-hints` when not).
+    pub hints: bool,
+}
+
 /// One benchmark of the `lmb` program.
 #[derive(Clone, Copy, Debug)]
 pub struct Bench {
-    /// The name `lmb` takes and prints.
+    /// The benchmark's name in reports (unique).
     pub name: &'static str,
+    /// The name `lmb` takes and prints (equal to `name` except for SMP variants).
+    pub lmb: &'static str,
     /// A short human title.
     pub title: &'static str,
     /// What one operation is (the `per` field `lmb` prints).
     pub per: &'static str,
     /// How to read the figure.
     pub kind: Kind,
+    /// For SMP cases: the CPUs it runs on (`None`: the run's `--pin` set, one vCPU each).
+    pub smp: Option<Smp>,
 }
 
 const fn lat(name: &'static str, title: &'static str, per: &'static str) -> Bench {
     Bench {
         name,
+        lmb: name,
         title,
         per,
         kind: Kind::Latency,
+        smp: None,
     }
 }
 
 const fn bw(name: &'static str, title: &'static str) -> Bench {
     Bench {
         name,
+        lmb: name,
         title,
         per: "MiB",
         kind: Kind::Bandwidth,
+        smp: None,
+    }
+}
+
+/// An SMP variant of `lmb` benchmark `lmb` on `cpus` host CPUs and as many vCPUs.
+const fn smp(name: &'static str, lmb: &'static str, title: &'static str, per: &'static str, cpus: u32) -> Bench {
+    Bench {
+        name,
+        lmb,
+        title,
+        per,
+        kind: Kind::Latency,
+        smp: Some(Smp {
+            host_cpus: cpus,
+            vcpus: cpus,
+            hints: true,
+        }),
+    }
+}
+
+/// The overcommitted scheduling-latency case: 4 vCPUs on 2 host CPUs (natively: the same
+/// threads on 2 CPUs), with or without the lock hints.
+const fn over(name: &'static str, lmb: &'static str, title: &'static str, hints: bool) -> Bench {
+    Bench {
+        name,
+        lmb,
+        title,
+        per: "wakeup",
+        kind: Kind::Latency,
+        smp: Some(Smp {
+            host_cpus: 2,
+            vcpus: 4,
+            hints,
+        }),
     }
 }
 
@@ -64,6 +120,45 @@ pub const ALL: &[Bench] = &[
     lat("touch_p1", "allocate+touch, 1 process", "run"),
     lat("touch_p2", "allocate+touch, 2 processes", "run"),
     lat("touch_p4", "allocate+touch, 4 processes", "run"),
+    // SMP scaling (issue 10): each case on 1 and on 2 host CPUs / vCPUs.
+    smp("touch_p1_c1", "touch_p1", "allocate+touch, 1 process, 1 CPU", "run", 1),
+    smp("touch_p1_c2", "touch_p1", "allocate+touch, 1 process, 2 CPUs", "run", 2),
+    smp("touch_p2_c1", "touch_p2", "allocate+touch, 2 processes, 1 CPU", "run", 1),
+    smp("touch_p2_c2", "touch_p2", "allocate+touch, 2 processes, 2 CPUs", "run", 2),
+    smp("touch_p4_c1", "touch_p4", "allocate+touch, 4 processes, 1 CPU", "run", 1),
+    smp("touch_p4_c2", "touch_p4", "allocate+touch, 4 processes, 2 CPUs", "run", 2),
+    smp("touch_p8_c1", "touch_p8", "allocate+touch, 8 processes, 1 CPU", "run", 1),
+    smp("touch_p8_c2", "touch_p8", "allocate+touch, 8 processes, 2 CPUs", "run", 2),
+    smp("touch_t1_c1", "touch_t1", "allocate+touch, 1 thread, 1 CPU", "run", 1),
+    smp("touch_t1_c2", "touch_t1", "allocate+touch, 1 thread, 2 CPUs", "run", 2),
+    smp("touch_t2_c1", "touch_t2", "allocate+touch, 2 threads, 1 CPU", "run", 1),
+    smp("touch_t2_c2", "touch_t2", "allocate+touch, 2 threads, 2 CPUs", "run", 2),
+    smp("fork_exec_x2_c1", "fork_exec_x2", "2 parallel fork+exec loops, 1 CPU", "2 processes", 1),
+    smp("fork_exec_x2_c2", "fork_exec_x2", "2 parallel fork+exec loops, 2 CPUs", "2 processes", 2),
+    over("sched_lat_p50_hints", "sched_lat_p50", "sched. latency p50, lock load, 4 vCPUs on 2 CPUs, hints", true),
+    over("sched_lat_p50_nohints", "sched_lat_p50", "sched. latency p50, lock load, 4 vCPUs on 2 CPUs, no hints", false),
+    over("sched_lat_p90_hints", "sched_lat_p90", "sched. latency p90, lock load, 4 vCPUs on 2 CPUs, hints", true),
+    over("sched_lat_p90_nohints", "sched_lat_p90", "sched. latency p90, lock load, 4 vCPUs on 2 CPUs, no hints", false),
+    over("sched_lat_p99_hints", "sched_lat_p99", "sched. latency p99, lock load, 4 vCPUs on 2 CPUs, hints", true),
+    over("sched_lat_p99_nohints", "sched_lat_p99", "sched. latency p99, lock load, 4 vCPUs on 2 CPUs, no hints", false),
+];
+
+/// The SMP scaling pairs: (case title, its 1-CPU benchmark, its 2-CPU benchmark).
+pub const SCALING: &[(&str, &str, &str)] = &[
+    ("allocate+touch, 1 process", "touch_p1_c1", "touch_p1_c2"),
+    ("allocate+touch, 2 processes", "touch_p2_c1", "touch_p2_c2"),
+    ("allocate+touch, 4 processes", "touch_p4_c1", "touch_p4_c2"),
+    ("allocate+touch, 8 processes", "touch_p8_c1", "touch_p8_c2"),
+    ("allocate+touch, 1 thread", "touch_t1_c1", "touch_t1_c2"),
+    ("allocate+touch, 2 threads", "touch_t2_c1", "touch_t2_c2"),
+    ("2 parallel fork+exec loops", "fork_exec_x2_c1", "fork_exec_x2_c2"),
+];
+
+/// The overcommitted latency rows: (percentile, with hints, without hints).
+pub const LATENCY: &[(&str, &str, &str)] = &[
+    ("p50", "sched_lat_p50_hints", "sched_lat_p50_nohints"),
+    ("p90", "sched_lat_p90_hints", "sched_lat_p90_nohints"),
+    ("p99", "sched_lat_p99_hints", "sched_lat_p99_nohints"),
 ];
 
 /// Looks a benchmark up by name.
@@ -99,15 +194,26 @@ mod tests {
     fn catalog_matches_the_c_program() {
         let src = include_str!("../../../benches/programs/lmb.c");
         for b in ALL {
-            let entry = format!("{{\"{}\", \"{}\",", b.name, b.per);
+            let entry = format!("{{\"{}\", \"{}\",", b.lmb, b.per);
             assert!(src.contains(&entry), "lmb.c has no entry {entry}");
+            assert_eq!(b.smp.is_none(), b.name == b.lmb, "{}: only SMP variants rename", b.name);
         }
+        let mut lmb_names: Vec<&str> = ALL.iter().map(|b| b.lmb).collect();
+        lmb_names.sort_unstable();
+        lmb_names.dedup();
         let c_entries = src.matches("    {\"").count();
         assert_eq!(
             c_entries,
-            ALL.len(),
+            lmb_names.len(),
             "lmb.c has benchmarks the catalog lacks"
         );
+        let mut names: Vec<&str> = ALL.iter().map(|b| b.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len(), "report names are unique");
+        for (_, a, b) in SCALING.iter().chain(LATENCY) {
+            assert!(find(a).is_some() && find(b).is_some(), "{a} / {b}");
+        }
     }
 
     #[test]

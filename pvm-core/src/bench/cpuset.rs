@@ -41,6 +41,13 @@ impl CpuSet {
         }
     }
 
+    /// The first `n` CPUs this process may run on (for the SMP cases); `None` when fewer are
+    /// allowed.
+    pub fn first_allowed(n: usize) -> Option<Self> {
+        let allowed = allowed_cpus();
+        (allowed.len() >= n).then(|| Self { cpus: allowed[..n].to_vec() })
+    }
+
     /// The CPUs, ascending; empty when not pinned.
     pub fn cpus(&self) -> &[usize] {
         &self.cpus

@@ -226,17 +226,27 @@ fn measure(
     );
 
     let mut cells: BTreeMap<(usize, &'static str), Cell> = BTreeMap::new();
-    let mut progress = Progress::new(rounds as usize * active.len() * benches.len());
+    let per_round: usize = active
+        .iter()
+        .map(|&i| benches.iter().filter(|b| b.smp.is_none() || runners[i].smp()).count())
+        .sum();
+    let mut progress = Progress::new(rounds as usize * per_round);
     for round in 0..rounds {
         // Rotate the order every round so no contender always runs first (A B C, B C A, ...).
         let k = active.len().max(1);
         let shift = round as usize % k;
         for &i in active[shift..].iter().chain(&active[..shift]) {
             let name = runners[i].name();
-            let outcomes = runners[i].run(&env, benches, &mut |what| {
+            // SMP cases only on the contenders that run them.
+            let theirs: Vec<&'static Bench> = benches
+                .iter()
+                .copied()
+                .filter(|b| b.smp.is_none() || runners[i].smp())
+                .collect();
+            let outcomes = runners[i].run(&env, &theirs, &mut |what| {
                 progress.show(round + 1, rounds, name, what);
             });
-            for (b, o) in benches.iter().zip(outcomes) {
+            for (b, o) in theirs.iter().zip(outcomes) {
                 cells.entry((i, b.name)).or_default().add(o);
             }
         }
@@ -248,6 +258,9 @@ fn measure(
     let mut records = Vec::new();
     for &i in &active {
         for b in benches {
+            if b.smp.is_some() && !runners[i].smp() {
+                continue;
+            }
             let empty = Cell::default();
             let cell = cells.get(&(i, b.name)).unwrap_or(&empty);
             let native_cell = native

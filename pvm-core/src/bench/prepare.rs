@@ -40,7 +40,7 @@ pub fn build(work: &Path) -> Result<Built, String> {
     fs::write(&src, LMB_SOURCE).map_err(|e| format!("write {}: {e}", src.display()))?;
     let lmb = rootfs.join("lmb");
     let out = Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
+        .args(["-static", "-O2", "-pthread", "-o"])
         .arg(&lmb)
         .arg(&src)
         .output()

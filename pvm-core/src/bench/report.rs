@@ -105,23 +105,78 @@ impl Document {
         rows
     }
 
-    /// The terminal table, columns aligned.
+    /// The median of `bench` on `runner`, if it has one.
+    fn median(&self, bench: &str, runner: &str) -> Option<f64> {
+        self.record(bench, runner).and_then(|r| r.median)
+    }
+
+    /// The SMP scaling table (issue 10): per case, native's and pvm-soft's medians on 1 and 2
+    /// CPUs, each one's speed-up (1-CPU time over 2-CPU time), and pvm's speed-up as a share
+    /// of native's (the target is at least 90%). `None` when no case ran.
+    fn scaling_rows(&self) -> Option<Vec<Vec<String>>> {
+        let header = ["case", "native 1 CPU", "native 2 CPUs", "native speed-up", "pvm 1 vCPU", "pvm 2 vCPUs", "pvm speed-up", "pvm / native"];
+        let mut rows = vec![header.iter().map(ToString::to_string).collect::<Vec<_>>()];
+        let fmt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), format::time);
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        for (title, one, two) in catalog::SCALING {
+            let (n1, n2) = (self.median(one, "native"), self.median(two, "native"));
+            let (p1, p2) = (self.median(one, "pvm-soft"), self.median(two, "pvm-soft"));
+            if [n1, n2, p1, p2].iter().all(Option::is_none) {
+                continue;
+            }
+            let (ns, ps) = (ratio(n1, n2), ratio(p1, p2));
+            let x = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}x"));
+            let share = ratio(ps, ns).map_or_else(|| "-".to_string(), |v| format!("{:.0}%", v * 100.0));
+            rows.push(vec![title.to_string(), fmt(n1), fmt(n2), x(ns), fmt(p1), fmt(p2), x(ps), share]);
+        }
+        (rows.len() > 1).then_some(rows)
+    }
+
+    /// The overcommitted latency table: per percentile, native (the same threads on 2 CPUs)
+    /// and pvm-soft with 4 vCPUs on 2 CPUs with and without lock hints. `None` when no row ran.
+    fn latency_rows(&self) -> Option<Vec<Vec<String>>> {
+        let header = ["scheduling latency", "native, 2 CPUs", "pvm 4 vCPUs, hints", "pvm 4 vCPUs, no hints"];
+        let mut rows = vec![header.iter().map(ToString::to_string).collect::<Vec<_>>()];
+        let fmt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), format::time);
+        for (pct, hints, nohints) in catalog::LATENCY {
+            let n = self.median(hints, "native");
+            let (h, u) = (self.median(hints, "pvm-soft"), self.median(nohints, "pvm-soft"));
+            if [n, h, u].iter().all(Option::is_none) {
+                continue;
+            }
+            rows.push(vec![pct.to_string(), fmt(n), fmt(h), fmt(u)]);
+        }
+        (rows.len() > 1).then_some(rows)
+    }
+
+    /// The terminal table, columns aligned, then the SMP tables when those cases ran.
     pub fn table(&self) -> String {
-        let rows = self.rows(Stat::Median);
-        let widths: Vec<usize> = (0..rows[0].len())
-            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-            .collect();
-        let mut out = String::new();
-        for row in &rows {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
-            let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+        let mut out = aligned(&self.rows(Stat::Median));
+        for extra in [self.scaling_rows(), self.latency_rows()].into_iter().flatten() {
+            out.push('\n');
+            out.push_str(&aligned(&extra));
         }
         out
     }
+}
+
+/// `rows` as text, columns aligned.
+fn aligned(rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
+}
+
+impl Document {
 
     /// Failures and skips, one line each.
     pub fn notes(&self) -> Vec<String> {
@@ -207,6 +262,24 @@ impl Document {
         );
         let _ = writeln!(md);
         md_table(&mut md, &self.rows(Stat::Min));
+        if let Some(rows) = self.scaling_rows() {
+            let _ = writeln!(md);
+            let _ = writeln!(
+                md,
+                "SMP scaling (medians; speed-up = time on 1 CPU / time on 2 CPUs; native restricted to 1 or 2 host CPUs, pvm with `--cpus 1` or `--cpus 2` on as many host CPUs; the target is pvm's speed-up at least 90% of native's):"
+            );
+            let _ = writeln!(md);
+            md_table(&mut md, &rows);
+        }
+        if let Some(rows) = self.latency_rows() {
+            let _ = writeln!(md);
+            let _ = writeln!(
+                md,
+                "Scheduling latency under a lock-heavy load, overcommitted (4 threads on a pthread mutex plus a fork loop; lateness of 200 us wakeups, median over repetitions of each repetition's percentile; pvm with `--cpus 4` on 2 host CPUs, with and without `--no-pv-lock-hints`):"
+            );
+            let _ = writeln!(md);
+            md_table(&mut md, &rows);
+        }
         let notes = self.notes();
         if !notes.is_empty() {
             let _ = writeln!(md);

@@ -60,7 +60,7 @@ impl Runner for Gvisor {
     ) -> Vec<Outcome> {
         per_process(env, benches, progress, &|b| {
             let mut args = env.lmb_args("");
-            args.push(b.name.to_string());
+            args.push(b.lmb.to_string());
             self.command(env, &args)
         })
     }

@@ -12,6 +12,7 @@ mod uml;
 use std::process::Command;
 
 use super::catalog::Bench;
+use super::cpuset::CpuSet;
 use super::env::Env;
 use super::exec;
 use super::parse::{self, Line};
@@ -38,6 +39,10 @@ pub trait Runner {
     fn summary(&self) -> &'static str;
     /// Whether this host can run it: its version/configuration, or why it is skipped.
     fn probe(&mut self, env: &Env) -> Result<String, String>;
+    /// Whether it runs the SMP cases (`Bench::smp`): native and pvm-soft.
+    fn smp(&self) -> bool {
+        false
+    }
     /// Runs `benches` once each, calling `progress` with each benchmark's name as it starts.
     fn run(
         &mut self,
@@ -99,8 +104,17 @@ fn per_process(
         .map(|b| {
             progress(b.name);
             let limit = env.per_bench_timeout;
-            match exec::run(make(b), &env.cpus, limit, limit, &mut |_| {}) {
-                Ok(f) => outcome_of(b.name, &f.stdout, &f),
+            let cpus = match b.smp {
+                None => env.cpus.clone(),
+                Some(smp) => match CpuSet::first_allowed(smp.host_cpus as usize) {
+                    Some(c) => c,
+                    None => {
+                        return Outcome::Failed(format!("needs {} host CPUs", smp.host_cpus));
+                    }
+                },
+            };
+            match exec::run(make(b), &cpus, limit, limit, &mut |_| {}) {
+                Ok(f) => outcome_of(b.lmb, &f.stdout, &f),
                 Err(e) => Outcome::Failed(format!("cannot start: {e}")),
             }
         })
@@ -138,7 +152,7 @@ fn booted(
                             boot_failure(&f.stdout)
                         ));
                     }
-                    outcome_of(b.name, &f.stdout, &f)
+                    outcome_of(b.lmb, &f.stdout, &f)
                 })
                 .collect()
         }
@@ -152,7 +166,7 @@ fn booted(
 /// The guest arguments of [`booted`]: `LMB-OPTIONS BENCHMARKS`, each comma-separated (Linux
 /// passes at most 32 arguments to init, fewer than the options and benchmarks together).
 fn init_args(env: &Env, benches: &[&'static Bench]) -> [String; 2] {
-    let names: Vec<&str> = benches.iter().map(|b| b.name).collect();
+    let names: Vec<&str> = benches.iter().map(|b| b.lmb).collect();
     [env.lmb_args("").join(","), names.join(",")]
 }
 

@@ -27,6 +27,10 @@ impl Runner for Native {
         "the host kernel, no sandbox"
     }
 
+    fn smp(&self) -> bool {
+        true
+    }
+
     fn probe(&mut self, env: &Env) -> Result<String, String> {
         check_lists(&probe_output(env, Self::command(env, &["list".into()]))?)?;
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -42,7 +46,7 @@ impl Runner for Native {
         let root = env.rootfs.to_string_lossy().into_owned();
         per_process(env, benches, progress, &|b| {
             let mut args = env.lmb_args(&root);
-            args.push(b.name.to_string());
+            args.push(b.lmb.to_string());
             Self::command(env, &args)
         })
     }

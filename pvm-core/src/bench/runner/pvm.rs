@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use super::{Outcome, Runner, check_lists, per_process, probe_output};
-use crate::bench::catalog::Bench;
+use crate::bench::catalog::{Bench, Smp};
 use crate::bench::env::Env;
 
 /// A pvm backend.
@@ -24,9 +24,31 @@ impl Pvm {
     }
 
     fn command(&self, env: &Env, args: &[String]) -> Command {
+        self.command_for(env, None, args)
+    }
+
+    /// `pvm run` of `lmb ARGS`; an SMP case gets `--cpus` and pvm's default placement (one
+    /// host CPU per vCPU of the CPUs the runner restricts it to), and `--no-pv-lock-hints`
+    /// when it runs without hints.
+    fn command_for(&self, env: &Env, smp: Option<Smp>, args: &[String]) -> Command {
         let mut cmd = Command::new(&env.pvm_exe);
         cmd.arg("run").arg("--backend").arg(self.backend);
-        // One vCPU per pinned CPU; with one CPU pvm pins the whole VM to it itself.
+        if let Some(smp) = smp {
+            cmd.arg("--cpus").arg(smp.vcpus.to_string());
+            if !smp.hints {
+                cmd.arg("--no-pv-lock-hints");
+            }
+        } else {
+            self.pin_args(env, &mut cmd);
+        }
+        cmd.arg("--memory").arg(format!("{}M", env.guest_mib));
+        cmd.arg("--rootfs").arg(&env.rootfs).arg("/lmb").args(args);
+        cmd.env_remove("PVM_LOG");
+        cmd
+    }
+
+    /// One vCPU per pinned CPU; with one CPU pvm pins the whole VM to it itself.
+    fn pin_args(&self, env: &Env, cmd: &mut Command) {
         match env.cpus.cpus() {
             [one] => {
                 cmd.arg("--pin").arg(one.to_string());
@@ -38,10 +60,6 @@ impl Pvm {
                     .arg(env.vcpus().to_string());
             }
         }
-        cmd.arg("--memory").arg(format!("{}M", env.guest_mib));
-        cmd.arg("--rootfs").arg(&env.rootfs).arg("/lmb").args(args);
-        cmd.env_remove("PVM_LOG");
-        cmd
     }
 }
 
@@ -84,6 +102,10 @@ impl Runner for Pvm {
         }
     }
 
+    fn smp(&self) -> bool {
+        self.backend == "soft"
+    }
+
     fn probe(&mut self, env: &Env) -> Result<String, String> {
         if self.backend == "kvm" {
             if !std::path::Path::new("/dev/kvm").exists() {
@@ -116,8 +138,8 @@ impl Runner for Pvm {
     ) -> Vec<Outcome> {
         per_process(env, benches, progress, &|b| {
             let mut args = env.lmb_args("");
-            args.push(b.name.to_string());
-            self.command(env, &args)
+            args.push(b.lmb.to_string());
+            self.command_for(env, b.smp, &args)
         })
     }
 }
