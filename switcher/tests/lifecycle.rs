@@ -131,3 +131,61 @@ fn stub_dies_when_its_spawner_process_is_killed() {
     }
     assert!(!pid_alive(pid), "stub {pid} outlived its spawner");
 }
+
+#[test]
+fn each_vcpu_has_its_own_mapper_and_they_map_at_once() {
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    // SAFETY: plain memfd/ftruncate of a fresh file we own.
+    let guest_fd = unsafe {
+        let fd = libc::memfd_create(c"test-guest-2".as_ptr(), libc::MFD_CLOEXEC);
+        assert!(fd >= 0);
+        assert_eq!(libc::ftruncate(fd, MEM as i64), 0);
+        OwnedFd::from_raw_fd(fd)
+    };
+    let shm = switcher::SharedMemory::create().expect("shared memory");
+    let sp = switcher::spawn_space(&switcher::SpaceSpawn {
+        guest_mem: guest_fd.as_fd(),
+        guest_mem_size: MEM,
+        shared: &shm,
+        space: 0,
+        vcpus: 2,
+    })
+    .expect("spawn U with 2 vCPUs");
+    let pid = sp.process.pid();
+    assert_eq!(sp.channels.len(), 2);
+    if let Some(fds) = stub_proc(pid, "fd") {
+        assert_eq!(fds, "3 7 8", "U keeps the guest-memory fd and one completion pipe per vCPU");
+    }
+    // H's record: the main thread maps for vCPU 0, another thread (not a guest thread) for 1.
+    let (m0, m1) = (sp.threads.mapper_tid(0).expect("mapper 0"), sp.threads.mapper_tid(1).expect("mapper 1"));
+    assert_eq!(m0, pid);
+    assert!(m1 != pid && Some(m1) != sp.threads.tid(0) && Some(m1) != sp.threads.tid(1));
+    assert!(std::path::Path::new(&format!("/proc/{pid}/task/{m1}")).exists());
+    assert_eq!(sp.threads.mapper_tid(2), None);
+    // Both channels at once, each on its own range: every batch really completed.
+    std::thread::scope(|s| {
+        for (v, ch) in sp.channels.iter().enumerate() {
+            s.spawn(move || {
+                for round in 0..100u64 {
+                    let base = 0x1000_0000 * (v as u64 + 1) + round * 0x10_0000;
+                    let ops: Vec<_> = (0..32u64)
+                        .map(|i| map_op(MapOpKind::Map, base + i * 0x2000, 0x1000, if i % 2 == 0 { 1 } else { 3 }, HOLE_GPA))
+                        .collect();
+                    ch.apply(&ops).expect("map batch");
+                }
+            });
+        }
+    });
+    if let Some(maps) = stub_proc(pid, "maps") {
+        for v in 0..2u64 {
+            for round in [0u64, 57, 99] {
+                let last = 0x1000_0000 * (v + 1) + round * 0x10_0000 + 31 * 0x2000;
+                assert!(maps.contains(&format!("{last:x}-")), "vCPU {v} round {round} missing");
+            }
+        }
+    }
+    // An invalid batch on one channel does not disturb the other.
+    assert!(sp.channels[1].apply(&[map_op(MapOpKind::Map, 0, 0x1000, PROT_READ, 0)]).is_err());
+    sp.channels[0].apply(&[map_op(MapOpKind::Unmap, 0x1000_0000, 0x1000_0000, 0, 0)]).expect("unmap on 0");
+    sp.channels[1].apply(&[map_op(MapOpKind::Unmap, 0x2000_0000, 0x1000_0000, 0, 0)]).expect("unmap on 1");
+}
