@@ -56,7 +56,13 @@ pub enum Hypercall {
     Halt = 10,
     /// `(vcpu)`: raise an IPI on `vcpu`.
     SendIpi = 11,
-    /// `(vcpu)`: give this host CPU to `vcpu` (a lock holder), if it is runnable.
+    /// `(vcpu[, lock_va, seen])`: a spin lock held by `vcpu` spun too long: step this vCPU
+    /// aside (at most about 200 us on the soft backend) and let `vcpu` run. Optional: `lock_va`
+    /// (0: none) is the guest-kernel virtual address (physmap or kernel image) of the 4-byte
+    /// lock word and `seen` the value this vCPU saw in it; H then ends the yield as soon as
+    /// the word changes (the guest may `FUTEX_WAKE` it on release to end it at once). Returns
+    /// 0, or `-EINVAL` for a `vcpu` outside the VM. Offered when `BootInfo::pv_features` has
+    /// `PV_LOCK_HINTS`.
     YieldTo = 12,
     /// `(kind, value)`: the VM is over; see [`ShutdownKind`]. Does not return.
     Shutdown = 13,
