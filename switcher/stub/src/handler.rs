@@ -62,7 +62,7 @@ core::arch::global_asm!(
     "xor edx, edx",
     "mov ecx, {slot_size}",
     "div rcx",                       // rax = slot, rdx = offset inside the slot
-    "cmp rax, {slots}",
+    "cmp rax, {slots}",              // guest threads' slots only (not the mappers')
     "jae 9f",
     "test al, 1",                    // sigaltstacks are the odd slots
     "jz 9f",
@@ -157,7 +157,7 @@ core::arch::global_asm!(
     stacks_park = const layout::STUB_STACKS_BASE - PARK_SP_OFFSET,
     slot_size = const stub::STACK_SLOT_SIZE,
     slot_size2 = const 2 * stub::STACK_SLOT_SIZE,
-    slots = const stub::STACK_SLOTS,
+    slots = const 2 * guest_abi::MAX_VCPUS as u64,
     run = const layout::U_MAPPER_CMD_BASE + core::mem::offset_of!(guest_abi::mapper::MapperCmd, run) as u64,
     run_value = const RUN,
     handler = sym trap_handler,
