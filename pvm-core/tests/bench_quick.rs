@@ -105,3 +105,51 @@ fn unknown_names_are_usage_errors() {
         assert!(err.contains(args[1].split(',').next_back().unwrap_or("")), "{err}");
     }
 }
+
+/// The SMP cases run on native and pvm-soft only, each on the CPUs its variant names, and the
+/// report pairs their 1- and 2-CPU runs into the scaling table.
+#[test]
+fn smp_cases_give_the_scaling_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("bench.json");
+    let md = dir.path().join("benchmarks.md");
+    let only = "touch_t2_c1,touch_t2_c2,getppid";
+    let out = Command::new(PVM)
+        .args(["bench", "--quick", "--rounds", "1", "--runners", "native,pvm-soft", "--only", only])
+        .arg("--json")
+        .arg(&json)
+        .arg("--markdown")
+        .arg(&md)
+        .output()
+        .expect("pvm bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pvm bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("native speed-up") && stdout.contains("allocate+touch, 2 threads"), "{stdout}");
+    let doc = json_of(&json);
+    let results = doc["results"].as_array().expect("results");
+    assert_eq!(results.len(), 6, "three benchmarks on two contenders");
+    let two_cpus = allowed_cpus() >= 2;
+    for runner in ["native", "pvm-soft"] {
+        for bench in ["touch_t2_c1", "touch_t2_c2"] {
+            let r = results.iter().find(|r| r["runner"] == runner && r["benchmark"] == bench).expect("record");
+            if bench.ends_with("c1") || two_cpus {
+                assert_eq!(r["status"], "ok", "{bench} on {runner}: {r}");
+            } else {
+                assert!(r["failures"].to_string().contains("needs 2 host CPUs"), "{r}");
+            }
+        }
+    }
+    let text = std::fs::read_to_string(&md).expect("markdown written");
+    assert!(text.contains("SMP scaling") && text.contains("| allocate+touch, 2 threads |"), "{text}");
+}
+
+fn allowed_cpus() -> usize {
+    // SAFETY: zeroed cpu_set_t is valid; sched_getaffinity writes at most its size.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 = this thread; `set` is valid for its size.
+    if unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return 1;
+    }
+    // SAFETY: CPU_COUNT reads `set` only.
+    unsafe { libc::CPU_COUNT(&set) as usize }
+}
