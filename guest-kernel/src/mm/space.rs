@@ -69,7 +69,8 @@ pub struct AddrSpace {
     /// anchor (shadow-mmu/src/plan.rs: runs are picked among the leaves of that one table),
     /// and our leaves are all 4 KiB, so a flush of a range outside these regions has nothing
     /// to drop and is skipped (soft backend only: a hardware TLB caches what it likes).
-    shadowed: BTreeSet<u64>,
+    /// Its own small lock: shadow faults note regions holding the address space shared.
+    shadowed: crate::sync::Mutex<BTreeSet<u64>>,
     /// Ranges `(gva, len)` to `PREFAULT` as soon as the space is loaded (exec: the image and
     /// the initial stack).
     pub prefault_on_load: Vec<(u64, u64)>,
@@ -110,7 +111,7 @@ impl AddrSpace {
             pending_flush: Vec::new(),
             pending_free: Vec::new(),
             resident: 0,
-            shadowed: BTreeSet::new(),
+            shadowed: crate::sync::Mutex::new(BTreeSet::new()),
             prefault_on_load: Vec::new(),
         })
     }
@@ -357,11 +358,12 @@ impl AddrSpace {
 
     /// Records that H's shadow may now map `[gva, gva + len)` (a prefault or a shadow fault
     /// there is about to be issued).
-    pub fn note_shadow(&mut self, gva: u64, len: u64) {
+    pub fn note_shadow(&self, gva: u64, len: u64) {
         let first = gva >> REGION_SHIFT;
         let last = gva.saturating_add(len.max(1) - 1) >> REGION_SHIFT;
+        let mut s = self.shadowed.lock();
         for r in first..=last {
-            self.shadowed.insert(r);
+            s.insert(r);
         }
     }
 
@@ -373,7 +375,7 @@ impl AddrSpace {
         }
         let first = va >> REGION_SHIFT;
         let last = va.saturating_add(len.max(1) - 1) >> REGION_SHIFT;
-        self.shadowed.range(first..=last).next().is_some()
+        self.shadowed.lock().range(first..=last).next().is_some()
     }
 
     /// `PREFAULT` of `[gva, gva + len)` in this (loaded) space. Returns H's answer.
@@ -386,6 +388,9 @@ impl AddrSpace {
     }
 
     /// `SHADOW_FAULT` at `gva` with #PF error `error` in this (loaded) space.
+    ///
+    /// Prefer [`shadow_fault`] with the address space lock released (after
+    /// [`AddrSpace::note_shadow`]).
     pub fn shadow_fault(&mut self, gva: u64, error: u64) -> i64 {
         if cfg!(test) {
             return guest_abi::hypercall::FAULT_INJECT;
@@ -401,8 +406,10 @@ impl AddrSpace {
         }
         let live: Vec<(u64, u64)> = ranges.iter().copied().filter(|&(va, len)| self.may_be_shadowed(va, len)).collect();
         if live.len() > 4 * guest_abi::hypercall::FLUSH_LIST_MAX as usize {
+            // `shadowed` is kept: a shadow fault that noted its region before this flush may
+            // still be filling it (H walks again after the flush and maps the new state),
+            // and a later flush there must not be skipped.
             crate::hcall::flush_tlb_all(self.root());
-            self.shadowed.clear();
         } else {
             crate::hcall::flush_tlb_ranges(self.root(), &live);
         }
@@ -553,7 +560,7 @@ impl AddrSpace {
             pending_flush: Vec::new(),
             pending_free: Vec::new(),
             resident: self.resident,
-            shadowed: BTreeSet::new(),
+            shadowed: crate::sync::Mutex::new(BTreeSet::new()),
             prefault_on_load: Vec::new(),
         };
         if !frame::share_all(&out.shared) {
@@ -628,4 +635,23 @@ mod tests {
     fn flags_for_prot_ro() -> F {
         super::super::paging::flags_for_prot(1)
     }
+}
+
+/// `SHADOW_FAULT` of `gva` with #PF error `error` in the loaded space of page-table root
+/// `root`, made with no address-space lock held; the caller noted the region first
+/// ([`AddrSpace::note_shadow`]) while it held the lock.
+pub fn shadow_fault(root: u64, gva: u64, error: u64) -> i64 {
+    if cfg!(test) {
+        return guest_abi::hypercall::FAULT_INJECT;
+    }
+    crate::hcall::shadow_fault(root, gva, error)
+}
+
+/// `PREFAULT` of `[gva, gva + len)` in the loaded space of root `root`, with no lock held;
+/// the caller noted the range first ([`AddrSpace::note_shadow`]).
+pub fn prefault(root: u64, gva: u64, len: u64) -> i64 {
+    if cfg!(test) || len == 0 {
+        return 0;
+    }
+    crate::hcall::prefault(root, gva, len)
 }
