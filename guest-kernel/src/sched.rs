@@ -725,23 +725,44 @@ fn handle_page_fault(t: &mut Thread, addr: u64, error: u64) -> Result<Next, sign
         Access::Read
     };
     if addr < guest_abi::layout::USER_END {
-        let fill = {
+        // Shared: either the guest table allows the access (a shadow miss: ask H), or the page
+        // is not present in a VMA that allows it (plan a demand fill).
+        let (fill, plan) = {
             let mm = t.mm.read();
-            mm.pt.translate(addr & !0xfff).is_some_and(|leaf| {
-                leaf.flags.contains(F::USER_ACCESSIBLE)
-                    && match access {
-                        Access::Write => leaf.flags.contains(F::WRITABLE),
-                        Access::Exec => !leaf.flags.contains(F::NO_EXECUTE),
-                        Access::Read => true,
+            match mm.pt.translate(addr & !0xfff) {
+                Some(leaf) => {
+                    let ok = leaf.flags.contains(F::USER_ACCESSIBLE)
+                        && match access {
+                            Access::Write => leaf.flags.contains(F::WRITABLE),
+                            Access::Exec => !leaf.flags.contains(F::NO_EXECUTE),
+                            Access::Read => true,
+                        }
+                        && mm.space_id.is_some();
+                    if ok {
+                        mm.note_shadow(addr, 1);
                     }
-            }) && mm.space_id.is_some()
-                && {
-                    mm.note_shadow(addr, 1);
-                    true
+                    (ok.then(|| mm.root()), None)
                 }
+                None => (None, mm.plan_demand_fill(addr, access)),
+            }
         };
-        if fill && crate::mm::space::shadow_fault(t.mm.read().root(), addr, error) == FAULT_FILLED {
+        if let Some(root) = fill
+            && crate::mm::space::shadow_fault(root, addr, error) == FAULT_FILLED
+        {
             return Ok(Next::Resume);
+        }
+        // Demand fill: frames allocated and zeroed with no lock held, installed exclusively
+        // if nothing changed meanwhile (else the ordinary path below).
+        if let Some(plan) = plan
+            && let Some(got) = plan.allocate()
+        {
+            let mut mm = t.mm.lock();
+            let done = mm.commit_demand(&plan, got);
+            mm.flush();
+            if let Some((start, len)) = done {
+                finish_fill(mm, start, len);
+                return Ok(Next::Resume);
+            }
         }
     }
     let mut mm = t.mm.lock();
@@ -753,16 +774,7 @@ fn handle_page_fault(t: &mut Thread, addr: u64, error: u64) -> Result<Next, sign
     match r {
         Ok((start, len)) => {
             mm.flush();
-            let root = mm.root();
-            let loaded = mm.space_id.is_some();
-            if loaded {
-                mm.note_shadow(start, len);
-            }
-            drop(mm);
-            if loaded {
-                crate::mm::space::prefault(root, start, len);
-            }
-            crate::stats::page_fault(true);
+            finish_fill(mm, start, len);
             Ok(Next::Resume)
         }
         Err(FaultError::OutOfMemory) => {
@@ -788,6 +800,21 @@ fn handle_page_fault(t: &mut Thread, addr: u64, error: u64) -> Result<Next, sign
             Err(signal::page_fault_info(addr, error, e == FaultError::Denied))
         }
     }
+}
+
+/// Ends a resolved fault: notes the shadow region, releases the address space and asks H to
+/// `PREFAULT` what was mapped with no lock held.
+fn finish_fill(mm: crate::sync::WriteGuard<'_, crate::mm::space::AddrSpace>, start: u64, len: u64) {
+    let root = mm.root();
+    let loaded = mm.space_id.is_some();
+    if loaded {
+        mm.note_shadow(start, len);
+    }
+    drop(mm);
+    if loaded {
+        crate::mm::space::prefault(root, start, len);
+    }
+    crate::stats::page_fault(true);
 }
 
 /// Ends thread `t`. With `group` (`exit_group`, a fatal signal) the whole thread group ends
