@@ -38,9 +38,6 @@ pub const SLICE_NS: u64 = 10_000_000;
 /// Longest halt of an idle vCPU when there are several, ns: a safety net only, since work
 /// queued for it comes with an IPI ([`kick_idle`]).
 const IDLE_POLL_NS: u64 = 100_000_000;
-/// How long a thread waiting for an OOM victim to die sleeps before it retries its fault at
-/// the latest, ns (the victim's death wakes it earlier).
-const OOM_RETRY_NS: u64 = 10_000_000;
 
 /// vCPUs halted (or about to halt) in [`run_vcpu`] for lack of work: bit `i` = vCPU `i`.
 static IDLE: AtomicU64 = AtomicU64::new(0);
@@ -509,8 +506,6 @@ fn run_thread(vcpu: u32, mut t: Task) {
                     crate::klog!(crate::log::WARN, "pid {}: fault loop at {addr:#x} (error {error:#x})", t.proc.pid);
                     Next::Exit(ExitReason::Signaled(SIGSEGV))
                 } else {
-                    // A deadline left from an OOM wait is not a syscall's.
-                    t.deadline = None;
                     match handle_page_fault(&mut t, addr, error) {
                         Err(info) => {
                             last_fault = (u64::MAX, 0);
@@ -780,18 +775,18 @@ fn handle_page_fault(t: &mut Thread, addr: u64, error: u64) -> Result<Next, sign
         Err(FaultError::OutOfMemory) => {
             drop(mm);
             crate::stats::page_fault(false);
-            // Registered and counted before the victim is chosen: its death (a wake-up of
-            // the OOM queue) then never slips between the choice and the block.
-            crate::oom::VICTIM_GONE.register(&t.shared);
+            // Counted, then registered, before the victim is chosen: a death (a wake-up of the
+            // OOM queue) after the count makes the block fail; one before the registration
+            // is seen by the choice (the victim's memory is gone before its exit wakes).
             let seen = seen(t);
+            crate::oom::VICTIM_GONE.register(&t.shared);
             Ok(match crate::oom::out_of_memory(t) {
                 crate::oom::Verdict::KillCurrent => Next::Exit(ExitReason::Signaled(SIGKILL)),
-                // The fault is retried when the thread runs again (after the victim's exit,
-                // or after a short sleep at the latest).
-                crate::oom::Verdict::Wait => {
-                    t.deadline = Some(crate::time::monotonic_ns().saturating_add(OOM_RETRY_NS));
-                    Next::Block(seen)
-                }
+                // The fault is retried when the thread runs again: after the next process
+                // exit (`exit_process` wakes `VICTIM_GONE` once the exit is recorded, so
+                // the victim is a zombie before anyone retries; the victim's memory is
+                // back by then, every process sharing its address space being a victim).
+                crate::oom::Verdict::Wait => Next::Block(seen),
             })
         }
         Err(e) => {
@@ -890,8 +885,12 @@ fn exit_process(t: Task, reason: ExitReason) {
     }
     // Re-parent children to the first process.
     let mut orphan_zombie = false;
+    // Exclusive, not shared: a child exiting at the same time reads its `ppid` here too, and
+    // the lock orders the two (either the child sees init as its new parent and wakes it, or
+    // this loop sees the child a zombie and wakes init). With both under a shared lock, each
+    // could miss the other's store and init would wait forever for the orphan.
     let parent = {
-        let procs = PROCESSES.read();
+        let procs = PROCESSES.lock();
         for c in procs.values() {
             if c.ppid.load(Ordering::Relaxed) == p.pid {
                 // Linux kernel/exit.c `reparent_leader`: "We don't want people slaying init":
