@@ -917,7 +917,7 @@ fn exit_process(t: Task, reason: ExitReason) {
                 if sig != 0 {
                     // Not forced (kernel/signal.c `do_notify_parent`): the first process drops
                     // an exit signal whose action is the default, like any from inside.
-                    signal::post_from_kill(&par, sig, p.pid);
+                    signal::post_from_kill(par, sig, p.pid);
                 }
             }
         }

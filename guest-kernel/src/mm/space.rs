@@ -690,6 +690,25 @@ impl Drop for AddrSpace {
     }
 }
 
+/// `SHADOW_FAULT` of `gva` with #PF error `error` in the loaded space of page-table root
+/// `root`, made with no address-space lock held; the caller noted the region first
+/// ([`AddrSpace::note_shadow`]) while it held the lock.
+pub fn shadow_fault(root: u64, gva: u64, error: u64) -> i64 {
+    if cfg!(test) {
+        return guest_abi::hypercall::FAULT_INJECT;
+    }
+    crate::hcall::shadow_fault(root, gva, error)
+}
+
+/// `PREFAULT` of `[gva, gva + len)` in the loaded space of root `root`, with no lock held;
+/// the caller noted the range first ([`AddrSpace::note_shadow`]).
+pub fn prefault(root: u64, gva: u64, len: u64) -> i64 {
+    if cfg!(test) || len == 0 {
+        return 0;
+    }
+    crate::hcall::prefault(root, gva, len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -711,23 +730,4 @@ mod tests {
     fn flags_for_prot_ro() -> F {
         super::super::paging::flags_for_prot(1)
     }
-}
-
-/// `SHADOW_FAULT` of `gva` with #PF error `error` in the loaded space of page-table root
-/// `root`, made with no address-space lock held; the caller noted the region first
-/// ([`AddrSpace::note_shadow`]) while it held the lock.
-pub fn shadow_fault(root: u64, gva: u64, error: u64) -> i64 {
-    if cfg!(test) {
-        return guest_abi::hypercall::FAULT_INJECT;
-    }
-    crate::hcall::shadow_fault(root, gva, error)
-}
-
-/// `PREFAULT` of `[gva, gva + len)` in the loaded space of root `root`, with no lock held;
-/// the caller noted the range first ([`AddrSpace::note_shadow`]).
-pub fn prefault(root: u64, gva: u64, len: u64) -> i64 {
-    if cfg!(test) || len == 0 {
-        return 0;
-    }
-    crate::hcall::prefault(root, gva, len)
 }
