@@ -56,6 +56,9 @@ log "guest kernel unit tests (cd guest-kernel && cargo test --lib --release)"
 # --no-fail-fast: run every test binary and report all failures, not only the first one's.
 # Where /dev/kvm exists the equivalence suites also run on --backend kvm (kvm::* tests); on
 # software KVM a few scripts with hundreds of processes are skipped unless PVM_TEST_KVM_FULL=1.
+# The SMP stress test (tests/smp_stress.rs) runs for a bounded amount of work: about 60 s
+# of it in CI.
+export PVM_SMP_STRESS_ROUNDS="${PVM_SMP_STRESS_ROUNDS:-1500}"
 log "cargo test --workspace --release --no-fail-fast"
 cargo test --workspace --release --no-fail-fast
 

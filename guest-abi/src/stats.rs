@@ -35,6 +35,15 @@ pub struct GuestStats {
     pub mem_used: u64,
     /// Processes created.
     pub processes: u64,
+    /// Guest-kernel lock waits that spun past the spin threshold (each time the threshold is
+    /// reached again counts once more).
+    pub lock_spins_long: u64,
+    /// `YIELD_TO(holder)` hypercalls made by those waiters (lock-holder hints).
+    pub lock_yields: u64,
+    /// Threads a vCPU took from another vCPU's run queue (idle stealing).
+    pub sched_steals: u64,
+    /// Wake-ups of a thread onto a halted vCPU (sent with `SEND_IPI`).
+    pub sched_ipi_wakes: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<GuestStats>() as u64 <= crate::layout::STATS_MAX);

@@ -66,6 +66,7 @@ pub fn start(vcpu: u64, boot_info_va: u64, _backend: u64) -> ! {
         panic_boot("bad boot info magic or ABI version");
     }
     crate::log::set_level(bi.log_level);
+    crate::sync::init(bi.pv_features);
     VCPUS.store(bi.vcpus.max(1), Ordering::Relaxed);
     TSC_KHZ.store(bi.tsc_khz, Ordering::Relaxed);
     crate::sys::clone::PIDS_LIMIT.store(bi.pids_limit, Ordering::Relaxed);
@@ -242,7 +243,7 @@ fn launch_first(bi: &BootInfo) {
     }
     let pid = alloc_pid();
     INIT_PID.store(pid, Ordering::Relaxed);
-    let mm = Arc::new(spin::Mutex::new(loaded.mm));
+    let mm = crate::proc::new_mm(loaded.mm);
     let proc = Process::new(pid, 0, mm.clone(), fds, ctx);
     *proc.exe.lock() = loaded.exe;
     *proc.cmdline.lock() = cmdline;

@@ -128,6 +128,10 @@ pub fn set_timer(deadline_ns: u64) {
 pub fn send_ipi(vcpu: u32) {
     call(Hypercall::SendIpi, [u64::from(vcpu), 0, 0, 0]);
 }
+/// `YIELD_TO(vcpu)`: let lock holder `vcpu` run (soft backend; see `crate::sync`).
+pub fn yield_to(vcpu: u32) {
+    call(Hypercall::YieldTo, [u64::from(vcpu), 0, 0, 0]);
+}
 /// `PREFAULT(root, gva, len)` → pages mapped.
 pub fn prefault(root: u64, gva: u64, len: u64) -> i64 {
     call(Hypercall::Prefault, [root, gva, len, 0])

@@ -27,7 +27,9 @@ pub mod sched;
 pub mod signal;
 pub mod stack;
 pub mod stats;
+pub mod sync;
 pub mod sys;
 pub mod time;
+pub mod waitq;
 #[cfg(not(test))]
 pub mod rt;

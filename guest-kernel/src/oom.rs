@@ -14,14 +14,17 @@ use crate::proc::{ExitReason, Mm, Process, Thread, PROCESSES};
 use crate::signal::SIGKILL;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use spin::Mutex;
+use crate::sync::Mutex;
+
+/// Threads waiting for the victim's memory to come back (woken by every process exit).
+pub static VICTIM_GONE: crate::waitq::WaitQueue = crate::waitq::WaitQueue::new();
 
 /// What the thread whose allocation failed does next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Its process is (part of) the victim: it exits, killed by `SIGKILL`.
     KillCurrent,
-    /// Another victim is dying: wait for the next scheduler event, then retry the fault.
+    /// Another victim is dying: wait for a process to exit (`VICTIM_GONE`), then retry.
     Wait,
 }
 
@@ -48,7 +51,7 @@ pub fn choose(candidates: &[(i32, u64)], init: i32) -> Option<usize> {
 
 /// The live processes with an address space and their resident pages.
 fn candidates() -> Vec<Candidate> {
-    let procs: Vec<Arc<Process>> = PROCESSES.lock().values().filter(|p| !p.is_zombie()).cloned().collect();
+    let procs: Vec<Arc<Process>> = PROCESSES.read().values().filter(|p| !p.is_zombie()).cloned().collect();
     procs
         .into_iter()
         .filter_map(|p| {
@@ -88,9 +91,9 @@ pub fn out_of_memory(t: &Thread) -> Verdict {
             continue;
         }
         kill(p);
+        crate::proc::wake_all_threads(p);
     }
     crate::sched::kick_others();
-    crate::sched::notify();
     if current_dies { Verdict::KillCurrent } else { Verdict::Wait }
 }
 

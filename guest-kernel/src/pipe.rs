@@ -1,13 +1,15 @@
 //! Pipes (`pipe2(2)`): a bounded byte ring shared by a read end and a write end, each a
 //! `guest_fs::FileOps` object. Reading an empty pipe with writers left returns `EAGAIN`
 //! (the syscall layer blocks or fails per `O_NONBLOCK`); with no writers left, end of file.
-//! Writing with no readers left is `EPIPE`. Every change wakes blocked threads
-//! (`crate::sched::notify`).
+//! Writing with no readers left is `EPIPE`. A reader that finds no data, or a poller that
+//! finds the end not ready, registers on the pipe's wait queue under the pipe's lock
+//! (`crate::waitq`); writes, reads and closes wake only that queue.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use guest_fs::{Errno, FileOps, OpenFile, Stat};
-use spin::Mutex;
+use crate::sync::Mutex;
+use crate::waitq::WaitQueue;
 
 /// Pipe capacity, bytes (Linux default: 16 pages).
 pub const PIPE_BUF_SIZE: usize = 65536;
@@ -19,10 +21,23 @@ struct Shared {
     ino: u64,
 }
 
+/// A pipe: its state and who waits for it (readers and pollers for data or hang-up,
+/// writers for room). Lock order: `state` before the queues' own locks.
+struct Pipe {
+    state: Mutex<Shared>,
+    waiters: WaitQueue,
+}
+
+impl Pipe {
+    fn lock(&self) -> crate::sync::SpinGuard<'_, Shared> {
+        self.state.lock()
+    }
+}
+
 /// The read end.
-pub struct ReadEnd(Arc<Mutex<Shared>>);
+pub struct ReadEnd(Arc<Pipe>);
 /// The write end.
-pub struct WriteEnd(Arc<Mutex<Shared>>);
+pub struct WriteEnd(Arc<Pipe>);
 
 static NEXT_INO: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
@@ -33,7 +48,7 @@ fn pipe_stat(ino: u64, size: usize) -> Stat {
 /// Creates a pipe; returns (read end, write end) descriptions with status `flags`.
 pub fn new_pair(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
     let ino = NEXT_INO.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    let sh = Arc::new(Mutex::new(Shared { buf: VecDeque::new(), readers: 1, writers: 1, ino }));
+    let sh = Arc::new(Pipe { state: Mutex::new(Shared { buf: VecDeque::new(), readers: 1, writers: 1, ino }), waiters: WaitQueue::new() });
     let status = flags & 0o4000; // O_NONBLOCK
     (
         OpenFile::new_custom(Arc::new(ReadEnd(sh.clone())), status),
@@ -44,14 +59,14 @@ pub fn new_pair(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
 impl Drop for ReadEnd {
     fn drop(&mut self) {
         self.0.lock().readers -= 1;
-        crate::sched::notify();
+        self.0.waiters.wake_all();
     }
 }
 
 impl Drop for WriteEnd {
     fn drop(&mut self) {
         self.0.lock().writers -= 1;
-        crate::sched::notify();
+        self.0.waiters.wake_all();
     }
 }
 
@@ -59,7 +74,11 @@ impl FileOps for ReadEnd {
     fn read(&self, buf: &mut [u8], _flags: u32) -> Result<usize, Errno> {
         let mut s = self.0.lock();
         if s.buf.is_empty() {
-            return if s.writers == 0 || buf.is_empty() { Ok(0) } else { Err(Errno::EAGAIN) };
+            if s.writers == 0 || buf.is_empty() {
+                return Ok(0);
+            }
+            self.0.waiters.register_current();
+            return Err(Errno::EAGAIN);
         }
         let n = buf.len().min(s.buf.len());
         let (a, b) = s.buf.as_slices();
@@ -68,7 +87,7 @@ impl FileOps for ReadEnd {
         buf[k..n].copy_from_slice(&b[..n - k]);
         s.buf.drain(..n);
         drop(s);
-        crate::sched::notify();
+        self.0.waiters.wake_all();
         Ok(n)
     }
     fn write(&self, _buf: &[u8], _flags: u32) -> Result<usize, Errno> {
@@ -87,6 +106,9 @@ impl FileOps for ReadEnd {
         if s.writers == 0 {
             r |= 0x10; // POLLHUP
         }
+        if r & (events | 0x18) == 0 {
+            self.0.waiters.register_current();
+        }
         r & (events | 0x18)
     }
 }
@@ -99,6 +121,7 @@ impl FileOps for WriteEnd {
         }
         let room = PIPE_BUF_SIZE - s.buf.len();
         if room == 0 && !buf.is_empty() {
+            self.0.waiters.register_current();
             return Err(Errno::EAGAIN);
         }
         let n = room.min(buf.len());
@@ -111,7 +134,7 @@ impl FileOps for WriteEnd {
         s.buf.extend(&buf[..n]);
         drop(s);
         if n > 0 {
-            crate::sched::notify();
+            self.0.waiters.wake_all();
         }
         Ok(n)
     }
@@ -127,6 +150,9 @@ impl FileOps for WriteEnd {
         }
         if s.readers == 0 {
             r |= 0x8; // POLLERR
+        }
+        if r & (events | 0x18) == 0 {
+            self.0.waiters.register_current();
         }
         r & (events | 0x18)
     }

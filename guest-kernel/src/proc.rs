@@ -1,7 +1,11 @@
 //! Processes and threads: the pid allocator, the process table, per-process state (address
 //! space, fd table, filesystem context, signal actions, limits) and per-thread state (user
 //! context, FPU policy, tid pointers, what a blocked thread waits for). Threads are plain
-//! values moved between the scheduler's run queue and its blocked list (`crate::sched`).
+//! values moved between the scheduler's per-vCPU run queues and, while blocked, their own
+//! parking slot ([`ThreadShared::parked`], `crate::sched`).
+//!
+//! The process table is a reader/writer lock: lookups (signals, `wait4`, `/proc`) share it;
+//! only creating and reaping a process write it.
 
 use crate::mm::space::AddrSpace;
 use crate::platform::{FpuAction, UserContext};
@@ -10,7 +14,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use guest_fs::{FdTable, FsContext};
-use spin::Mutex;
+use crate::sync::{Mutex, RwSpin};
 
 /// Linux `struct k_sigaction` as `rt_sigaction(2)` passes it on x86-64.
 #[repr(C)]
@@ -70,7 +74,14 @@ pub fn default_rlimits() -> Rlimits {
 }
 
 /// An address space as processes share it (`CLONE_VM`: a vfork child runs in its parent's).
-pub type Mm = Mutex<AddrSpace>;
+/// `lock()` (= `write()`) is exclusive; page faults that only ask H for a shadow fill take
+/// `read()` (see "Guest kernel: locking" in docs/ARCHITECTURE.md).
+pub type Mm = RwSpin<AddrSpace>;
+
+/// A new shared address space.
+pub fn new_mm(a: AddrSpace) -> Arc<Mm> {
+    Arc::new(RwSpin::new(a))
+}
 
 /// A process.
 pub struct Process {
@@ -121,13 +132,43 @@ pub struct Process {
 }
 
 /// The part of a thread other threads and processes reach while the thread itself may be
-/// running or queued: its id and its thread-directed pending signals (`tgkill`).
-#[derive(Debug)]
+/// running or queued: its id, its thread-directed pending signals (`tgkill`), its wake-up
+/// count and parking slot (`crate::sched`), its futex wait state (`crate::futex`).
 pub struct ThreadShared {
     /// Thread id.
     pub tid: i32,
     /// Pending thread-directed signals (bit `sig - 1`).
     pub pending: AtomicU64,
+    /// Wake-ups addressed to this thread so far (`crate::sched::wake`). A thread that decides
+    /// to block compares it with the value it read when its syscall started: any change
+    /// means an event it may have missed, and it runs again instead of parking.
+    pub wakeups: AtomicU64,
+    /// The thread itself while it is blocked (taken out by the first wake-up).
+    pub parked: Mutex<Option<alloc::boxed::Box<Thread>>>,
+    /// Futex wait state (`crate::futex`): 0 none, 1 waiting, 2 woken.
+    pub futex_state: AtomicU32,
+    /// Futex hash bucket of the waiting entry (valid while `futex_state` is 1).
+    pub futex_bucket: AtomicU32,
+}
+
+impl ThreadShared {
+    /// A thread's shared part with thread-directed signals `pending` already posted.
+    pub fn new(tid: i32, pending: u64) -> Arc<ThreadShared> {
+        Arc::new(ThreadShared {
+            tid,
+            pending: AtomicU64::new(pending),
+            wakeups: AtomicU64::new(0),
+            parked: Mutex::new(None),
+            futex_state: AtomicU32::new(0),
+            futex_bucket: AtomicU32::new(0),
+        })
+    }
+}
+
+impl core::fmt::Debug for ThreadShared {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ThreadShared").field("tid", &self.tid).finish_non_exhaustive()
+    }
 }
 
 /// A thread.
@@ -160,8 +201,8 @@ pub struct Thread {
     pub saved_sigmask: Option<u64>,
 }
 
-/// What a blocked thread waits for. The scheduler wakes blocked threads on every event and
-/// re-checks; a syscall that still cannot complete blocks again.
+/// What a blocked thread waits for. A wake-up re-runs the check; a syscall that still cannot
+/// complete blocks again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wait {
     /// Re-run system call `nr` with the saved registers (pipe read, wait4, sleep, ...).
@@ -173,7 +214,7 @@ pub enum Wait {
 static NEXT_PID: AtomicI32 = AtomicI32::new(1);
 
 /// All live (and zombie) processes by pid.
-pub static PROCESSES: Mutex<BTreeMap<i32, Arc<Process>>> = Mutex::new(BTreeMap::new());
+pub static PROCESSES: RwSpin<BTreeMap<i32, Arc<Process>>> = RwSpin::new(BTreeMap::new());
 
 /// Allocates a pid (never reused within a VM run, up to `i32::MAX`).
 pub fn alloc_pid() -> i32 {
@@ -244,7 +285,7 @@ pub fn cmdline_of(argv: &[Vec<u8>]) -> Vec<u8> {
 
 /// Finds the thread `tid` (any process): its process and shared state.
 pub fn lookup_thread(tid: i32) -> Option<(Arc<Process>, Arc<ThreadShared>)> {
-    let procs = PROCESSES.lock();
+    let procs = PROCESSES.read();
     if let Some(p) = procs.get(&tid)
         && let Some(t) = p.threads.lock().iter().find(|t| t.tid == tid)
     {
@@ -255,14 +296,23 @@ pub fn lookup_thread(tid: i32) -> Option<(Arc<Process>, Arc<ThreadShared>)> {
 
 /// Looks a process up by pid.
 pub fn lookup(pid: i32) -> Option<Arc<Process>> {
-    PROCESSES.lock().get(&pid).cloned()
+    PROCESSES.read().get(&pid).cloned()
+}
+
+/// Wakes every thread of `p` (a signal for the process, its child's exit, a group exit):
+/// each re-checks what it waits for.
+pub fn wake_all_threads(p: &Process) {
+    let threads: Vec<Arc<ThreadShared>> = p.threads.lock().clone();
+    for t in &threads {
+        crate::sched::wake(t);
+    }
 }
 
 impl Thread {
     /// A new thread of `proc` (entered in its thread list) running in `mm`, with a zero
     /// context.
     pub fn new(tid: i32, proc: Arc<Process>, mm: Arc<Mm>) -> Thread {
-        let shared = Arc::new(ThreadShared { tid, pending: AtomicU64::new(0) });
+        let shared = ThreadShared::new(tid, 0);
         proc.threads.lock().push(shared.clone());
         Thread {
             tid,

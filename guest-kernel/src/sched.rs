@@ -1,85 +1,107 @@
 //! The scheduler and the per-vCPU loop: pick a runnable thread, run it
 //! (`loop { trap = platform.enter_user(ctx); handle(trap) }`) until it blocks, is preempted
-//! (10 ms slice when others wait) or exits; an idle vCPU arms its timer for the next deadline
-//! and halts.
+//! (10 ms slice when others wait on this vCPU) or exits; an idle vCPU steals from the other
+//! vCPUs' run queues, then arms its timer for the next deadline and halts.
 //!
-//! Blocking: a syscall that cannot complete returns `EBLOCK`; its thread goes to the blocked
-//! list with `Wait::Syscall(nr)` and re-runs that syscall when woken. Every event that may
-//! unblock someone (pipe data or close, process exit, signal, vfork release) calls
-//! [`notify`], which wakes all blocked threads. A sequence number closes the race between a
-//! thread deciding to block and an event on another vCPU: a thread blocks only if no event
-//! happened since it started its syscall.
+//! Run queues are per vCPU ([`RunQueue`]); a thread made runnable goes to the least loaded
+//! vCPU (queued threads plus the one running; ties keep it on the caller's vCPU), and a vCPU
+//! that halted for lack of work is woken with `SEND_IPI`. Nothing here takes a VM-wide lock
+//! on the syscall path.
+//!
+//! Blocking: a syscall that cannot complete returns `EBLOCK` after registering its thread
+//! where the awaited event will look (a pipe's wait queue, `crate::waitq`; the futex hash;
+//! the thread list of its process for signals and children's exits; the timer list for a
+//! deadline). Its thread is parked in its own slot ([`ThreadShared::parked`]) and re-runs that
+//! syscall when [`wake`] takes it out. Only the waiters of an object are woken. No lost
+//! wake-ups: [`wake`] bumps the thread's wake-up count before it looks into the slot, and
+//! [`block`] parks only if the count did not change since the syscall started, both under the
+//! slot's lock.
 
 use crate::mm::space::{Access, FaultError};
 use crate::platform::{Current, FpuAction, Platform, SpaceRef, Trap};
-use crate::proc::{ExitReason, Thread, Wait, PROCESSES};
+use crate::proc::{ExitReason, Thread, ThreadShared, Wait, PROCESSES};
 use alloc::boxed::Box;
 use crate::signal::{self, SIGKILL, SIGSEGV};
+use crate::sync::Mutex;
 use crate::sys::{self, Ctx, SysRet};
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use guest_abi::hypercall::{ShutdownKind, FAULT_FILLED};
 use guest_abi::pvcs::pf_error;
 use guest_abi::MAX_VCPUS;
-use spin::Mutex;
 use x86_64::structures::paging::PageTableFlags as F;
 
 /// Time slice when other threads are runnable, ns.
 pub const SLICE_NS: u64 = 10_000_000;
 /// Longest halt of an idle vCPU when there are several, ns: a safety net only, since work
-/// queued for it comes with an IPI ([`wake_idle`]).
+/// queued for it comes with an IPI ([`kick_idle`]).
 const IDLE_POLL_NS: u64 = 100_000_000;
 
 /// vCPUs halted (or about to halt) in [`run_vcpu`] for lack of work: bit `i` = vCPU `i`.
 static IDLE: AtomicU64 = AtomicU64::new(0);
 
-/// Work was queued: if a vCPU other than this one is idle, wake one with `SEND_IPI`. Called
-/// after the scheduler lock is released. An idle vCPU sets its bit before it looks at the run
-/// queue a last time, and a waker reads the bits after it queued (both sequentially
-/// consistent), so one of them sees the other: no idle vCPU sleeps through queued work.
-fn wake_idle() {
-    let me = crate::percpu::current();
-    let idle = IDLE.load(Ordering::SeqCst) & !(1u64 << me);
-    if idle == 0 {
-        return;
-    }
-    let v = idle.trailing_zeros();
-    if IDLE.fetch_and(!(1u64 << v), Ordering::SeqCst) & (1u64 << v) != 0 {
-        crate::hcall::send_ipi(v);
-    }
+/// One vCPU's runnable threads, FIFO, with their number readable without the lock.
+struct RunQueue {
+    q: Mutex<VecDeque<Task>>,
+    len: AtomicU32,
+    /// The vCPU runs a thread now.
+    busy: AtomicBool,
 }
 
-struct Sched {
-    /// Runnable threads, FIFO.
-    runq: VecDeque<Task>,
-    /// Blocked threads.
-    blocked: Vec<Task>,
-    /// Event sequence number (bumped by `notify`).
-    seq: u64,
-}
+static RQ: [RunQueue; MAX_VCPUS as usize] =
+    [const { RunQueue { q: Mutex::new(VecDeque::new()), len: AtomicU32::new(0), busy: AtomicBool::new(false) } }; MAX_VCPUS as usize];
 
-static SCHED: Mutex<Sched> = Mutex::new(Sched { runq: VecDeque::new(), blocked: Vec::new(), seq: 0 });
+/// Blocked threads with a deadline: (deadline ns, thread). Entries of threads woken earlier
+/// stay until their deadline and then wake them once for nothing.
+static TIMERS: Mutex<Vec<(u64, Arc<ThreadShared>)>> = Mutex::new(Vec::new());
 /// Earliest deadline of a blocked thread or an alarm (`u64::MAX`: none).
 static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
 /// Deadline currently armed with `SET_TIMER` per vCPU (0: none).
 static ARMED: [AtomicU64; MAX_VCPUS as usize] = [const { AtomicU64::new(0) }; MAX_VCPUS as usize];
-/// Number of runnable threads (for the preemption decision without the lock).
-static RUNNABLE: AtomicU64 = AtomicU64::new(0);
 
 // hw platform: the backend chosen at entry (pv or hw).
 static PLATFORM: Current = Current;
 
-/// Current event sequence number.
-pub fn seq() -> u64 {
-    SCHED.lock().seq
-}
-
 /// A thread as the scheduler moves it around: boxed, so that handing it between the run
-/// queue, `run_thread` and `settle` moves a pointer, not the whole `Thread` (under software
+/// queues, `run_thread` and `settle` moves a pointer, not the whole `Thread` (under software
 /// KVM every such move was an emulated copy of a few hundred bytes, several per syscall).
 type Task = Box<Thread>;
+
+/// Load of vCPU `v`: queued threads plus the one it runs.
+fn load(v: u32) -> u32 {
+    let r = &RQ[v as usize];
+    r.len.load(Ordering::Relaxed) + u32::from(r.busy.load(Ordering::Relaxed))
+}
+
+/// The vCPU a newly runnable thread goes to: the least loaded, the caller's on a tie.
+fn pick_vcpu() -> u32 {
+    let me = crate::percpu::current();
+    let n = crate::boot::vcpus().min(MAX_VCPUS);
+    let (mut best, mut best_load) = (me, load(me));
+    for v in (0..n).filter(|&v| v != me) {
+        let l = load(v);
+        if l < best_load {
+            (best, best_load) = (v, l);
+        }
+    }
+    best
+}
+
+/// If vCPU `v` is idle, wakes it with `SEND_IPI`. An idle vCPU sets its bit before it looks
+/// at the run queues a last time, and a waker reads the bit after it queued (both
+/// sequentially consistent), so one of them sees the other: no idle vCPU sleeps through
+/// queued work.
+fn kick_idle(v: u32) {
+    if v == crate::percpu::current() {
+        return;
+    }
+    if IDLE.fetch_and(!(1u64 << v), Ordering::SeqCst) & (1u64 << v) != 0 {
+        crate::stats::sched_ipi_wake();
+        crate::hcall::send_ipi(v);
+    }
+}
 
 /// Makes `t` runnable.
 pub fn enqueue(t: Thread) {
@@ -87,32 +109,69 @@ pub fn enqueue(t: Thread) {
 }
 
 fn enqueue_task(t: Task) {
-    {
-        let mut s = SCHED.lock();
-        s.runq.push_back(t);
-        RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
-    }
-    wake_idle();
+    enqueue_on(pick_vcpu(), t);
 }
 
-/// Something happened that may unblock threads: wake them all to re-check.
+fn enqueue_on(v: u32, t: Task) {
+    {
+        let r = &RQ[v as usize];
+        let mut q = r.q.lock();
+        q.push_back(t);
+        r.len.store(q.len() as u32, Ordering::SeqCst);
+    }
+    kick_idle(v);
+}
+
+fn pop(v: u32) -> Option<Task> {
+    let r = &RQ[v as usize];
+    if r.len.load(Ordering::SeqCst) == 0 {
+        return None;
+    }
+    let mut q = r.q.lock();
+    let t = q.pop_front();
+    r.len.store(q.len() as u32, Ordering::Relaxed);
+    t
+}
+
+/// The next thread for vCPU `me`: its own queue first, else one stolen from the vCPU with
+/// the longest queue.
+fn next_task(me: u32) -> Option<Task> {
+    if let Some(t) = pop(me) {
+        return Some(t);
+    }
+    let n = crate::boot::vcpus().min(MAX_VCPUS);
+    let victim = (0..n).filter(|&v| v != me).max_by_key(|&v| RQ[v as usize].len.load(Ordering::SeqCst))?;
+    let t = pop(victim)?;
+    crate::stats::sched_steal();
+    Some(t)
+}
+
+/// Wakes thread `t`: counts the wake-up and, if it is parked, makes it runnable. Wake-ups of
+/// a thread that is running or queued only make its next `block` fail (it re-checks).
+pub fn wake(t: &ThreadShared) {
+    t.wakeups.fetch_add(1, Ordering::SeqCst);
+    let task = t.parked.lock().take();
+    if let Some(task) = task {
+        enqueue_task(task);
+    }
+}
+
+/// Wakes every thread of the VM (for events without a wait queue of their own; none of this
+/// kernel's hot paths use it).
 pub fn notify() {
-    {
-        let mut s = SCHED.lock();
-        s.seq += 1;
-        if s.blocked.is_empty() {
-            return;
-        }
-        let woken: Vec<Task> = core::mem::take(&mut s.blocked);
-        s.runq.extend(woken);
-        RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
-        NEXT_DEADLINE.store(alarm_deadline(), Ordering::Relaxed);
+    let procs: Vec<Arc<crate::proc::Process>> = PROCESSES.read().values().cloned().collect();
+    for p in &procs {
+        crate::proc::wake_all_threads(p);
     }
-    wake_idle();
 }
 
-/// Parks `t` until the next event (or its deadline), unless an event happened since `seen`
-/// or it has a signal it can take now.
+/// The wake-up count a syscall or fault of `t` starts from (see [`block`]).
+pub fn seen(t: &Thread) -> u64 {
+    t.shared.wakeups.load(Ordering::SeqCst)
+}
+
+/// Parks `t` until a wake-up (or its deadline), unless one came since `seen` or it has a
+/// signal it can take now.
 ///
 /// The signal check matters when the blocking syscall itself unblocked a signal that was
 /// already pending (`rt_sigsuspend`): the post happened before `seen`, so no later event
@@ -123,20 +182,25 @@ pub fn notify() {
 /// syscall through `interrupt_if_signalled`, which interrupts it or drops an ignored signal.
 /// (A vfork parent takes its signals only after the child released it, as on Linux.)
 fn block(t: Task, seen: u64) {
-    let mut s = SCHED.lock();
     let signalled = matches!(t.wait, Some(Wait::Syscall(_))) && signal::deliverable(&t) != 0;
-    if s.seq != seen || signalled {
-        s.runq.push_back(t);
-        RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
+    let shared = t.shared.clone();
+    let mut slot = shared.parked.lock();
+    if shared.wakeups.load(Ordering::SeqCst) != seen || signalled || t.proc.group_exit.lock().is_some() {
+        drop(slot);
+        enqueue_on(crate::percpu::current(), t);
         return;
     }
     if let Some(d) = t.deadline {
-        NEXT_DEADLINE.fetch_min(d, Ordering::Relaxed);
+        let mut tm = TIMERS.lock();
+        if !tm.iter().any(|(x, s)| *x == d && Arc::ptr_eq(s, &shared)) {
+            tm.push((d, shared.clone()));
+        }
+        NEXT_DEADLINE.fetch_min(d, Ordering::SeqCst);
     }
-    s.blocked.push(t);
+    *slot = Some(t);
 }
 
-/// Pending `alarm(2)` deadlines: (deadline ns, pid).
+/// Pending `alarm(2)` deadlines: (deadline ns, pid). Lock order: `TIMERS` before `ALARMS`.
 static ALARMS: Mutex<Vec<(u64, i32)>> = Mutex::new(Vec::new());
 
 fn alarm_deadline() -> u64 {
@@ -146,49 +210,50 @@ fn alarm_deadline() -> u64 {
 /// Sets (or with 0 cancels) the alarm of `pid`; returns the seconds left on the old one.
 pub fn set_alarm(pid: i32, deadline: u64) -> u64 {
     let now = crate::time::monotonic_ns();
+    let _timers = TIMERS.lock();
     let mut a = ALARMS.lock();
     let old = a.iter().position(|x| x.1 == pid).map(|i| a.swap_remove(i).0);
     if deadline != 0 {
         a.push((deadline, pid));
-        NEXT_DEADLINE.fetch_min(deadline, Ordering::Relaxed);
+        NEXT_DEADLINE.fetch_min(deadline, Ordering::SeqCst);
     }
     old.map_or(0, |d| d.saturating_sub(now).div_ceil(1_000_000_000).max(1))
 }
 
 /// Wakes blocked threads whose deadline passed and fires due alarms.
 fn expire(now: u64) {
-    if NEXT_DEADLINE.load(Ordering::Relaxed) > now {
+    if NEXT_DEADLINE.load(Ordering::SeqCst) > now {
         return;
     }
-    let due: Vec<i32> = {
-        let mut a = ALARMS.lock();
-        let due = a.iter().filter(|x| x.0 <= now).map(|x| x.1).collect();
-        a.retain(|x| x.0 > now);
-        due
+    let (due, pids) = {
+        let mut tm = TIMERS.lock();
+        let mut due = Vec::new();
+        let mut i = 0;
+        while i < tm.len() {
+            if tm[i].0 <= now {
+                due.push(tm.swap_remove(i).1);
+            } else {
+                i += 1;
+            }
+        }
+        let pids: Vec<i32> = {
+            let mut a = ALARMS.lock();
+            let pids = a.iter().filter(|x| x.0 <= now).map(|x| x.1).collect();
+            a.retain(|x| x.0 > now);
+            pids
+        };
+        let next = tm.iter().map(|x| x.0).min().unwrap_or(u64::MAX).min(alarm_deadline());
+        NEXT_DEADLINE.store(next, Ordering::SeqCst);
+        (due, pids)
     };
-    for pid in due {
+    for pid in pids {
         if let Some(p) = crate::proc::lookup(pid) {
             signal::post(&p, signal::SIGALRM);
         }
     }
-    let mut s = SCHED.lock();
-    let mut next = alarm_deadline();
-    let mut i = 0;
-    while i < s.blocked.len() {
-        match s.blocked[i].deadline {
-            Some(d) if d <= now => {
-                let t = s.blocked.swap_remove(i);
-                s.runq.push_back(t);
-            }
-            Some(d) => {
-                next = next.min(d);
-                i += 1;
-            }
-            None => i += 1,
-        }
+    for t in &due {
+        wake(t);
     }
-    RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
-    NEXT_DEADLINE.store(next, Ordering::Relaxed);
 }
 
 /// Arms this vCPU's timer for `deadline` unless an earlier or equal one is armed.
@@ -216,25 +281,27 @@ fn take_irq(vcpu: u32) -> u32 {
 
 /// Runs vCPU `vcpu` forever.
 pub fn run_vcpu(vcpu: u32) -> ! {
+    let rq = &RQ[(vcpu as usize).min(MAX_VCPUS as usize - 1)];
     loop {
         let now = crate::time::monotonic_ns();
         expire(now);
-        let next = {
-            let mut s = SCHED.lock();
-            let t = s.runq.pop_front();
-            RUNNABLE.store(s.runq.len() as u64, Ordering::Relaxed);
-            t
-        };
-        match next {
-            Some(t) => run_thread(vcpu, t),
+        match next_task(vcpu) {
+            Some(t) => {
+                rq.busy.store(true, Ordering::Relaxed);
+                run_thread(vcpu, t);
+                rq.busy.store(false, Ordering::Relaxed);
+            }
             None => {
                 let bit = 1u64 << vcpu;
                 IDLE.fetch_or(bit, Ordering::SeqCst);
-                if !SCHED.lock().runq.is_empty() {
+                if let Some(t) = next_task(vcpu) {
                     IDLE.fetch_and(!bit, Ordering::SeqCst);
+                    rq.busy.store(true, Ordering::Relaxed);
+                    run_thread(vcpu, t);
+                    rq.busy.store(false, Ordering::Relaxed);
                     continue;
                 }
-                let mut d = NEXT_DEADLINE.load(Ordering::Relaxed);
+                let mut d = NEXT_DEADLINE.load(Ordering::SeqCst);
                 if crate::boot::vcpus() > 1 {
                     d = d.min(now + IDLE_POLL_NS);
                 }
@@ -251,7 +318,7 @@ pub fn run_vcpu(vcpu: u32) -> ! {
 #[derive(Clone, Copy)]
 enum Next {
     Resume,
-    /// The thread blocks; the event sequence number seen when its syscall started.
+    /// The thread blocks; its wake-up count when its syscall (or fault) started.
     Block(u64),
     /// The thread yields the CPU (sched_yield, vfork parent).
     Yield,
@@ -262,6 +329,14 @@ enum Next {
 
 /// The address space's shadow id, loading it on first use.
 fn space_of(t: &Thread) -> Result<SpaceRef, i64> {
+    {
+        let mm = t.mm.read();
+        if let Some(s) = mm.space_id {
+            return Ok(SpaceRef { root: mm.root(), space: s });
+        }
+    }
+    // First entry into this address space: LOAD_PGTBL once, exclusive (another thread of the
+    // process may race to load it; the second finds it loaded).
     let mut mm = t.mm.lock();
     match mm.space_id {
         Some(s) => Ok(SpaceRef { root: mm.root(), space: s }),
@@ -334,12 +409,11 @@ fn run_thread(vcpu: u32, mut t: Task) {
         // (Its futex registration went at the execve: its tid may be the caller's now.)
         if !t.proc.threads.lock().iter().any(|s| Arc::ptr_eq(s, &t.shared)) {
             drop(t);
-            notify();
             return;
         }
         // A blocked call resumes first.
         if let Some(w) = t.wait.take() {
-            let seen = seq();
+            let seen = seen(&t);
             let next = match w {
                 Wait::Syscall(n) => {
                     if interrupt_if_signalled(&mut t, n) {
@@ -375,7 +449,7 @@ fn run_thread(vcpu: u32, mut t: Task) {
         if now >= NEXT_DEADLINE.load(Ordering::Relaxed) {
             expire(now);
         }
-        let others = RUNNABLE.load(Ordering::Relaxed) > 0;
+        let others = RQ[vcpu as usize].len.load(Ordering::Relaxed) > 0;
         if others && now >= slice_end {
             save_fpu(vcpu, &mut t, trapped_in);
             enqueue_task(t);
@@ -411,7 +485,7 @@ fn run_thread(vcpu: u32, mut t: Task) {
                 crate::stats::trap(1);
                 // A syscall is progress: the fault-loop detector counts faults in a row only.
                 last_fault = (u64::MAX, 0);
-                let seen = seq();
+                let seen = seen(&t);
                 let r = handle_syscall(vcpu, &mut t, n, seen);
                 let t2 = crate::arch::rdtsc();
                 let khz = crate::boot::tsc_khz();
@@ -432,7 +506,7 @@ fn run_thread(vcpu: u32, mut t: Task) {
                     crate::klog!(crate::log::WARN, "pid {}: fault loop at {addr:#x} (error {error:#x})", t.proc.pid);
                     Next::Exit(ExitReason::Signaled(SIGSEGV))
                 } else {
-                    match handle_page_fault(&t, addr, error) {
+                    match handle_page_fault(&mut t, addr, error) {
                         Err(info) => {
                             last_fault = (u64::MAX, 0);
                             force_fault(vcpu, &mut t, &info)
@@ -482,8 +556,8 @@ fn interrupt_if_signalled(t: &mut Thread, n: u64) -> bool {
     if n == u64::from(linux_raw_sys::general::__NR_futex) {
         // A futex waiter leaves the queue; one a waker already chose returns 0 (the wake-up
         // is not lost), then takes the signal.
-        let woken = crate::futex::state(t.tid) == crate::futex::WaitState::Woken;
-        crate::futex::cancel(t.tid);
+        let woken = crate::futex::state(&t.shared) == crate::futex::WaitState::Woken;
+        crate::futex::cancel(&t.shared);
         if woken {
             t.deadline = None;
             t.ctx.regs.rax = 0;
@@ -589,6 +663,7 @@ fn force_fault(vcpu: u32, t: &mut Thread, info: &signal::Info) -> Next {
 }
 
 fn handle_syscall(vcpu: u32, t: &mut Thread, n: u64, seen: u64) -> Next {
+    crate::waitq::set_current(&t.shared);
     let r = {
         let mut cx = Ctx { vcpu, t };
         sys::dispatch(&mut cx, n)
@@ -629,7 +704,14 @@ fn handle_syscall(vcpu: u32, t: &mut Thread, n: u64, seen: u64) -> Next {
 
 /// A user page fault: a shadow miss (H fills it), demand paging or copy-on-write (the kernel
 /// maps and prefaults), or the fault signal to force (`Err`).
-fn handle_page_fault(t: &Thread, addr: u64, error: u64) -> Result<Next, signal::Info> {
+///
+/// Locking: the shadow-miss check takes the address space shared and asks H with no lock
+/// held; demand paging and copy-on-write take it exclusive for the page-table change and
+/// release it before `PREFAULT`. Both rely on H's generation protocol
+/// (`Hypercall::ShadowFault`): a fill that raced with a flush walks the guest table again, so
+/// a fill can only map what the table says after the flush; frames are freed only after
+/// their flush (`AddrSpace::flush`), under the exclusive lock.
+fn handle_page_fault(t: &mut Thread, addr: u64, error: u64) -> Result<Next, signal::Info> {
     let access = if error & pf_error::FETCH != 0 {
         Access::Exec
     } else if error & pf_error::WRITE != 0 {
@@ -637,20 +719,48 @@ fn handle_page_fault(t: &Thread, addr: u64, error: u64) -> Result<Next, signal::
     } else {
         Access::Read
     };
-    let mut mm = t.mm.lock();
-    if addr < guest_abi::layout::USER_END
-        && let Some(leaf) = mm.pt.translate(addr & !0xfff)
-    {
-        let ok = leaf.flags.contains(F::USER_ACCESSIBLE)
-            && match access {
-                Access::Write => leaf.flags.contains(F::WRITABLE),
-                Access::Exec => !leaf.flags.contains(F::NO_EXECUTE),
-                Access::Read => true,
-            };
-        if ok && mm.shadow_fault(addr, error) == FAULT_FILLED {
+    if addr < guest_abi::layout::USER_END {
+        // Shared: either the guest table allows the access (a shadow miss: ask H), or the page
+        // is not present in a VMA that allows it (plan a demand fill).
+        let (fill, plan) = {
+            let mm = t.mm.read();
+            match mm.pt.translate(addr & !0xfff) {
+                Some(leaf) => {
+                    let ok = leaf.flags.contains(F::USER_ACCESSIBLE)
+                        && match access {
+                            Access::Write => leaf.flags.contains(F::WRITABLE),
+                            Access::Exec => !leaf.flags.contains(F::NO_EXECUTE),
+                            Access::Read => true,
+                        }
+                        && mm.space_id.is_some();
+                    if ok {
+                        mm.note_shadow(addr, 1);
+                    }
+                    (ok.then(|| mm.root()), None)
+                }
+                None => (None, mm.plan_demand_fill(addr, access)),
+            }
+        };
+        if let Some(root) = fill
+            && crate::mm::space::shadow_fault(root, addr, error) == FAULT_FILLED
+        {
             return Ok(Next::Resume);
         }
+        // Demand fill: frames allocated and zeroed with no lock held, installed exclusively
+        // if nothing changed meanwhile (else the ordinary path below).
+        if let Some(plan) = plan
+            && let Some(got) = plan.allocate()
+        {
+            let mut mm = t.mm.lock();
+            let done = mm.commit_demand(&plan, got);
+            mm.flush();
+            if let Some((start, len)) = done {
+                finish_fill(mm, start, len);
+                return Ok(Next::Resume);
+            }
+        }
     }
+    let mut mm = t.mm.lock();
     let mut r = if addr < guest_abi::layout::USER_END { mm.fault_in(addr, access) } else { Err(FaultError::Unmapped) };
     if r == Err(FaultError::OutOfMemory) && crate::mm::filecache::shrink() > 0 {
         // Frames held only by the executable page cache come back; try once more.
@@ -659,20 +769,23 @@ fn handle_page_fault(t: &Thread, addr: u64, error: u64) -> Result<Next, signal::
     match r {
         Ok((start, len)) => {
             mm.flush();
-            mm.prefault(start, len);
-            drop(mm);
-            crate::stats::page_fault(true);
+            finish_fill(mm, start, len);
             Ok(Next::Resume)
         }
         Err(FaultError::OutOfMemory) => {
             drop(mm);
             crate::stats::page_fault(false);
-            // Taken before the victim is chosen: its death (an event) then never slips
-            // between the choice and the block.
-            let seen = seq();
+            // Counted, then registered, before the victim is chosen: a death (a wake-up of the
+            // OOM queue) after the count makes the block fail; one before the registration
+            // is seen by the choice (the victim's memory is gone before its exit wakes).
+            let seen = seen(t);
+            crate::oom::VICTIM_GONE.register(&t.shared);
             Ok(match crate::oom::out_of_memory(t) {
                 crate::oom::Verdict::KillCurrent => Next::Exit(ExitReason::Signaled(SIGKILL)),
-                // The fault is retried when the thread runs again (after the victim's exit).
+                // The fault is retried when the thread runs again: after the next process
+                // exit (`exit_process` wakes `VICTIM_GONE` once the exit is recorded, so
+                // the victim is a zombie before anyone retries; the victim's memory is
+                // back by then, every process sharing its address space being a victim).
                 crate::oom::Verdict::Wait => Next::Block(seen),
             })
         }
@@ -682,6 +795,21 @@ fn handle_page_fault(t: &Thread, addr: u64, error: u64) -> Result<Next, signal::
             Err(signal::page_fault_info(addr, error, e == FaultError::Denied))
         }
     }
+}
+
+/// Ends a resolved fault: notes the shadow region, releases the address space and asks H to
+/// `PREFAULT` what was mapped with no lock held.
+fn finish_fill(mm: crate::sync::WriteGuard<'_, crate::mm::space::AddrSpace>, start: u64, len: u64) {
+    let root = mm.root();
+    let loaded = mm.space_id.is_some();
+    if loaded {
+        mm.note_shadow(start, len);
+    }
+    drop(mm);
+    if loaded {
+        crate::mm::space::prefault(root, start, len);
+    }
+    crate::stats::page_fault(true);
 }
 
 /// Ends thread `t`. With `group` (`exit_group`, a fatal signal) the whole thread group ends
@@ -697,7 +825,7 @@ fn exit_thread(t: Task, reason: ExitReason, group: bool) {
             *g = Some(reason);
         }
     }
-    crate::futex::cancel(t.tid);
+    crate::futex::cancel(&t.shared);
     let last = {
         let mut th = p.threads.lock();
         th.retain(|s| s.tid != t.tid);
@@ -713,9 +841,10 @@ fn exit_thread(t: Task, reason: ExitReason, group: bool) {
         }
         drop(t);
         if group {
+            // Blocked threads wake and exit; running ones are interrupted.
+            crate::proc::wake_all_threads(&p);
             kick_others();
         }
-        notify();
         return;
     }
     let reason = p.group_exit.lock().unwrap_or(reason);
@@ -756,6 +885,10 @@ fn exit_process(t: Task, reason: ExitReason) {
     }
     // Re-parent children to the first process.
     let mut orphan_zombie = false;
+    // Exclusive, not shared: a child exiting at the same time reads its `ppid` here too, and
+    // the lock orders the two (either the child sees init as its new parent and wakes it, or
+    // this loop sees the child a zombie and wakes init). With both under a shared lock, each
+    // could miss the other's store and init would wait forever for the orphan.
     let parent = {
         let procs = PROCESSES.lock();
         for c in procs.values() {
@@ -771,8 +904,10 @@ fn exit_process(t: Task, reason: ExitReason) {
     };
     if orphan_zombie && let Some(i) = crate::proc::lookup(init) {
         signal::post(&i, signal::SIGCHLD);
+        // Its wait4 may wait for the adopted zombie even when SIGCHLD is ignored.
+        crate::proc::wake_all_threads(&i);
     }
-    match parent {
+    match &parent {
         Some(par) => {
             let act = par.sigactions.lock()[signal::SIGCHLD as usize - 1];
             if act.handler == 1 || act.flags & signal::SA_NOCLDWAIT != 0 {
@@ -782,7 +917,7 @@ fn exit_process(t: Task, reason: ExitReason) {
                 if sig != 0 {
                     // Not forced (kernel/signal.c `do_notify_parent`): the first process drops
                     // an exit signal whose action is the default, like any from inside.
-                    signal::post_from_kill(&par, sig, p.pid);
+                    signal::post_from_kill(par, sig, p.pid);
                 }
             }
         }
@@ -790,5 +925,10 @@ fn exit_process(t: Task, reason: ExitReason) {
             PROCESSES.lock().remove(&p.pid);
         }
     }
-    notify();
+    // wait4/waitid and a vfork parent wait on the parent's threads; OOM waiters on the
+    // victim's memory, which is back now.
+    if let Some(par) = parent {
+        crate::proc::wake_all_threads(&par);
+    }
+    crate::oom::VICTIM_GONE.wake_all();
 }

@@ -88,7 +88,7 @@ pub fn post(p: &Process, sig: u32) {
         return;
     }
     p.pending.fetch_or(bit(sig), Ordering::AcqRel);
-    crate::sched::notify();
+    crate::proc::wake_all_threads(p);
 }
 
 /// Whether the first process drops `sig`, sent from inside the VM by process `sender`, as the
@@ -131,7 +131,7 @@ pub fn post_thread(p: &Process, t: &crate::proc::ThreadShared, sig: u32, sender:
         return;
     }
     t.pending.fetch_or(bit(sig), Ordering::AcqRel);
-    crate::sched::notify();
+    crate::sched::wake(t);
 }
 
 /// Signals pending for `t`: its own and its process's.

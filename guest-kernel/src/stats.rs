@@ -97,3 +97,32 @@ pub fn memory(used: u64, peak: u64) {
         }
     }
 }
+
+macro_rules! counter {
+    ($(#[$doc:meta])* $name:ident, $field:ident) => {
+        $(#[$doc])*
+        pub fn $name() {
+            if let Some(p) = block() {
+                // SAFETY: field projection inside the block.
+                unsafe { add(core::ptr::addr_of_mut!((*p).$field), 1) };
+            }
+        }
+    };
+}
+
+counter!(
+    /// Counts a lock wait that spun past `crate::sync::SPIN_THRESHOLD`.
+    lock_spin_long, lock_spins_long
+);
+counter!(
+    /// Counts a `YIELD_TO` lock-holder hint.
+    lock_yield, lock_yields
+);
+counter!(
+    /// Counts a thread stolen from another vCPU's run queue.
+    sched_steal, sched_steals
+);
+counter!(
+    /// Counts a wake-up sent to a halted vCPU.
+    sched_ipi_wake, sched_ipi_wakes
+);

@@ -75,6 +75,14 @@ pub struct GuestFigures {
     pub mem_used_peak: u64,
     /// Guest processes created.
     pub processes: u64,
+    /// Guest-kernel lock waits past the spin threshold, and `YIELD_TO` hints they made.
+    pub lock_spins_long: u64,
+    /// `YIELD_TO` lock-holder hints.
+    pub lock_yields: u64,
+    /// Threads stolen from another vCPU's run queue by an idle vCPU.
+    pub sched_steals: u64,
+    /// Wake-ups of threads onto halted vCPUs (IPIs sent).
+    pub sched_ipi_wakes: u64,
 }
 
 /// How `YIELD_TO` hypercalls ended (soft backend).
@@ -130,5 +138,9 @@ pub fn read_guest_stats(ram: &crate::GuestRam) -> Option<GuestFigures> {
         page_faults_signalled: s.page_faults_signalled,
         mem_used_peak: s.mem_used_peak,
         processes: s.processes,
+        lock_spins_long: s.lock_spins_long,
+        lock_yields: s.lock_yields,
+        sched_steals: s.sched_steals,
+        sched_ipi_wakes: s.sched_ipi_wakes,
     })
 }

@@ -61,6 +61,11 @@ pub fn print(outcome: &RunOutcome, backend: &str) {
         }
         let _ = writeln!(out, "  {:<34} {:>12}", "guest #PF resolved by guest kernel", g.page_faults_resolved);
         let _ = writeln!(out, "  {:<34} {:>12}", "guest #PF turned into signals", g.page_faults_signalled);
+        let _ = writeln!(out, "guest kernel SMP (locks, run queues)");
+        let _ = writeln!(out, "  {:<34} {:>12}", "lock waits past spin threshold", g.lock_spins_long);
+        let _ = writeln!(out, "  {:<34} {:>12}", "YIELD_TO lock-holder hints", g.lock_yields);
+        let _ = writeln!(out, "  {:<34} {:>12}", "threads stolen by idle vCPUs", g.sched_steals);
+        let _ = writeln!(out, "  {:<34} {:>12}", "wake-ups of halted vCPUs (IPI)", g.sched_ipi_wakes);
     } else {
         let _ = writeln!(out, "guest syscalls: (the guest kernel kept no statistics)");
     }

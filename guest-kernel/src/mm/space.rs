@@ -69,10 +69,67 @@ pub struct AddrSpace {
     /// anchor (shadow-mmu/src/plan.rs: runs are picked among the leaves of that one table),
     /// and our leaves are all 4 KiB, so a flush of a range outside these regions has nothing
     /// to drop and is skipped (soft backend only: a hardware TLB caches what it likes).
-    shadowed: BTreeSet<u64>,
+    /// Its own small lock: shadow faults note regions holding the address space shared.
+    shadowed: crate::sync::Mutex<BTreeSet<u64>>,
     /// Ranges `(gva, len)` to `PREFAULT` as soon as the space is loaded (exec: the image and
     /// the initial stack).
     pub prefault_on_load: Vec<(u64, u64)>,
+}
+
+/// A planned demand fill (see [`AddrSpace::plan_demand_fill`]).
+#[derive(Clone, Copy, Debug)]
+pub struct DemandPlan {
+    vma: Vma,
+    page: u64,
+    lo: u64,
+    hi: u64,
+    want: F,
+    /// GPA of the page before `lo`, if mapped.
+    prev: Option<u64>,
+    /// GPA of the page at `hi`, if mapped.
+    next: Option<u64>,
+}
+
+impl DemandPlan {
+    /// Allocates and zeroes frames for the plan (no address-space lock needed): `(gva, gpa,
+    /// pages)`, or `None` when user memory is exhausted.
+    pub fn allocate(&self) -> Option<(u64, u64, usize)> {
+        let got = alloc_extent(self.lo, self.hi, self.page, self.prev, self.next)?;
+        frame::zero_new(got.1, got.2);
+        Some(got)
+    }
+}
+
+/// Picks frames for (part of) `[lo, hi)` containing `page`, preferring a run that continues
+/// the GPA of the neighbouring pages (constant GVA→GPA offset). Returns (gva, gpa, pages).
+/// `prev` and `next` are the GPAs mapped just before `lo` and at `hi`, if any.
+fn alloc_extent(lo: u64, hi: u64, page: u64, prev: Option<u64>, next: Option<u64>) -> Option<(u64, u64, usize)> {
+    let n = ((hi - lo) / PAGE_SIZE) as usize;
+    if let Some(prev) = prev
+        && frame::alloc_user_at(prev + PAGE_SIZE, n)
+    {
+        return Some((lo, prev + PAGE_SIZE, n));
+    }
+    if let Some(next) = next {
+        let need = n as u64 * PAGE_SIZE;
+        if next >= need && frame::alloc_user_at(next - need, n) {
+            return Some((lo, next - need, n));
+        }
+    }
+    let align = if n == frame::LARGE_FRAMES && lo.is_multiple_of(LARGE) { frame::LARGE_FRAMES } else { 1 };
+    if let Some(g) = frame::alloc_user_run(n, align).or_else(|| frame::alloc_user_run(n, 1)) {
+        return Some((lo, g, n));
+    }
+    // Fragmented memory: smaller pieces around the faulting page.
+    for pages in [64u64, 16, 1] {
+        let s = page_down(page.saturating_sub((pages / 2) * PAGE_SIZE)).max(lo);
+        let e = (s + pages * PAGE_SIZE).min(hi);
+        let k = ((e - s) / PAGE_SIZE) as usize;
+        if let Some(g) = frame::alloc_user_run(k, 1) {
+            return Some((s, g, k));
+        }
+    }
+    None
 }
 
 /// Shift of a shadow region (2 MiB).
@@ -110,7 +167,7 @@ impl AddrSpace {
             pending_flush: Vec::new(),
             pending_free: Vec::new(),
             resident: 0,
-            shadowed: BTreeSet::new(),
+            shadowed: crate::sync::Mutex::new(BTreeSet::new()),
             prefault_on_load: Vec::new(),
         })
     }
@@ -157,6 +214,16 @@ impl AddrSpace {
             }
             return Ok((page, PAGE_SIZE));
         }
+        let plan = self.plan_demand(vma, page, want);
+        let (start, gpa, n) = alloc_extent(plan.lo, plan.hi, page, plan.prev, plan.next).ok_or(FaultError::OutOfMemory)?;
+        frame::zero_new(gpa, n);
+        self.map_frames(start, gpa, n, want).map_err(|_| FaultError::OutOfMemory)?;
+        Ok((start, n as u64 * PAGE_SIZE))
+    }
+
+    /// The demand fill of not-present `page` in `vma`: the run of non-present pages around
+    /// it inside its chunk, and the GPAs that would continue its neighbours.
+    fn plan_demand(&self, vma: Vma, page: u64, want: F) -> DemandPlan {
         let chunk = match vma.kind {
             VmaKind::Stack => 128 << 10,
             VmaKind::Anon | VmaKind::Heap => LARGE,
@@ -174,10 +241,51 @@ impl AddrSpace {
             b += PAGE_SIZE;
         }
         hi = b;
-        let (start, gpa, n) = self.alloc_extent(lo, hi, page).ok_or(FaultError::OutOfMemory)?;
-        frame::zero_new(gpa, n);
-        self.map_frames(start, gpa, n, want).map_err(|_| FaultError::OutOfMemory)?;
-        Ok((start, n as u64 * PAGE_SIZE))
+        let prev = if lo >= PAGE_SIZE { self.pt.translate(lo - PAGE_SIZE).map(|l| l.gpa) } else { None };
+        let next = self.pt.translate(hi).map(|l| l.gpa);
+        DemandPlan { vma, page, lo, hi, want, prev, next }
+    }
+
+    /// Frames for `[lo, hi)`, continuing the GPAs of the neighbouring pages where possible.
+    fn alloc_extent(&self, lo: u64, hi: u64) -> Option<(u64, u64, usize)> {
+        let prev = if lo >= PAGE_SIZE { self.pt.translate(lo - PAGE_SIZE).map(|l| l.gpa) } else { None };
+        alloc_extent(lo, hi, lo, prev, self.pt.translate(hi).map(|l| l.gpa))
+    }
+
+    /// First half of a demand fill made with the address space held *shared*: when `addr` is
+    /// a not-present page of a VMA that allows `access`, the plan for its fill. The caller
+    /// allocates and zeroes the frames with no lock held ([`DemandPlan::allocate`]), then
+    /// installs them exclusively with [`AddrSpace::commit_demand`].
+    pub fn plan_demand_fill(&self, addr: u64, access: Access) -> Option<DemandPlan> {
+        let vma = *self.vmas.find(addr)?;
+        if !allowed(vma.prot, access) {
+            return None;
+        }
+        let page = page_down(addr);
+        if self.pt.translate(page).is_some() {
+            return None;
+        }
+        Some(self.plan_demand(vma, page, flags_for_prot(vma.prot)))
+    }
+
+    /// Second half of a demand fill: maps the frames `plan.allocate()` got if the address
+    /// space did not change under the plan meanwhile (same VMA, pages still not present).
+    /// Returns the range mapped, or gives the frames back and returns `None` (the caller
+    /// takes the ordinary fault path).
+    pub fn commit_demand(&mut self, plan: &DemandPlan, (start, gpa, n): (u64, u64, usize)) -> Option<(u64, u64)> {
+        let len = n as u64 * PAGE_SIZE;
+        let same = self.vmas.find(plan.page) == Some(&plan.vma)
+            && (0..n as u64).all(|i| self.pt.translate(start + i * PAGE_SIZE).is_none());
+        if !same || self.map_frames(start, gpa, n, plan.want).is_err() {
+            if same {
+                // map_frames gave back what it did not map; flush and free what it did.
+                self.zap(start, start + len);
+            } else {
+                frame::free(gpa, n);
+            }
+            return None;
+        }
+        Some((start, len))
     }
 
     /// Replaces the (shared) frame mapped at `page` by a private copy with the same flags;
@@ -212,37 +320,6 @@ impl AddrSpace {
             b += PAGE_SIZE;
         }
         (a, b - a)
-    }
-
-    /// Picks frames for (part of) `[lo, hi)` containing `page`, preferring a run that continues
-    /// the GPA of the neighbouring pages (constant GVA→GPA offset). Returns (gva, gpa, pages).
-    fn alloc_extent(&self, lo: u64, hi: u64, page: u64) -> Option<(u64, u64, usize)> {
-        let n = ((hi - lo) / PAGE_SIZE) as usize;
-        if lo >= PAGE_SIZE
-            && let Some(prev) = self.pt.translate(lo - PAGE_SIZE)
-                && frame::alloc_user_at(prev.gpa + PAGE_SIZE, n) {
-                    return Some((lo, prev.gpa + PAGE_SIZE, n));
-                }
-        if let Some(next) = self.pt.translate(hi) {
-            let need = n as u64 * PAGE_SIZE;
-            if next.gpa >= need && frame::alloc_user_at(next.gpa - need, n) {
-                return Some((lo, next.gpa - need, n));
-            }
-        }
-        let align = if n == frame::LARGE_FRAMES && lo.is_multiple_of(LARGE) { frame::LARGE_FRAMES } else { 1 };
-        if let Some(g) = frame::alloc_user_run(n, align).or_else(|| frame::alloc_user_run(n, 1)) {
-            return Some((lo, g, n));
-        }
-        // Fragmented memory: smaller pieces around the faulting page.
-        for pages in [64u64, 16, 1] {
-            let s = page_down(page.saturating_sub((pages / 2) * PAGE_SIZE)).max(lo);
-            let e = (s + pages * PAGE_SIZE).min(hi);
-            let k = ((e - s) / PAGE_SIZE) as usize;
-            if let Some(g) = frame::alloc_user_run(k, 1) {
-                return Some((s, g, k));
-            }
-        }
-        None
     }
 
     /// Maps `n` frames starting at `gpa` at `va` with `flags`; frames that were already
@@ -280,7 +357,7 @@ impl AddrSpace {
             while b < hi && self.pt.translate(b).is_none() {
                 b += PAGE_SIZE;
             }
-            let (s, gpa, n) = self.alloc_extent(a, b, a).ok_or(FaultError::OutOfMemory)?;
+            let (s, gpa, n) = self.alloc_extent(a, b).ok_or(FaultError::OutOfMemory)?;
             frame::zero_new(gpa, n);
             self.map_frames(s, gpa, n, flags_for_prot(vma.prot)).map_err(|_| FaultError::OutOfMemory)?;
             a = s + n as u64 * PAGE_SIZE;
@@ -316,7 +393,7 @@ impl AddrSpace {
             while b < hi && self.pt.translate(b).is_none() {
                 b += PAGE_SIZE;
             }
-            let Some((s, gpa, n)) = self.alloc_extent(a, b, a) else { return };
+            let Some((s, gpa, n)) = self.alloc_extent(a, b) else { return };
             frame::zero_new(gpa, n);
             if self.map_frames(s, gpa, n, flags_for_prot(vma.prot)).is_err() {
                 return;
@@ -357,11 +434,12 @@ impl AddrSpace {
 
     /// Records that H's shadow may now map `[gva, gva + len)` (a prefault or a shadow fault
     /// there is about to be issued).
-    pub fn note_shadow(&mut self, gva: u64, len: u64) {
+    pub fn note_shadow(&self, gva: u64, len: u64) {
         let first = gva >> REGION_SHIFT;
         let last = gva.saturating_add(len.max(1) - 1) >> REGION_SHIFT;
+        let mut s = self.shadowed.lock();
         for r in first..=last {
-            self.shadowed.insert(r);
+            s.insert(r);
         }
     }
 
@@ -373,7 +451,7 @@ impl AddrSpace {
         }
         let first = va >> REGION_SHIFT;
         let last = va.saturating_add(len.max(1) - 1) >> REGION_SHIFT;
-        self.shadowed.range(first..=last).next().is_some()
+        self.shadowed.lock().range(first..=last).next().is_some()
     }
 
     /// `PREFAULT` of `[gva, gva + len)` in this (loaded) space. Returns H's answer.
@@ -386,6 +464,9 @@ impl AddrSpace {
     }
 
     /// `SHADOW_FAULT` at `gva` with #PF error `error` in this (loaded) space.
+    ///
+    /// Prefer [`shadow_fault`] with the address space lock released (after
+    /// [`AddrSpace::note_shadow`]).
     pub fn shadow_fault(&mut self, gva: u64, error: u64) -> i64 {
         if cfg!(test) {
             return guest_abi::hypercall::FAULT_INJECT;
@@ -401,8 +482,10 @@ impl AddrSpace {
         }
         let live: Vec<(u64, u64)> = ranges.iter().copied().filter(|&(va, len)| self.may_be_shadowed(va, len)).collect();
         if live.len() > 4 * guest_abi::hypercall::FLUSH_LIST_MAX as usize {
+            // `shadowed` is kept: a shadow fault that noted its region before this flush may
+            // still be filling it (H walks again after the flush and maps the new state),
+            // and a later flush there must not be skipped.
             crate::hcall::flush_tlb_all(self.root());
-            self.shadowed.clear();
         } else {
             crate::hcall::flush_tlb_ranges(self.root(), &live);
         }
@@ -553,7 +636,7 @@ impl AddrSpace {
             pending_flush: Vec::new(),
             pending_free: Vec::new(),
             resident: self.resident,
-            shadowed: BTreeSet::new(),
+            shadowed: crate::sync::Mutex::new(BTreeSet::new()),
             prefault_on_load: Vec::new(),
         };
         if !frame::share_all(&out.shared) {
@@ -605,6 +688,25 @@ impl Drop for AddrSpace {
         let pt = core::mem::replace(&mut self.pt, PageTables::detached());
         pt.destroy();
     }
+}
+
+/// `SHADOW_FAULT` of `gva` with #PF error `error` in the loaded space of page-table root
+/// `root`, made with no address-space lock held; the caller noted the region first
+/// ([`AddrSpace::note_shadow`]) while it held the lock.
+pub fn shadow_fault(root: u64, gva: u64, error: u64) -> i64 {
+    if cfg!(test) {
+        return guest_abi::hypercall::FAULT_INJECT;
+    }
+    crate::hcall::shadow_fault(root, gva, error)
+}
+
+/// `PREFAULT` of `[gva, gva + len)` in the loaded space of root `root`, with no lock held;
+/// the caller noted the range first ([`AddrSpace::note_shadow`]).
+pub fn prefault(root: u64, gva: u64, len: u64) -> i64 {
+    if cfg!(test) || len == 0 {
+        return 0;
+    }
+    crate::hcall::prefault(root, gva, len)
 }
 
 #[cfg(test)]

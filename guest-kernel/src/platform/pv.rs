@@ -38,7 +38,16 @@ impl Platform for Pv {
             core::ptr::addr_of_mut!((*p).fpu_op).write_volatile(op as u32);
             let state = &(*p).state;
             crate::hcall::count_user_run(vcpu);
-            state.store(SwitchState::KernelToUser as u32, Ordering::Release);
+            // A swap, not a store: H marks the PVCS `SpaceDead` when U dies, possibly while K
+            // still owns it (after U's last trap). A plain store overwrote that mark, and K
+            // then waited forever for a U that was gone (2-vCPU fork bombs hung that way, one
+            // run in a few). With the swap, H's mark is either seen here or made after it
+            // (H then wakes K's waiters, and the loop below sees it).
+            if state.swap(SwitchState::KernelToUser as u32, Ordering::AcqRel) == SwitchState::SpaceDead as u32 {
+                state.store(SwitchState::SpaceDead as u32, Ordering::Release);
+                crate::hcall::count_user_run(vcpu);
+                return Trap::SpaceDied;
+            }
             futex_wake(state, 1);
             loop {
                 let s = state.load(Ordering::Acquire);

@@ -7,7 +7,6 @@
 
 use super::{Ctx, SysRet};
 use crate::proc::{alloc_pid, Process, Thread, PROCESSES};
-use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU32, Ordering};
 use guest_fs::Errno;
 
@@ -102,7 +101,7 @@ pub fn clone(cx: &mut Ctx<'_>, a: Args) -> SysRet {
         return err(Errno::ENOSYS);
     }
     let limit = PIDS_LIMIT.load(Ordering::Relaxed);
-    if limit != 0 && PROCESSES.lock().len() >= limit as usize {
+    if limit != 0 && PROCESSES.read().len() >= limit as usize {
         return err(Errno::EAGAIN);
     }
     let parent = cx.proc();
@@ -115,7 +114,7 @@ pub fn clone(cx: &mut Ctx<'_>, a: Args) -> SysRet {
         let hot = [sp.wrapping_sub(crate::mm::PAGE_SIZE), sp, sp.wrapping_add(crate::mm::PAGE_SIZE), crate::mm::page_down(r.fs_base)];
         let forked = cx.t.mm.lock().fork(&hot);
         match forked {
-            Ok(m) => Arc::new(spin::Mutex::new(m)),
+            Ok(m) => crate::proc::new_mm(m),
             Err(_) => {
                 crate::klog!(crate::log::WARN, "pid {}: fork: out of memory", parent.pid);
                 return err(Errno::ENOMEM);

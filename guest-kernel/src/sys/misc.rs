@@ -49,11 +49,11 @@ pub fn futex(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
             if bitset == 0 {
                 return Err(Errno::EINVAL);
             }
-            match crate::futex::state(cx.t.tid) {
+            match crate::futex::state(&cx.t.shared) {
                 WaitState::Woken => Ok(0),
                 WaitState::Waiting => {
                     if cx.t.deadline.is_some_and(|d| crate::time::monotonic_ns() >= d) {
-                        crate::futex::cancel(cx.t.tid);
+                        crate::futex::cancel(&cx.t.shared);
                         return Err(Errno::ETIMEDOUT);
                     }
                     Err(super::EBLOCK)
@@ -79,7 +79,7 @@ pub fn futex(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
                     // Validate the address before taking the waiter lock.
                     let _: u32 = cx.read(uaddr)?;
                     let t = &*cx;
-                    let registered = crate::futex::register(t.t.tid, key(uaddr), bitset, || t.read::<u32>(uaddr).is_ok_and(|v| v == val));
+                    let registered = crate::futex::register(&t.t.shared, key(uaddr), bitset, || t.read::<u32>(uaddr).is_ok_and(|v| v == val));
                     if !registered {
                         return Err(Errno::EAGAIN);
                     }

@@ -53,15 +53,18 @@ fn exec_inner(cx: &mut Ctx<'_>, path: u64, argv: u64, envp: u64, dirfd: i32, _fl
     })?;
     // Point of no return: swap the address space (the old one goes when its last user drops
     // it: at once, or when a vfork parent that shares it moves on).
-    let new = alloc::sync::Arc::new(spin::Mutex::new(loaded.mm));
+    let new = crate::proc::new_mm(loaded.mm);
     let old = core::mem::replace(&mut cx.t.mm, new.clone());
     *p.mm.lock() = Some(new);
     drop(old);
     if p.threads.lock().len() > 1 {
         end_other_threads(cx, &p);
     }
-    if !p.vfork_done.swap(true, Ordering::AcqRel) {
-        crate::sched::notify();
+    if !p.vfork_done.swap(true, Ordering::AcqRel)
+        && let Some(parent) = crate::proc::lookup(p.ppid.load(Ordering::Relaxed))
+    {
+        // The vfork parent waits on its process's threads.
+        crate::proc::wake_all_threads(&parent);
     }
     *p.exe.lock() = loaded.exe;
     *p.name.lock() = Some(comm);
@@ -90,14 +93,17 @@ fn exec_inner(cx: &mut Ctx<'_>, path: u64, argv: u64, envp: u64, dirfd: i32, _fl
 fn end_other_threads(cx: &mut Ctx<'_>, p: &crate::proc::Process) {
     let me = cx.t.tid;
     for t in p.threads.lock().iter().filter(|t| t.tid != me) {
-        crate::futex::cancel(t.tid);
+        crate::futex::cancel(t);
     }
-    let shared = alloc::sync::Arc::new(crate::proc::ThreadShared { tid: p.pid, pending: core::sync::atomic::AtomicU64::new(cx.t.shared.pending.load(Ordering::Acquire)) });
-    *p.threads.lock() = alloc::vec![shared.clone()];
+    let shared = crate::proc::ThreadShared::new(p.pid, cx.t.shared.pending.load(Ordering::Acquire));
+    let old = core::mem::replace(&mut *p.threads.lock(), alloc::vec![shared.clone()]);
     cx.t.shared = shared;
     cx.t.tid = p.pid;
+    // Blocked ones wake and find themselves out of the group; running ones are interrupted.
+    for t in old.iter().filter(|t| t.tid != me) {
+        crate::sched::wake(t);
+    }
     crate::sched::kick_others();
-    crate::sched::notify();
 }
 
 /// `getresuid(2)` / `getresgid(2)`: all zero (root).
@@ -112,7 +118,7 @@ fn lookup(cx: &Ctx<'_>, pid: i32) -> Result<alloc::sync::Arc<crate::proc::Proces
     if pid == 0 {
         return Ok(cx.proc());
     }
-    crate::proc::PROCESSES.lock().get(&pid).cloned().ok_or(Errno::ESRCH)
+    crate::proc::PROCESSES.read().get(&pid).cloned().ok_or(Errno::ESRCH)
 }
 
 /// `getpgid(2)`.
@@ -177,7 +183,7 @@ pub fn sysinfo(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     put(&mut s, 0, crate::time::uptime_ns() / 1_000_000_000);
     put(&mut s, 32, total as u64 * 4096);
     put(&mut s, 40, (total - used) as u64 * 4096);
-    let procs = crate::proc::PROCESSES.lock().len() as u16;
+    let procs = crate::proc::PROCESSES.read().len() as u16;
     s[80..82].copy_from_slice(&procs.to_le_bytes());
     s[104..108].copy_from_slice(&1u32.to_le_bytes()); // mem_unit
     cx.copy_out(a[0], &s)?;

@@ -89,7 +89,7 @@ pub fn kill(cx: &mut Ctx<'_>, pid: i32, sig: u32) -> SysRet {
     }
     let me = cx.t.proc.pid;
     let targets: Vec<Arc<Process>> = {
-        let procs = crate::proc::PROCESSES.lock();
+        let procs = crate::proc::PROCESSES.read();
         match pid {
             p if p > 0 => procs.get(&p).cloned().into_iter().collect(),
             -1 => procs.values().filter(|p| p.pid != me && p.pid != crate::boot::init_pid()).cloned().collect(),

@@ -40,7 +40,7 @@ impl Select {
 /// Finds a child of `me` matching `sel`: `Ok(Some(zombie))`, `Ok(None)` when only live ones
 /// match, `Err(ECHILD)` when none does.
 pub fn find(me: i32, sel: Select) -> Result<Option<(Arc<Process>, ExitReason)>, Errno> {
-    let procs = PROCESSES.lock();
+    let procs = PROCESSES.read();
     let mut any = false;
     for c in procs.values() {
         if c.ppid.load(Ordering::Relaxed) != me || !sel.matches(c) {

@@ -17,6 +17,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// vCPUs of a soft-backend `pvm run` that does not pass `--cpus` (see `Run::final_args`).
+pub const DEFAULT_TEST_CPUS: &str = "2";
 /// Default limit for one run (pvm or native), seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// At most this many `pvm` runs at once in one test binary (the machines have 2 cores).
@@ -361,11 +363,21 @@ impl Run {
         Self { is_vm: true, backend: backend(), ..Self::native(pvm_bin()) }
     }
 
-    /// The arguments as passed: `--backend kvm` inserted after `run` for KVM runs.
+    /// The arguments as passed: `--backend kvm` inserted after `run` for KVM runs; on the
+    /// soft backend a `pvm run` of a program (`--` present) that does not choose `--cpus`
+    /// gets [`DEFAULT_TEST_CPUS`], so every suite exercises SMP (issue 10).
     fn final_args(&self) -> Vec<OsString> {
         let mut args = self.args.clone();
-        if self.is_vm && self.backend == Backend::Kvm && args.first().is_some_and(|a| a == "run") {
+        let is_run = self.is_vm && args.first().is_some_and(|a| a == "run");
+        if is_run && self.backend == Backend::Kvm {
             args.splice(1..1, ["--backend".into(), "kvm".into()]);
+        }
+        if is_run && self.backend == Backend::Soft {
+            let end = args.iter().position(|a| a == "--");
+            let chooses = args[..end.unwrap_or(args.len())].iter().any(|a| a == "--cpus" || a.to_string_lossy().starts_with("--cpus="));
+            if end.is_some() && !chooses {
+                args.splice(1..1, ["--cpus".into(), DEFAULT_TEST_CPUS.into()]);
+            }
         }
         args
     }

@@ -237,7 +237,7 @@ impl Platform for Hw {
         r.fs_base = fs_base;
         r.gs_base = gs_base;
         let (v, error, cr2) = (c.cpu.vector, c.cpu.error, c.cpu.cr2);
-        let trap = match v {
+        match v {
             SYSCALL_VECTOR => Trap::Syscall(r.rax),
             // kvm_pvm: SYSCALL stayed at CPL 3 and faulted fetching LSTAR (design section 9).
             14 if r.rip == LSTAR.load(Ordering::Relaxed) && error == pf_error::USER | pf_error::FETCH | pf_error::PRESENT => {
@@ -269,8 +269,7 @@ impl Platform for Hw {
                 };
                 Trap::Exception { vector: v as u32, error, addr: 0, si_code }
             }
-        };
-        trap
+        }
     }
 
     fn save_fpu(&self, vcpu: u32, _space: SpaceRef, ctx: &mut UserContext) {
