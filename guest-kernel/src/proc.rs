@@ -149,7 +149,13 @@ pub struct ThreadShared {
     pub futex_state: AtomicU32,
     /// Futex hash bucket of the waiting entry (valid while `futex_state` is 1).
     pub futex_bucket: AtomicU32,
+    /// The vCPU about to enter or running this thread's user code, [`NOT_RUNNING`] otherwise
+    /// (`crate::sched::interrupt` sends that vCPU an IPI when a signal arrives).
+    pub running_on: AtomicU32,
 }
+
+/// [`ThreadShared::running_on`] of a thread that is not in (or entering) user code.
+pub const NOT_RUNNING: u32 = u32::MAX;
 
 impl ThreadShared {
     /// A thread's shared part with thread-directed signals `pending` already posted.
@@ -161,6 +167,7 @@ impl ThreadShared {
             parked: Mutex::new(None),
             futex_state: AtomicU32::new(0),
             futex_bucket: AtomicU32::new(0),
+            running_on: AtomicU32::new(NOT_RUNNING),
         })
     }
 }

@@ -156,6 +156,16 @@ pub fn wake(t: &ThreadShared) {
     }
 }
 
+/// A signal or group exit was posted for `t`: if another vCPU runs (or is entering) its user
+/// code, interrupt it with `SEND_IPI` so it comes back to the kernel and notices (Linux's
+/// `signal_wake_up` / `kick_process`). A parked thread is woken by [`wake`] instead.
+pub fn interrupt(t: &ThreadShared) {
+    let v = t.running_on.load(Ordering::SeqCst);
+    if v != crate::proc::NOT_RUNNING && v != crate::percpu::current() && v < crate::boot::vcpus() {
+        crate::hcall::send_ipi(v);
+    }
+}
+
 /// Wakes every thread of the VM (for events without a wait queue of their own; none of this
 /// kernel's hot paths use it).
 pub fn notify() {
@@ -469,7 +479,15 @@ fn run_thread(vcpu: u32, mut t: Task) {
         }
         arm(vcpu, deadline, now);
         crate::hcall::set_current_space(vcpu, space.space);
+        // From here a signal's sender sees this vCPU in `running_on` and interrupts it
+        // (`interrupt`); an IPI that `take_irq` swallows was sent after the signal or group
+        // exit was posted, so the check below sees it (both sides sequentially consistent).
+        t.shared.running_on.store(vcpu, Ordering::SeqCst);
         take_irq(vcpu);
+        if signal::deliverable(&t) != 0 || t.proc.group_exit.lock().is_some() {
+            t.shared.running_on.store(crate::proc::NOT_RUNNING, Ordering::SeqCst);
+            continue;
+        }
         if trapped_in.is_some_and(|s| s.space != space.space) && t.fpu == FpuAction::Keep {
             // exec switched spaces within this run: the new space starts fresh.
             t.fpu = FpuAction::Reset;
@@ -478,6 +496,7 @@ fn run_thread(vcpu: u32, mut t: Task) {
         t.fpu = FpuAction::Keep;
         let t0 = crate::arch::rdtsc();
         let trap = PLATFORM.enter_user(vcpu, space, &mut t.ctx, fpu);
+        t.shared.running_on.store(crate::proc::NOT_RUNNING, Ordering::SeqCst);
         trapped_in = Some(space);
         let t1 = crate::arch::rdtsc();
         let next = match trap {

@@ -87,8 +87,11 @@ pub fn post(p: &Process, sig: u32) {
     if ignored(&act, sig) {
         return;
     }
-    p.pending.fetch_or(bit(sig), Ordering::AcqRel);
+    p.pending.fetch_or(bit(sig), Ordering::SeqCst);
     crate::proc::wake_all_threads(p);
+    for t in p.threads.lock().iter() {
+        crate::sched::interrupt(t);
+    }
 }
 
 /// Whether the first process drops `sig`, sent from inside the VM by process `sender`, as the
@@ -130,8 +133,9 @@ pub fn post_thread(p: &Process, t: &crate::proc::ThreadShared, sig: u32, sender:
     if ignored(&act, sig) {
         return;
     }
-    t.pending.fetch_or(bit(sig), Ordering::AcqRel);
+    t.pending.fetch_or(bit(sig), Ordering::SeqCst);
     crate::sched::wake(t);
+    crate::sched::interrupt(t);
 }
 
 /// Signals pending for `t`: its own and its process's.
