@@ -169,3 +169,21 @@ fn threads_faulting_at_once_in_one_space_see_their_own_memory() {
         }
     }
 }
+
+/// Two parallel fork+exec loops on 2 vCPUs: each vCPU's H thread serves `LOAD_PGTBL` and
+/// `RELEASE_PGTBL` at once. A load used to pick the id of a space whose release was still
+/// emptying and parking its U (a fresh U then shared that id's PVCSs and the release parked
+/// or pooled the wrong one): the guest hung or a child died of SIGSEGV or SIGKILL in 12 of
+/// 20 runs of 2 x 1000 rounds on this loaded machine. The deterministic check is the unit test
+/// `a_load_during_a_release_gets_another_id` in `host-adapter/src/soft/spaces.rs`; this one
+/// exercises the race a bounded number of times under each placement.
+#[test]
+fn parallel_fork_exec_loops_on_two_vcpus_finish() {
+    let exe = common::program("fork_exec_pair", Libc::Glibc);
+    for opts in [&["--cpus", "2"][..], &["--cpus", "2", "--pin", "none"]] {
+        for _ in 0..3 {
+            let out = Run::pvm().arg("run").args(opts).arg(&exe).arg("500").timeout(Duration::from_secs(120)).run();
+            assert!(!out.timed_out && out.status == 0 && out.out() == "ok 500\n", "{opts:?}\n{}", out.describe());
+        }
+    }
+}

@@ -20,6 +20,13 @@ thread_local! {
     static CURRENT_VCPU: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Test hook: runs on the releasing thread in the middle of `Spaces::release` (the id
+    /// reserved, the U not yet emptied or pooled), where another vCPU's `load` may come in.
+    static MID_RELEASE: std::cell::RefCell<Option<Box<dyn FnMut()>>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Records that the calling H thread serves vCPU `vcpu`: its shadow operations go to that
 /// vCPU's mapper thread in every U.
 pub(crate) fn set_current_vcpu(vcpu: u32) {
@@ -113,6 +120,31 @@ fn empty_user_range(channel: &MapperChannel) -> bool {
 /// Idle U processes kept at most.
 const POOL_MAX: usize = 32;
 
+/// The U processes that are not live spaces but still own their space id (and so the PVCSs of
+/// that id): the pooled ones, and the ones whose `RELEASE_PGTBL` is under way (being emptied and
+/// parked, which takes a mapper round trip, with no H lock held). Hypercalls of different vCPUs
+/// are served at once, so another vCPU's `LOAD_PGTBL` may pick an id during such a release; an
+/// id must not be handed to a fresh U until its old U is pooled or gone, or two U processes
+/// would serve one PVCS and the old one's park (or pooling) would hit the new space.
+#[derive(Default)]
+struct Pool {
+    /// Oldest first: the longer a U has been pooled, the surer its threads took the reset.
+    idle: std::collections::VecDeque<Pooled>,
+    /// Ids of spaces between their removal from `by_root` and their pooling or kill.
+    releasing: std::collections::HashSet<u32>,
+}
+
+impl Pool {
+    /// The lowest space id that neither a live space (`live`), a pooled U nor a release under
+    /// way owns, if any is left below `MAX_SPACES`.
+    fn free_id(&self, live: impl IntoIterator<Item = u32>) -> Option<u32> {
+        let mut used: std::collections::HashSet<u32> = live.into_iter().collect();
+        used.extend(self.idle.iter().map(|p| p.id));
+        used.extend(self.releasing.iter().copied());
+        (0..MAX_SPACES).find(|i| !used.contains(i))
+    }
+}
+
 /// The registry of live spaces.
 pub struct Spaces {
     vcpus: u32,
@@ -122,8 +154,9 @@ pub struct Spaces {
     /// written only by LOAD_PGTBL and RELEASE_PGTBL.
     by_root: RwLock<HashMap<u64, u32>>,
     slots: Vec<RwLock<Option<Arc<Space>>>>,
-    /// Oldest first: the longer a U has been pooled, the surer its threads took the reset.
-    pool: Mutex<std::collections::VecDeque<Pooled>>,
+    /// Pooled U processes and the ids of releases under way. Lock order: `by_root`, then
+    /// `pool`.
+    pool: Mutex<Pool>,
     retired: Mutex<ShadowTotals>,
     /// Host VMAs of all live shadows together, and the most seen at once.
     vmas_live: std::sync::atomic::AtomicI64,
@@ -152,7 +185,7 @@ impl Spaces {
             cpus,
             by_root: RwLock::new(HashMap::new()),
             slots: (0..MAX_SPACES).map(|_| RwLock::new(None)).collect(),
-            pool: Mutex::new(std::collections::VecDeque::new()),
+            pool: Mutex::new(Pool::default()),
             vmas_live: std::sync::atomic::AtomicI64::new(0),
             vmas_peak: AtomicU64::new(0),
             retired: Mutex::new(ShadowTotals::default()),
@@ -209,9 +242,7 @@ impl Spaces {
                 (p.id, p.process, p.threads, p.channels, false)
             }
             None => {
-                let mut used: std::collections::HashSet<u32> = by_root.values().copied().collect();
-                used.extend(self.pool.lock().iter().map(|p| p.id));
-                let id = (0..MAX_SPACES).find(|i| !used.contains(i)).ok_or(SpaceError::Exhausted)?;
+                let id = self.pool.lock().free_id(by_root.values().copied()).ok_or(SpaceError::Exhausted)?;
                 let sp = switcher::spawn_space(&SpaceSpawn {
                     guest_mem: ram.fd(),
                     guest_mem_size: ram.size(),
@@ -250,7 +281,8 @@ impl Spaces {
     /// (once) beats waiting for a thread that shares H's CPU; otherwise it waits for the
     /// oldest. Pooled Us that died or did not park are killed and dropped.
     fn take_pooled(&self, shared: &SharedMemory) -> Option<Pooled> {
-        let mut pool = self.pool.lock();
+        let mut guard = self.pool.lock();
+        let pool = &mut guard.idle;
         // A pooled U that died meanwhile is dropped here (and reaped by its Drop).
         pool.retain(|p| !p.process.has_exited());
         let mut i = 0;
@@ -282,21 +314,31 @@ impl Spaces {
     /// and clears the PVCSs before the U serves another root, so no guest code of this space
     /// runs there whatever the guest did), and it is pooled; it is killed instead when the
     /// pool is full, a step failed or `pool` is false. Returns whether the space existed.
+    ///
+    /// The id stays reserved (`Pool::releasing`) from its removal from `by_root` until the U
+    /// is pooled or killed, so a concurrent `load` of another vCPU never gives it to a fresh U.
     pub fn release(&self, root: u64, pool: bool) -> bool {
-        let Some(id) = self.by_root.write().remove(&root) else {
-            return false;
+        let (id, space) = {
+            let mut by_root = self.by_root.write();
+            let Some(id) = by_root.remove(&root) else {
+                return false;
+            };
+            self.pool.lock().releasing.insert(id);
+            (id, self.slots[id as usize].write().take())
         };
-        let space = self.slots[id as usize].write().take();
-        if let Some(space) = space {
-            self.retire(&space);
-            let room = pool && self.pool.lock().len() < POOL_MAX;
-            let clean = room
-                && empty_user_range(&space.channels[0])
+        #[cfg(test)]
+        MID_RELEASE.with(|h| h.borrow_mut().as_mut().map(|f| f()));
+        let clean = space.as_ref().is_some_and(|space| {
+            self.retire(space);
+            let room = pool && self.pool.lock().idle.len() < POOL_MAX;
+            room && empty_user_range(&space.channels[0])
                 && space.threads.park(&space.channels[0])
-                && !space.process.has_exited();
-            let mut idle = self.pool.lock();
-            if clean && idle.len() < POOL_MAX {
-                idle.push_back(Pooled {
+                && !space.process.has_exited()
+        });
+        let mut guard = self.pool.lock();
+        if let Some(space) = space {
+            if clean && guard.idle.len() < POOL_MAX {
+                guard.idle.push_back(Pooled {
                     id,
                     process: space.process.clone(),
                     threads: space.threads.clone(),
@@ -306,6 +348,8 @@ impl Spaces {
                 space.process.kill();
             }
         }
+        // In the same critical section as the pooling: `free_id` sees the id in one of the two.
+        guard.releasing.remove(&id);
         true
     }
 
@@ -326,7 +370,7 @@ impl Spaces {
         for root in roots {
             self.release(root, false);
         }
-        for p in self.pool.lock().drain(..) {
+        for p in self.pool.lock().idle.drain(..) {
             p.process.kill();
         }
         let r = self.retired.lock();
@@ -337,5 +381,52 @@ impl Spaces {
         totals.spaces_created += r.spaces_created;
         totals.spaces_reused += r.spaces_reused;
         totals.spaces_peak = totals.spaces_peak.max(r.spaces_peak);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Another vCPU's `LOAD_PGTBL` served while a `RELEASE_PGTBL` empties and parks its U (no
+    /// lock held then) must not get the releasing space's id: a fresh U with that id would
+    /// share its PVCSs, and the release would then park or pool the wrong U (the 2-vCPU
+    /// fork+exec hang: K waiting on the PVCS of a space whose U was parked).
+    #[test]
+    fn a_load_during_a_release_gets_another_id() {
+        let ram = GuestRam::new(16 << 20).expect("guest RAM");
+        let shared = SharedMemory::create().expect("shared memory");
+        let spaces = Spaces::new(2, super::super::placement::Cpus::default());
+        let (root_a, root_b, root_c) = (0x10_0000, 0x20_0000, 0x30_0000);
+        let a = spaces.load(&ram, &shared, root_a).expect("load A");
+        let (mid_tx, mid_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let b = std::thread::scope(|s| {
+            let releasing = s.spawn(|| {
+                MID_RELEASE.with(|h| {
+                    *h.borrow_mut() = Some(Box::new(move || {
+                        mid_tx.send(()).expect("signal mid-release");
+                        go_rx.recv().expect("wait for the other vCPU");
+                    }));
+                });
+                spaces.release(root_a, true)
+            });
+            mid_rx.recv().expect("release reached its middle");
+            let b = spaces.load(&ram, &shared, root_b).expect("load B during the release");
+            go_tx.send(()).expect("let the release finish");
+            assert!(releasing.join().expect("release thread"), "A existed");
+            b
+        });
+        assert_ne!(a, b, "a fresh U got the id of a space still being released");
+        let live_b = spaces.get(root_b).expect("B is live");
+        assert_eq!((live_b.id, live_b.shadow.root()), (b, root_b), "the release took B's space");
+        assert!(spaces.get(root_a).is_none());
+        // A's U went to the pool with its id; a third root gets an id nobody else owns.
+        let c = spaces.load(&ram, &shared, root_c).expect("load C");
+        assert_ne!(c, b);
+        let mut totals = ShadowTotals::default();
+        spaces.release_all(&mut totals);
+        assert_eq!(totals.spaces_created + totals.spaces_reused, 3);
     }
 }
