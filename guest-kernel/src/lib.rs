@@ -14,6 +14,7 @@ pub mod fs;
 pub mod futex;
 pub mod hcall;
 pub mod heap;
+pub mod hostfs;
 pub mod log;
 pub mod mm;
 pub mod oom;
