@@ -155,7 +155,7 @@ fn create_write_read_stat_match_the_host() {
     assert_eq!(l.nodeid, e.nodeid);
     assert_eq!(c.lookups(e.nodeid), 2);
     c.release(ME, e.nodeid, o.fh, libc::O_RDWR as u32, None);
-    c.forget(e.nodeid);
+    c.forget(e.nodeid, 2);
     assert_eq!(c.lookups(e.nodeid), 0);
     assert_eq!(
         c.lookup(ME, ROOT_ID, b"missing").unwrap_err(),
@@ -263,7 +263,7 @@ fn readdirplus_counts_lookups() {
     assert_eq!(two.attr.size, 2);
     assert_eq!(two.attr.ino, fs::metadata(dir.join("two")).unwrap().ino());
     assert_eq!(c.lookups(two.nodeid), 1);
-    let ids: Vec<u64> = v.iter().filter_map(|(_, e)| e.map(|e| e.nodeid)).collect();
+    let ids: Vec<(u64, u64)> = v.iter().filter_map(|(_, e)| e.map(|e| (e.nodeid, 1))).collect();
     c.forget_many(&ids);
     assert_eq!(c.lookups(two.nodeid), 0);
 }

@@ -11,8 +11,9 @@
 //!
 //! Lookup counts: each positive entry the server returns (LOOKUP, CREATE, MKNOD, MKDIR,
 //! SYMLINK, LINK, READDIRPLUS) is one lookup the server keeps until a FORGET; the client
-//! counts them per node id and [`FuseClient::forget`] sends the whole count once, so the
-//! server's node table never leaks and never drops a node the guest still uses.
+//! counts them per node id and [`FuseClient::forget`] gives back what an object held (never
+//! more than the client holds), so the server's node table never leaks and never drops a
+//! node the guest still uses.
 
 use super::abi::{self, InHeader, OutHeader, Pod, as_bytes, op, read_pod};
 use super::dirent;
@@ -272,39 +273,41 @@ impl FuseClient {
         self.entry_request(caller, op::LOOKUP, parent, &[&cstr(name)])
     }
 
-    /// Gives back every lookup of `nodeid` the client holds (`FORGET`; no reply). Call when
-    /// the guest drops its last reference to the node. Never fails (a lost FORGET only leaks
-    /// server memory).
-    pub fn forget(&self, nodeid: u64) {
-        let n = self.nodes.lock().remove(&nodeid).unwrap_or(0);
-        if n > 0 && nodeid != abi::ROOT_ID {
+    /// Gives back `nlookup` lookups of `nodeid` (`FORGET`; no reply), at most as many as the
+    /// client holds. Call when the guest drops an object that held them (each [`Entry`] the
+    /// client returned is one lookup). Never fails (a lost FORGET only leaks server memory).
+    pub fn forget(&self, nodeid: u64, nlookup: u64) {
+        let n = self.take_lookups(nodeid, nlookup);
+        if n > 0 {
             self.send_forget(nodeid, n);
         }
     }
 
-    /// Gives back the lookups of several nodes in one `BATCH_FORGET`.
-    pub fn forget_many(&self, nodeids: &[u64]) {
-        let mut ones = Vec::new();
-        {
-            let mut nodes = self.nodes.lock();
-            for &id in nodeids {
-                if let Some(n) = nodes.remove(&id)
-                    && id != abi::ROOT_ID
-                {
-                    ones.push(abi::ForgetOne {
-                        nodeid: id,
-                        nlookup: n,
-                    });
-                }
-            }
+    /// Removes up to `n` lookups of `nodeid` from the table; returns how many were held.
+    fn take_lookups(&self, nodeid: u64, n: u64) -> u64 {
+        let mut nodes = self.nodes.lock();
+        let Some(held) = nodes.get_mut(&nodeid) else { return 0 };
+        let n = n.min(*held);
+        *held -= n;
+        if *held == 0 {
+            nodes.remove(&nodeid);
         }
+        n
+    }
+
+    /// Gives back the lookups of several nodes, `(nodeid, nlookup)`, in one `BATCH_FORGET`.
+    pub fn forget_many(&self, items: &[(u64, u64)]) {
+        let ones: Vec<abi::ForgetOne> = items
+            .iter()
+            .filter_map(|&(id, n)| match self.take_lookups(id, n) {
+                0 => None,
+                n => Some(abi::ForgetOne { nodeid: id, nlookup: n }),
+            })
+            .collect();
         if ones.is_empty() {
             return;
         }
-        let head = abi::BatchForgetIn {
-            count: ones.len() as u32,
-            dummy: 0,
-        };
+        let head = abi::BatchForgetIn { count: ones.len() as u32, dummy: 0 };
         let mut body = Vec::with_capacity(ones.len() * 16);
         for o in &ones {
             body.extend_from_slice(as_bytes(o));
@@ -607,7 +610,7 @@ impl FuseClient {
         };
         if entry.attr.kind != crate::inode::FileType::Regular {
             self.release(caller, entry.nodeid, open.fh, flags, None);
-            self.forget(entry.nodeid);
+            self.forget(entry.nodeid, 1);
             return Err(Errno::EIO);
         }
         Ok((
@@ -1302,12 +1305,15 @@ mod tests {
             c.lookup(C, 1, b"a").unwrap();
         }
         assert_eq!(c.lookups(7), 3);
-        c.forget(7);
-        c.forget(7);
+        c.forget(7, 2);
+        assert_eq!(c.lookups(7), 1);
+        c.forget(7, 5);
+        c.forget(7, 1);
+        assert_eq!(c.lookups(7), 0);
         let seen = t.seen.lock().unwrap();
         let forgets: Vec<_> = seen.iter().filter(|h| h.opcode == op::FORGET).collect();
-        assert_eq!(forgets.len(), 1);
-        assert_eq!(forgets[0].nodeid, 7);
+        assert_eq!(forgets.len(), 2);
+        assert!(forgets.iter().all(|h| h.nodeid == 7));
     }
 
     #[test]
