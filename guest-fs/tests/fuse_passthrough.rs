@@ -81,8 +81,9 @@ fn scratch(name: &str) -> PathBuf {
 fn serve(dir: &Path) -> FuseClient {
     let cfg = Config {
         root_dir: dir.to_str().unwrap().to_string(),
+        // As the file server F configures it (file-server/src/process.rs): host inode numbers
+        // come in the attributes, node ids are the server's own.
         xattr: true,
-        use_host_ino: true,
         do_import: true,
         ..Default::default()
     };
