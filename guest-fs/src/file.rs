@@ -27,8 +27,11 @@ pub trait FileOps: Send + Sync {
         let _ = (buf, flags);
         Err(Errno::EINVAL)
     }
-    /// `fstat(2)`.
-    fn stat(&self) -> Stat;
+    /// `fstat(2)` (files of a mounted filesystem are stat'ed through their
+    /// [`crate::InodeOps::getattr`] instead; the default is all zeros).
+    fn stat(&self) -> Stat {
+        Stat::default()
+    }
     /// Readiness among `events` ([`poll`] bits).
     fn poll(&self, events: u32) -> u32 {
         events & (poll::POLLIN | poll::POLLOUT)
@@ -37,6 +40,30 @@ pub trait FileOps: Send + Sync {
     fn ioctl(&self, cmd: u32, arg: &mut [u8]) -> Result<i64> {
         let _ = (cmd, arg);
         Err(Errno::ENOTTY)
+    }
+    /// Reads at `offset` (files of a mounted filesystem, opened by
+    /// [`crate::InodeOps::open`]: the VFS keeps the file offset and calls this for `read`
+    /// and `pread`); returns the bytes read, 0 at end of file. `ESPIPE` by default.
+    fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let _ = (buf, offset);
+        Err(Errno::ESPIPE)
+    }
+    /// Writes at `offset` (with `O_APPEND` the VFS passes the size from
+    /// [`crate::InodeOps::getattr`]); returns the bytes written. `ESPIPE` by default.
+    fn pwrite(&self, buf: &[u8], offset: u64) -> Result<usize> {
+        let _ = (buf, offset);
+        Err(Errno::ESPIPE)
+    }
+    /// `fsync(2)` (`datasync`: `fdatasync(2)`). `EINVAL` by default (as for pipes).
+    fn fsync(&self, datasync: bool) -> Result<()> {
+        let _ = datasync;
+        Err(Errno::EINVAL)
+    }
+    /// `fallocate(2)` with `mode` (`FALLOC_FL_*`), `offset` and `len` in bytes (checked:
+    /// `len > 0`, no overflow). `EOPNOTSUPP` by default.
+    fn fallocate(&self, mode: u32, offset: u64, len: u64) -> Result<()> {
+        let _ = (mode, offset, len);
+        Err(Errno::EOPNOTSUPP)
     }
 }
 
@@ -58,6 +85,9 @@ pub(crate) enum Target {
     Device { inode: InodeRef, dev: Arc<dyn CharDevice>, tty: Option<Arc<Mutex<TtyState>>> },
     /// A kernel object; `inode` is set for a named pipe opened through the filesystem.
     Custom { ops: Arc<dyn FileOps>, inode: Option<InodeRef> },
+    /// A regular file or directory of a mounted filesystem, with the file object its
+    /// [`crate::InodeOps::open`] returned (positional calls; the VFS keeps the offset).
+    Foreign { file: Arc<dyn FileOps>, inode: InodeRef },
 }
 
 /// Status flags `F_SETFL` may change (Linux `SETFL_MASK` less `O_DIRECT`).
@@ -133,7 +163,7 @@ impl OpenFile {
     /// The inode, for files that are inodes (not kernel objects).
     pub fn inode(&self) -> Option<&InodeRef> {
         match &self.target {
-            Target::Inode(i) | Target::Device { inode: i, .. } => Some(i),
+            Target::Inode(i) | Target::Device { inode: i, .. } | Target::Foreign { inode: i, .. } => Some(i),
             Target::Custom { inode, .. } => inode.as_ref(),
         }
     }
@@ -167,9 +197,10 @@ impl OpenFile {
     /// `fstat(2)`.
     pub fn stat(&self) -> Stat {
         match &self.target {
-            Target::Inode(i) | Target::Device { inode: i, .. } | Target::Custom { inode: Some(i), .. } => {
-                stat_inode(i)
-            }
+            Target::Inode(i)
+            | Target::Device { inode: i, .. }
+            | Target::Custom { inode: Some(i), .. }
+            | Target::Foreign { inode: i, .. } => stat_inode(i),
             Target::Custom { ops, inode: None } => ops.stat(),
         }
     }
@@ -177,9 +208,10 @@ impl OpenFile {
     /// `statx(2)` on this description.
     pub fn statx(&self) -> Statx {
         match &self.target {
-            Target::Inode(i) | Target::Device { inode: i, .. } | Target::Custom { inode: Some(i), .. } => {
-                statx_inode(i)
-            }
+            Target::Inode(i)
+            | Target::Device { inode: i, .. }
+            | Target::Custom { inode: Some(i), .. }
+            | Target::Foreign { inode: i, .. } => statx_inode(i),
             Target::Custom { ops, inode: None } => statx_from_stat(&ops.stat()),
         }
     }
@@ -191,7 +223,7 @@ impl OpenFile {
             return poll::POLLNVAL;
         }
         match &self.target {
-            Target::Inode(_) => events & (poll::POLLIN | poll::POLLOUT),
+            Target::Inode(_) | Target::Foreign { .. } => events & (poll::POLLIN | poll::POLLOUT),
             Target::Device { dev, .. } => dev.poll_ready(events),
             Target::Custom { ops, .. } => ops.poll(events),
         }
@@ -199,6 +231,6 @@ impl OpenFile {
 
     /// True when this description refers to a regular file.
     pub fn is_regular(&self) -> bool {
-        matches!(&self.target, Target::Inode(i) if i.file_type() == FileType::Regular)
+        matches!(&self.target, Target::Inode(i) | Target::Foreign { inode: i, .. } if i.file_type() == FileType::Regular)
     }
 }

@@ -162,7 +162,7 @@ mod tests {
     use super::*;
     use crate::time::{Clock, Timespec};
     use alloc::sync::Arc;
-    use core::sync::atomic::{AtomicU64, Ordering};
+    use core::sync::atomic::Ordering;
 
     struct Zero;
     impl Clock for Zero {
@@ -172,14 +172,9 @@ mod tests {
     }
 
     fn shared(limit: u64) -> FsShared {
-        FsShared {
-            clock: Arc::new(Zero),
-            next_ino: AtomicU64::new(1),
-            inodes: AtomicU64::new(0),
-            data_bytes: AtomicU64::new(0),
-            limit: AtomicU64::new(limit),
-            room: spin::RwLock::new(None),
-        }
+        let s = FsShared::new(Arc::new(Zero), (0, 1), None);
+        s.limit.store(limit, Ordering::Relaxed);
+        s
     }
 
     #[test]

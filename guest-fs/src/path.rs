@@ -70,18 +70,63 @@ pub(crate) fn start_dir(ctx: &FsContext, fds: &FdTable, dirfd: i32, path: &[u8])
     Ok(inode.clone())
 }
 
-/// The parent of directory `dir` for `..`: stays at the process root and the fs root;
-/// `ENOENT` for a removed directory whose parent is gone.
-fn parent_of(ctx: &FsContext, dir: &InodeRef) -> Result<InodeRef> {
-    if Arc::ptr_eq(dir, &ctx.root) {
-        return Ok(dir.clone());
+/// The root of the latest mount on `dir` when `dir` is a mount point (repeatedly, for
+/// stacked mounts), else `dir`: what a walk that reaches `dir` continues from.
+pub(crate) fn enter_mounts(ctx: &FsContext, dir: InodeRef) -> InodeRef {
+    let mut cur = dir;
+    while let Some(r) = ctx.mounts.covering(&cur) {
+        cur = r;
     }
-    let st = dir.lock();
-    let d = st.dir().ok_or(Errno::ENOTDIR)?;
-    d.parent.upgrade().ok_or(Errno::ENOENT)
+    cur
 }
 
-/// Looks up one ordinary component in directory `dir` after checking search permission.
+/// The parent of directory `dir` inside its own filesystem (itself at the filesystem's root);
+/// `ENOENT` for a removed directory whose parent is gone.
+pub(crate) fn fs_parent(dir: &InodeRef) -> Result<InodeRef> {
+    let st = dir.lock();
+    match &st.body {
+        Body::Dir(d) => d.parent.upgrade().ok_or(Errno::ENOENT),
+        Body::Foreign(f) => f.parent.upgrade().ok_or(Errno::ENOENT),
+        _ => Err(Errno::ENOTDIR),
+    }
+}
+
+/// The parent of directory `dir` for `..`: stays at the process root; at the root of a mount
+/// it is the parent of the directory the mount covers (`path_resolution(7)`); `ENOENT` for a
+/// removed directory whose parent is gone.
+fn parent_of(ctx: &FsContext, dir: &InodeRef) -> Result<InodeRef> {
+    let mut cur = dir.clone();
+    loop {
+        if Arc::ptr_eq(&cur, &ctx.root) {
+            return Ok(cur);
+        }
+        match ctx.mounts.mountpoint_of(&cur) {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    Ok(enter_mounts(ctx, fs_parent(&cur)?))
+}
+
+/// The root of the mount `dir` is in, as seen from `ctx` (walking `..` inside the
+/// filesystem until a mount root or the process root).
+pub(crate) fn mount_root_of(ctx: &FsContext, dir: &InodeRef) -> InodeRef {
+    let mut cur = dir.clone();
+    for _ in 0..4096 {
+        if Arc::ptr_eq(&cur, &ctx.root) || cur.mount_flags() & crate::inode::MOUNT_ROOT != 0 {
+            break;
+        }
+        match fs_parent(&cur) {
+            Ok(p) if !Arc::ptr_eq(&p, &cur) => cur = p,
+            _ => break,
+        }
+    }
+    cur
+}
+
+/// Looks up one ordinary component in directory `dir` after checking search permission
+/// (without entering mounts on the result). For a mounted filesystem's directory, a name
+/// not in the dentry cache is asked of the filesystem and cached.
 pub(crate) fn lookup_child(ctx: &FsContext, dir: &InodeRef, name: &[u8]) -> Result<Option<InodeRef>> {
     let st = dir.lock();
     if !dir.is_dir() {
@@ -91,15 +136,28 @@ pub(crate) fn lookup_child(ctx: &FsContext, dir: &InodeRef, name: &[u8]) -> Resu
     if name.len() > NAME_MAX {
         return Err(Errno::ENAMETOOLONG);
     }
-    Ok(st.dir().and_then(|d| d.get(name)))
+    match &st.body {
+        Body::Dir(d) => Ok(d.get(name)),
+        Body::Foreign(f) => {
+            if let Some(c) = f.children.get(name) {
+                return Ok(Some(c.clone()));
+            }
+            let ops = f.ops.clone();
+            drop(st);
+            crate::foreign::lookup(dir, &ops, name)
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The target of a symlink inode.
 pub(crate) fn link_target(inode: &InodeRef) -> Option<Vec<u8>> {
-    match &inode.lock().body {
-        Body::Symlink(t) => Some(t.clone()),
-        _ => None,
-    }
+    let ops = match &inode.lock().body {
+        Body::Symlink(t) => return Some(t.clone()),
+        Body::Foreign(f) if inode.file_type() == FileType::Symlink => f.ops.clone(),
+        _ => return None,
+    };
+    ops.readlink().ok()
 }
 
 /// Resolves `path` from `start`. Follows a final symlink when `follow` (a trailing slash
@@ -141,7 +199,7 @@ pub(crate) fn walk(
                     }
                     cur = walk(ctx, &cur, &target, true, links)?;
                 } else {
-                    cur = child;
+                    cur = enter_mounts(ctx, child);
                 }
             }
         }

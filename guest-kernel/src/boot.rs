@@ -169,9 +169,11 @@ fn init_fs(bi: &BootInfo) {
         let end = page_up(bi.initramfs_gpa + bi.initramfs_len).min(bi.mem_size);
         crate::mm::frame::free(start, ((end - start) / PAGE_SIZE) as usize);
     }
+    // Mount points on the initramfs root (a read-only hostfs root brings its own).
     if let Err(e) = vfs.create_standard_nodes() {
         crate::klog!(crate::log::WARN, "standard nodes: {}", e.name().unwrap_or("error"));
     }
+    crate::fs::mount_standard();
     vfs.register_device(5, 1, Arc::new(ConsoleDevice));
     vfs.register_device(5, 0, Arc::new(ConsoleDevice));
 }

@@ -11,6 +11,7 @@ pub mod meta;
 pub mod names;
 pub mod open;
 pub mod rw;
+pub mod xattr;
 
 use crate::context::FsContext;
 use crate::errno::{Errno, Result};

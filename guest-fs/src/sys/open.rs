@@ -4,6 +4,7 @@ use crate::context::FsContext;
 use crate::errno::{Errno, Result};
 use crate::fdtable::FdTable;
 use crate::file::{OpenFile, Target};
+use crate::foreign;
 use crate::inode::{FileType, InodeRef};
 use crate::path::{self, Last, MAX_SYMLINKS};
 use crate::perm::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
@@ -106,7 +107,7 @@ fn open_create(
                 }
                 start = p.dir;
             }
-            Some(c) => return Ok((c, false)),
+            Some(c) => return Ok((path::enter_mounts(ctx, c), false)),
             None => {
                 let (perm_ok, gid) = {
                     let st = p.dir.lock();
@@ -114,7 +115,16 @@ fn open_create(
                     (ok, if st.perm & 0o2000 != 0 { st.gid } else { ctx.gid })
                 };
                 perm_ok?;
+                p.dir.shared.check_writable()?;
                 let perm_bits = mode & !ctx.umask & 0o7777;
+                if foreign::is_foreign(&p.dir) {
+                    let creds = foreign::creds(ctx, gid);
+                    match foreign::create(&p.dir, &name, FileType::Regular, perm_bits, (0, 0), None, &creds) {
+                        Ok(node) => return Ok((node, true)),
+                        Err(Errno::EEXIST) if !excl => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
                 let node = vfs.new_inode(FileType::Regular, perm_bits, (ctx.uid, gid), &p.dir, &name, None);
                 let _ns = vfs.ns_lock();
                 match vfs.attach_locked(&p.dir, &name, &node) {
@@ -160,13 +170,22 @@ fn finish_open(vfs: &Vfs, ctx: &FsContext, inode: InodeRef, flags: u32, created:
     if !created {
         perm::check(ctx, ftype, &inode.lock(), mask)?;
     }
+    if mask & MAY_WRITE != 0 && matches!(ftype, FileType::Regular | FileType::Directory) {
+        inode.shared.check_writable()?;
+    }
+    if foreign::is_foreign(&inode) && matches!(ftype, FileType::Regular | FileType::Directory) {
+        let trunc = if ftype == FileType::Regular && !created { flags & g::O_TRUNC } else { 0 };
+        let file = foreign::ops_of(&inode)?.open(kept | trunc)?;
+        return Ok(OpenFile::new(Target::Foreign { file, inode }, kept));
+    }
     match ftype {
         FileType::Regular => {
             if flags & g::O_TRUNC != 0 && !created {
-                let now = vfs.shared.now();
+                let now = inode.shared.now();
+                let shared = inode.shared.clone();
                 let mut st = inode.lock();
                 if let Some(f) = st.file_mut() {
-                    f.set_size(&vfs.shared, 0)?;
+                    f.set_size(&shared, 0)?;
                 }
                 st.touch_modify(now);
             }
