@@ -14,6 +14,7 @@
 //! see `queue` and docs/ARCHITECTURE.md ("The file server").
 
 pub mod config;
+pub mod confined;
 pub mod doorbell;
 pub mod host;
 pub mod memory;

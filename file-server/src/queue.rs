@@ -1,6 +1,7 @@
 //! Serving one hostfs queue: a virtio split queue (virtio 1.2, section 2.7) whose rings H placed
 //! at page `1 + queue` of the hostfs area, one FUSE request per descriptor chain, answered by
-//! `fuse-backend-rs`'s `Server` over the mount's passthrough filesystem.
+//! `fuse-backend-rs`'s `Server` over the mount's passthrough filesystem (lookups confined to the
+//! tree: [`crate::confined`]).
 //!
 //! Trust: everything in the rings and buffers is written by the guest kernel and may change
 //! under F at any time. `virtio-queue` bounds the available index against the queue size and
@@ -20,6 +21,7 @@ use guest_abi::hostfs::{AVAIL_OFFSET, QUEUE_SIZE, USED_OFFSET};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
+use crate::confined::Confined;
 use crate::doorbell::{self, Doorbells, Word};
 
 /// The filesystem a queue serves.
@@ -37,7 +39,7 @@ pub struct QueueError {
 pub struct QueueServer<'m> {
     mem: &'m GuestMemoryMmap,
     queue: Queue,
-    server: Server<Arc<Fs>>,
+    server: Server<Confined<Arc<Fs>>>,
     kick: &'m AtomicU32,
     done: &'m AtomicU32,
 }
@@ -62,7 +64,7 @@ impl<'m> QueueServer<'m> {
         if !q.is_valid(mem) {
             return Err(err(format!("rings at {page:#x} are not inside guest RAM")));
         }
-        Ok(Self { mem, queue: q, server: Server::new(fs), kick, done })
+        Ok(Self { mem, queue: q, server: Server::new(Confined(fs)), kick, done })
     }
 
     /// Serves every chain the guest has made available and publishes the used entries; then,
