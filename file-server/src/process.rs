@@ -80,22 +80,27 @@ pub fn main(args: &[OsString]) -> ExitCode {
         return fail(e);
     }
     // The queue threads exist before the seccomp filter (which has no `clone`) and start
-    // serving only once it covers them.
-    let start = Barrier::new(servers.len() + 1);
+    // serving only once it covers them: `started` waits until each thread has run its start-up
+    // (glibc's rseq and robust-list registration, std's signal stack), `go` until the filter
+    // is installed on every thread.
+    let started = Barrier::new(servers.len() + 1);
+    let go = Barrier::new(servers.len() + 1);
     std::thread::scope(|s| {
         for mut q in servers {
-            let start = &start;
+            let (started, go) = (&started, &go);
             s.spawn(move || {
-                start.wait();
+                started.wait();
+                go.wait();
                 q.run()
             });
         }
+        started.wait();
         if let Err(e) = sandbox::restrict_syscalls() {
-            // Exit before any queue thread serves (they wait on `start`).
+            // Exit before any queue thread serves (they wait on `go`).
             eprintln!("pvm: file server: {e}");
             std::process::exit(1);
         }
-        start.wait();
+        go.wait();
     });
     ExitCode::SUCCESS
 }

@@ -149,6 +149,8 @@ const ALLOWED: &[i64] = &[
     libc::SYS_sched_yield,
     libc::SYS_sched_getaffinity,
     libc::SYS_rt_sigreturn,
+    libc::SYS_rseq,
+    libc::SYS_set_robust_list,
     libc::SYS_rt_sigprocmask,
     libc::SYS_rt_sigaction,
     libc::SYS_sigaltstack,

@@ -13,9 +13,8 @@ use file_server::queue::QueueServer;
 use guest_abi::hostfs::{AVAIL_OFFSET, QUEUE_SIZE, USED_OFFSET};
 use vm_memory::{Bytes, GuestAddress};
 
-pub const RAM: u64 = 8 << 20;
+pub const RAM: u64 = 16 << 20;
 pub const AREA: u64 = 0x10_0000;
-const RINGS: u64 = AREA + 4096;
 const REQ_BUF: u64 = 0x20_0000;
 const REPLY_BUF: u64 = 0x40_0000;
 pub const REPLY_CAP: u32 = 1 << 20;
@@ -92,16 +91,25 @@ pub struct Driver<'m> {
     avail_idx: u16,
     used_idx: u16,
     unique: u64,
+    rings: u64,
+    bufs: u64,
 }
 
 impl<'m> Driver<'m> {
     /// Serves `root` (read-only when asked) on queue 0 and sends INIT.
     pub fn new(ram: &'m GuestRam, root: &Path, read_only: bool) -> Self {
-        let fs = file_server::process::open_mount(&file_server::MountSpec { queue: 0, read_only, source: root.to_path_buf() })
+        Self::on_queue(ram, 0, root, read_only)
+    }
+
+    /// As [`Driver::new`], on queue `queue` (its own rings and buffers).
+    pub fn on_queue(ram: &'m GuestRam, queue: u32, root: &Path, read_only: bool) -> Self {
+        let fs = file_server::process::open_mount(&file_server::MountSpec { queue, read_only, source: root.to_path_buf() })
             .expect("open mount");
         let bells = ram.doorbells(AREA).expect("doorbells");
-        let server = QueueServer::new(ram.mem(), bells, AREA, 0, fs).expect("queue");
-        let mut d = Self { ram, server, avail_idx: 0, used_idx: 0, unique: 0 };
+        let server = QueueServer::new(ram.mem(), bells, AREA, queue, fs).expect("queue");
+        let rings = AREA + 4096 * (1 + u64::from(queue));
+        let bufs = u64::from(queue) * 0x40_0000;
+        let mut d = Self { ram, server, avail_idx: 0, used_idx: 0, unique: 0, rings, bufs };
         let mut init = Vec::new();
         for v in [7u32, 31, 1 << 17, 0] {
             init.extend_from_slice(&v.to_le_bytes());
@@ -127,19 +135,19 @@ impl<'m> Driver<'m> {
         d.extend_from_slice(&len.to_le_bytes());
         d.extend_from_slice(&flags.to_le_bytes());
         d.extend_from_slice(&next.to_le_bytes());
-        self.write(RINGS + u64::from(i) * 16, &d);
+        self.write(self.rings + u64::from(i) * 16, &d);
     }
 
     /// Makes chain `head` available, lets the server serve, returns the used entry (id, len).
     pub fn submit(&mut self, head: u16) -> (u32, u32) {
-        self.write(RINGS + AVAIL_OFFSET + 4 + 2 * u64::from(self.avail_idx % QUEUE_SIZE), &head.to_le_bytes());
+        self.write(self.rings + AVAIL_OFFSET + 4 + 2 * u64::from(self.avail_idx % QUEUE_SIZE), &head.to_le_bytes());
         self.avail_idx = self.avail_idx.wrapping_add(1);
-        self.write(RINGS + AVAIL_OFFSET + 2, &self.avail_idx.to_le_bytes());
+        self.write(self.rings + AVAIL_OFFSET + 2, &self.avail_idx.to_le_bytes());
         let served = self.server.serve_available();
         assert_eq!(served, 1, "one chain served");
-        let idx = u16::from_le_bytes(self.read(RINGS + USED_OFFSET + 2, 2).try_into().expect("2"));
+        let idx = u16::from_le_bytes(self.read(self.rings + USED_OFFSET + 2, 2).try_into().expect("2"));
         assert_eq!(idx, self.used_idx.wrapping_add(1), "one used entry published");
-        let e = self.read(RINGS + USED_OFFSET + 4 + 8 * u64::from(self.used_idx % QUEUE_SIZE), 8);
+        let e = self.read(self.rings + USED_OFFSET + 4 + 8 * u64::from(self.used_idx % QUEUE_SIZE), 8);
         self.used_idx = idx;
         (u32::from_le_bytes(e[..4].try_into().expect("4")), u32::from_le_bytes(e[4..].try_into().expect("4")))
     }
@@ -147,11 +155,11 @@ impl<'m> Driver<'m> {
     /// Makes chain `head` available and checks that the server takes it but publishes no used
     /// entry (a head outside the descriptor table has nothing to return).
     pub fn submit_unanswered(&mut self, head: u16) {
-        self.write(RINGS + AVAIL_OFFSET + 4 + 2 * u64::from(self.avail_idx % QUEUE_SIZE), &head.to_le_bytes());
+        self.write(self.rings + AVAIL_OFFSET + 4 + 2 * u64::from(self.avail_idx % QUEUE_SIZE), &head.to_le_bytes());
         self.avail_idx = self.avail_idx.wrapping_add(1);
-        self.write(RINGS + AVAIL_OFFSET + 2, &self.avail_idx.to_le_bytes());
+        self.write(self.rings + AVAIL_OFFSET + 2, &self.avail_idx.to_le_bytes());
         assert_eq!(self.server.serve_available(), 1, "the chain is taken");
-        let idx = u16::from_le_bytes(self.read(RINGS + USED_OFFSET + 2, 2).try_into().expect("2"));
+        let idx = u16::from_le_bytes(self.read(self.rings + USED_OFFSET + 2, 2).try_into().expect("2"));
         assert_eq!(idx, self.used_idx, "no used entry");
     }
 
@@ -170,16 +178,16 @@ impl<'m> Driver<'m> {
             req.extend_from_slice(&v.to_le_bytes());
         }
         req.extend_from_slice(body);
-        self.write(REQ_BUF, &req);
-        self.write(REPLY_BUF, &vec![0u8; 64]);
-        self.desc(0, REQ_BUF, len, 1, 1);
-        self.desc(1, REPLY_BUF, REPLY_CAP, 2, 0);
+        self.write(self.bufs + REQ_BUF, &req);
+        self.write(self.bufs + REPLY_BUF, &vec![0u8; 64]);
+        self.desc(0, self.bufs + REQ_BUF, len, 1, 1);
+        self.desc(1, self.bufs + REPLY_BUF, REPLY_CAP, 2, 0);
         let (id, used_len) = self.submit(0);
         assert_eq!(id, 0, "the used entry names the chain's head");
         if used_len == 0 {
             return Reply { error: i32::MIN, body: Vec::new(), used_len };
         }
-        let out = self.read(REPLY_BUF, used_len as usize);
+        let out = self.read(self.bufs + REPLY_BUF, used_len as usize);
         let hdr_len = u32::from_le_bytes(out[..4].try_into().expect("4"));
         assert_eq!(hdr_len, used_len, "out header length = used length");
         let error = i32::from_le_bytes(out[4..8].try_into().expect("4"));
