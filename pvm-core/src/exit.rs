@@ -123,9 +123,16 @@ fn run(args: &RunArgs) -> ExitCode {
         BackendChoice::Soft => BackendKind::Soft,
         BackendChoice::Kvm => BackendKind::Kvm,
     };
-    let setup = match boot::assemble(&launch, &opts, kind) {
+    let (setup, server) = match boot::assemble(&launch, &opts, kind) {
         Ok(s) => s,
         Err(e) => return fail(PVM_FAILED, e),
+    };
+    // F runs while the VM does; dropping it (after `backend.run`, or on an early return)
+    // kills and reaps it. Spawned from this thread, which lives as long as the VM (the
+    // parent-death signal follows the forking thread).
+    let _file_server = match server.map(|cfg| file_server::FileServer::start(&cfg, setup.memory.fd())).transpose() {
+        Ok(f) => f,
+        Err(e) => return fail(PVM_FAILED, format!("starting the file server: {e}")),
     };
     let mut backend: Box<dyn Backend> = match choice {
         BackendChoice::Soft => Box::new(SoftBackend),
