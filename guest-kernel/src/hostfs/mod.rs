@@ -90,7 +90,7 @@ fn session(gpa: u64, q: u32) -> Result<Arc<FuseClient>, Errno> {
     let ring = phys_to_virt(gpa + (1 + u64::from(q)) * PAGE_SIZE);
     // SAFETY: q < MAX_HOSTFS_MOUNTS was checked, so the doorbell lies in the config page.
     let bell = unsafe { core::ptr::addr_of!((*(phys_to_virt(gpa) as *const HostfsConfig)).doorbells[q as usize]) };
-    let notify = if crate::platform::hw::active() { Notify::Poll } else { Notify::Futex };
+    let notify = if crate::platform::hw::active() { Notify::Port(q) } else { Notify::Futex };
     // SAFETY: queue q's page lies in the area (q < queues, checked in `read_table`), which the
     // frame allocator never hands out; each queue index is used by one driver only.
     let queue = unsafe { Queue::new(ring, bell, KernelMem, notify) };

@@ -41,9 +41,23 @@ const WAIT_SLICE_NS: u64 = 10_000_000;
 pub enum Notify {
     /// Soft backend: shared futexes on the doorbell words.
     Futex,
-    /// No wake-up calls (KVM without a doorbell exit yet): the device polls `kick`, the
-    /// driver polls `done`.
-    Poll,
+    /// KVM backend: `out` to `HOSTFS_PORT` for this queue index (H wakes F, and waits on
+    /// `done` for the vCPU), per the convention in `guest_abi::hostfs`.
+    Port(u32),
+}
+
+/// `out HOSTFS_PORT` with `op`, the queue, the `done` value seen and a timeout (ns); returns
+/// H's `rax` (0 done changed, 1 timed out, negative errno).
+fn port_doorbell(op: u64, queue: u32, seen: u32, timeout_ns: u64) -> i64 {
+    let ret: u64;
+    // SAFETY: the port write exits to H (KVM backend only: the caller checked), which reads
+    // the registers and writes rax; nothing else changes.
+    unsafe {
+        core::arch::asm!("out dx, eax", in("dx") guest_abi::hostfs::HOSTFS_PORT,
+             inlateout("rax") op => ret, in("rdi") u64::from(queue), in("rsi") u64::from(seen),
+             in("r10") timeout_ns, options(nostack, preserves_flags));
+    }
+    ret as i64
 }
 
 /// `struct virtq_desc`.
@@ -261,8 +275,11 @@ impl<M: Memory> Queue<M> {
         drop(st);
         let (kick, _, _) = self.bell();
         kick.fetch_add(1, Ordering::Release);
-        if self.notify == Notify::Futex {
-            futex_wake(kick, 1);
+        match self.notify {
+            Notify::Futex => futex_wake(kick, 1),
+            Notify::Port(q) => {
+                port_doorbell(guest_abi::hostfs::HOSTFS_OP_KICK, q, 0, 0);
+            }
         }
         Ok(Some(head))
     }
@@ -297,9 +314,16 @@ impl<M: Memory> Queue<M> {
                     return Ok((f.reply, len));
                 }
             }
-            match self.notify {
-                Notify::Futex => futex_wait_timeout(done, seen, WAIT_SLICE_NS),
-                Notify::Poll => core::hint::spin_loop(),
+            self.sleep(done, seen);
+        }
+    }
+
+    /// Sleeps until `done` moves past `seen` or a wait slice passes.
+    fn sleep(&self, done: &AtomicU32, seen: u32) {
+        match self.notify {
+            Notify::Futex => futex_wait_timeout(done, seen, WAIT_SLICE_NS),
+            Notify::Port(q) => {
+                port_doorbell(guest_abi::hostfs::HOSTFS_OP_WAIT, q, seen, WAIT_SLICE_NS);
             }
         }
     }
@@ -311,10 +335,7 @@ impl<M: Memory> Queue<M> {
         if broken.load(Ordering::Acquire) != 0 || self.state.lock().broken {
             return Err(Errno::EIO);
         }
-        match self.notify {
-            Notify::Futex => futex_wait_timeout(done, seen, WAIT_SLICE_NS),
-            Notify::Poll => core::hint::spin_loop(),
-        }
+        self.sleep(done, seen);
         Ok(())
     }
 }
