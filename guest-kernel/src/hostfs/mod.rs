@@ -98,6 +98,20 @@ fn session(gpa: u64, q: u32) -> Result<Arc<FuseClient>, Errno> {
     FuseClient::init(transport).map(Arc::new)
 }
 
+/// Creates the directory `path` and its missing parents (mode 0755) where the filesystems
+/// holding them are writable, as Docker does for volume targets; errors are left to the
+/// mount that follows (`ENOENT`, `EROFS`).
+fn make_mount_point(path: &[u8]) {
+    let vfs = crate::fs::vfs();
+    let mut ctx = guest_fs::FsContext::new(vfs);
+    ctx.umask = 0;
+    let fds = guest_fs::FdTable::new();
+    let ends = path.iter().enumerate().skip(1).filter(|&(_, &b)| b == b'/').map(|(i, _)| i);
+    for end in ends.chain(core::iter::once(path.len())) {
+        let _ = guest_fs::mkdirat(vfs, &ctx, &fds, guest_fs::AT_FDCWD, &path[..end], 0o755);
+    }
+}
+
 /// Makes the mounts of the boot mount table, in order (the root first when H sent one).
 /// A root that cannot be mounted ends the boot (nothing could run); other failures are
 /// logged and that mount is skipped.
@@ -122,6 +136,9 @@ pub fn mount_boot_table(bi: &BootInfo) {
             crate::fs::mount_config_tmpfs(m)
         } else {
             let ro = m.flags & MOUNT_READ_ONLY != 0;
+            if m.flags & MOUNT_ROOT == 0 {
+                make_mount_point(path);
+            }
             session(gpa, m.queue).and_then(|client| {
                 let fs = HostFs::new(client, ro, "hostfs");
                 crate::fs::mount_fs(path, Arc::new(fs), ro)
