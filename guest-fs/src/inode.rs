@@ -196,6 +196,8 @@ pub(crate) struct InodeState {
     pub body: Body,
     /// Extended attributes (`xattr(7)`), name -> value (in-memory store only).
     pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// `flock(2)` locks held on this inode.
+    pub flocks: crate::sys::lock::Flocks,
 }
 
 impl InodeState {
@@ -325,6 +327,7 @@ impl Inode {
                 btime: now,
                 body,
                 xattrs: BTreeMap::new(),
+                flocks: Default::default(),
             }),
             shared: shared.clone(),
         }

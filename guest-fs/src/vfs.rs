@@ -258,6 +258,13 @@ impl Vfs {
         *self.shared.room.write() = Some(room);
     }
 
+    /// Installs `notify`, called when a description's last reference goes while it held a
+    /// `flock(2)` lock (the kernel wakes threads blocked in `flock`). Process-wide: the last
+    /// call wins.
+    pub fn set_unlock_notify(&self, notify: fn()) {
+        *crate::file::UNLOCK_NOTIFY.write() = Some(notify);
+    }
+
     /// Limits the bytes of file data (tmpfs `size=`); `u64::MAX` for no limit.
     pub fn set_data_limit(&self, bytes: u64) {
         self.shared.limit.store(bytes, Ordering::Relaxed);

@@ -22,6 +22,11 @@ fn fd(v: u64) -> i32 {
     v as i32
 }
 
+/// Refreshes `/proc` before a lookup that may need it (for other syscall modules).
+pub fn refresh_proc(cx: &Ctx<'_>, path: &[u8]) {
+    proc_hook(cx, path);
+}
+
 /// Refreshes `/proc` before a lookup that may need it.
 fn proc_hook(cx: &Ctx<'_>, path: &[u8]) {
     let in_proc = path.starts_with(b"/proc") || (path.first() != Some(&b'/') && {
@@ -822,19 +827,4 @@ pub fn sendfile(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
         cx.write(offp, &o)?;
     }
     Ok(done as i64)
-}
-
-/// `fallocate(2)`: mode 0 extends the file like `posix_fallocate`.
-pub fn fallocate(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
-    if a[1] != 0 {
-        return Err(Errno::EOPNOTSUPP);
-    }
-    let p = cx.proc();
-    let fds = p.fds.lock().clone();
-    let st = gfs::fstat(&fds, fd(a[0]))?;
-    let end = (a[2] as i64).checked_add(a[3] as i64).ok_or(Errno::EFBIG)?;
-    if end > st.st_size {
-        gfs::ftruncate(&fds, fd(a[0]), end)?;
-    }
-    Ok(0)
 }
