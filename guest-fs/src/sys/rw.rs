@@ -324,9 +324,11 @@ pub fn syncfs(fds: &FdTable, fd: i32) -> Result<()> {
 
 /// `FALLOC_FL_KEEP_SIZE`.
 pub const FALLOC_FL_KEEP_SIZE: u32 = 1;
+/// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE` (punching requires keeping the size).
+const FALLOC_PUNCH: u32 = 3;
 
-/// `fallocate(2)`: mode 0 (allocate, extending the size like `posix_fallocate`) and
-/// `FALLOC_FL_KEEP_SIZE` on the in-memory store (pages of a hole are allocated when written:
+/// `fallocate(2)`: mode 0 (allocate, extending the size like `posix_fallocate`),
+/// `FALLOC_FL_KEEP_SIZE` and `FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE` on the in-memory store (pages of a hole are allocated when written:
 /// tmpfs reserves, we do not); a mounted filesystem gets every mode. `EINVAL` for
 /// `offset < 0` or `len <= 0`, `EFBIG` past the largest size, `EBADF` unless open for
 /// writing, `EISDIR`, `ENODEV` for non-regular files, `ESPIPE` for pipes, `EOPNOTSUPP` for
@@ -366,6 +368,15 @@ pub fn fallocate(fds: &FdTable, fd: i32, mode: u32, offset: i64, len: i64) -> Re
             Ok(())
         }
         FALLOC_FL_KEEP_SIZE => Ok(()),
+        FALLOC_PUNCH => {
+            let now = inode.shared.now();
+            let shared = inode.shared.clone();
+            let mut st = inode.lock();
+            let f = st.file_mut().ok_or(Errno::ENODEV)?;
+            f.punch_hole(&shared, offset as u64, len as u64);
+            st.touch_modify(now);
+            Ok(())
+        }
         _ => Err(Errno::EOPNOTSUPP),
     }
 }

@@ -263,8 +263,25 @@ pub fn openat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) ->
     proc_hook(cx, &path);
     let p = cx.proc();
     let ctx = p.fs.lock().clone();
+    let (tid, dirfd32, flags32) = (cx.t.tid, fd(dirfd), flags as u32);
+    // A FIFO open waiting for its other side re-runs here (crate::fifo).
+    let resumed = crate::fifo::resume(tid, dirfd32, &path, flags32);
+    let (file, partner) = match resumed {
+        Some(r) => r,
+        None => {
+            p.fds.lock().lowest_free(0)?;
+            let snapshot = p.fds.lock().clone();
+            let file = gfs::open_file(vfs(), &ctx, &snapshot, dirfd32, &path, flags32, mode as u32)?;
+            let partner = crate::fifo::partner_opens(&file);
+            (file, partner)
+        }
+    };
+    if crate::fifo::must_wait(&file, partner) {
+        crate::fifo::park(tid, dirfd32, &path, flags32, file, partner);
+        return Err(super::EBLOCK);
+    }
     let mut fds = p.fds.lock();
-    let new_fd = gfs::openat(vfs(), &ctx, &mut fds, fd(dirfd), &path, flags as u32, mode as u32)?;
+    let new_fd = fds.alloc(file, flags32 & 0o2_000_000 != 0, 0)?;
     if let Ok(file) = fds.get(new_fd) {
         let base = if path.first() == Some(&b'/') {
             Some(Vec::new())

@@ -33,7 +33,7 @@ pub fn flock(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
             }
             Ok(0)
         }
-        Err(Errno::EAGAIN) => Err(super::EBLOCK),
+        Err(Errno::EAGAIN) if a[1] as u32 & gfs::LOCK_NB == 0 => Err(super::EBLOCK),
         Err(e) => Err(e),
     }
 }
