@@ -13,6 +13,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(errno)`
 fn errno(e: std::io::Error) -> Errno {
     Errno(e.raw_os_error().unwrap_or(5) as u32)
 }
