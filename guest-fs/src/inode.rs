@@ -97,6 +97,8 @@ pub(crate) struct FsShared {
     pub dev: (u32, u32),
     /// Mounted read-only: every change fails with `EROFS`.
     pub read_only: AtomicBool,
+    /// A procfs: its symlinks other than `self` are "magic links" (`RESOLVE_NO_MAGICLINKS`).
+    pub magic_links: AtomicBool,
     /// The filesystem behind [`Body::Foreign`] inodes; `None` for the in-memory store.
     pub fs: Option<Arc<dyn Filesystem>>,
     pub next_ino: AtomicU64,
@@ -117,6 +119,7 @@ impl FsShared {
             clock,
             dev,
             read_only: AtomicBool::new(false),
+            magic_links: AtomicBool::new(false),
             fs,
             next_ino: AtomicU64::new(1),
             inodes: AtomicU64::new(0),

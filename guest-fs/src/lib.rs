@@ -61,7 +61,7 @@ pub use sys::meta::{
     statx, utimensat,
 };
 pub use sys::names::{decode_dev, linkat, mkdirat, mknodat, readlinkat, renameat2, symlinkat, unlinkat};
-pub use sys::open::{open_file, openat};
+pub use sys::open::{open_file, open_file2, openat, openat2};
 pub use sys::rw::{FALLOC_FL_KEEP_SIZE, MAX_RW_COUNT, fallocate, fsync, fsync_data, ftruncate, syncfs, lseek, pread64, pwrite64, read, truncate, write};
 pub use sys::xattr::{XATTR_NAME_MAX, XATTR_SIZE_MAX, XattrTarget, getxattr, listxattr, removexattr, setxattr};
 pub use time::{Clock, Timespec};

@@ -438,6 +438,7 @@ impl Vfs {
         };
         note(self.mount_point(b"/proc", 0o555).and_then(|()| {
             let root = self.new_tmpfs(u64::MAX, 0o555);
+            root.shared.magic_links.store(true, Ordering::Relaxed);
             self.mount(b"/proc", root, "proc", "proc", false)
         }));
         note(self.mount_point(b"/dev", 0o755).and_then(|()| {

@@ -427,3 +427,48 @@ fn host_root_replaces_the_root() {
     let _ = std::fs::remove_dir_all(&host);
 }
 
+
+#[test]
+fn openat2_resolve_rules() {
+    let (vfs, ctx, _) = setup();
+    mkdir(&vfs, &ctx, "/jail").unwrap();
+    mkdir(&vfs, &ctx, "/jail/d").unwrap();
+    put(&vfs, &ctx, "/jail/d/f", b"in");
+    put(&vfs, &ctx, "/outside", b"out");
+    let fds0 = FdTable::new();
+    symlinkat(&vfs, &ctx, &fds0, b"/outside", AT_FDCWD, b"/jail/abs").unwrap();
+    symlinkat(&vfs, &ctx, &fds0, b"../outside", AT_FDCWD, b"/jail/rel").unwrap();
+    symlinkat(&vfs, &ctx, &fds0, b"d/f", AT_FDCWD, b"/jail/inner").unwrap();
+    vfs.mount_tmpfs(b"/jail/m", u64::MAX, 0o755).unwrap();
+    let ctx = FsContext::new(&vfs);
+    let mut fds = FdTable::new();
+    let jail = open(&vfs, &ctx, &mut fds, "/jail", O_RDONLY | O_DIRECTORY, 0).unwrap();
+    let o2 = |fds: &mut FdTable, p: &str, resolve: u32| -> Result<Vec<u8>> {
+        let fd = openat2(&vfs, &ctx, fds, jail, p.as_bytes(), u64::from(O_RDONLY), 0, u64::from(resolve))?;
+        let mut b = [0u8; 16];
+        let n = read(fds, fd, &mut b).unwrap_or(0);
+        close(fds, fd).unwrap();
+        Ok(b[..n].to_vec())
+    };
+    use linux_raw_sys::general::{RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV};
+    assert_eq!(o2(&mut fds, "d/f", RESOLVE_BENEATH).unwrap(), b"in");
+    assert_eq!(o2(&mut fds, "inner", RESOLVE_BENEATH).unwrap(), b"in");
+    assert_eq!(o2(&mut fds, "d/../d/f", RESOLVE_BENEATH).unwrap(), b"in");
+    assert_eq!(o2(&mut fds, "../outside", RESOLVE_BENEATH), Err(Errno::EXDEV));
+    assert_eq!(o2(&mut fds, "/outside", RESOLVE_BENEATH), Err(Errno::EXDEV));
+    assert_eq!(o2(&mut fds, "abs", RESOLVE_BENEATH), Err(Errno::EXDEV));
+    assert_eq!(o2(&mut fds, "rel", RESOLVE_BENEATH), Err(Errno::EXDEV));
+    // IN_ROOT: "/" and ".." stop at the starting directory.
+    assert_eq!(o2(&mut fds, "/d/f", RESOLVE_IN_ROOT).unwrap(), b"in");
+    assert_eq!(o2(&mut fds, "../../d/f", RESOLVE_IN_ROOT).unwrap(), b"in");
+    assert_eq!(o2(&mut fds, "abs", RESOLVE_IN_ROOT), Err(Errno::ENOENT), "/outside inside the root is absent");
+    assert_eq!(o2(&mut fds, "inner", RESOLVE_NO_SYMLINKS), Err(Errno::ELOOP));
+    assert_eq!(o2(&mut fds, "d/f", RESOLVE_NO_SYMLINKS).unwrap(), b"in");
+    assert_eq!(o2(&mut fds, "m/.", RESOLVE_NO_XDEV), Err(Errno::EXDEV), "entering a mount");
+    assert_eq!(o2(&mut fds, "m", 0).unwrap(), b"");
+    let r = openat2(&vfs, &ctx, &mut fds, jail, b"d/f", 0, 0, u64::from(RESOLVE_BENEATH | RESOLVE_IN_ROOT));
+    assert_eq!(r, Err(Errno::EINVAL));
+    assert_eq!(openat2(&vfs, &ctx, &mut fds, jail, b"d/f", 0, 0o644, 0), Err(Errno::EINVAL), "mode without O_CREAT");
+    assert_eq!(openat2(&vfs, &ctx, &mut fds, jail, b"d/f", 1 << 40, 0, 0), Err(Errno::EINVAL));
+    assert_eq!(openat2(&vfs, &ctx, &mut fds, jail, b"d/f", 0, 0, 1 << 6), Err(Errno::EINVAL));
+}

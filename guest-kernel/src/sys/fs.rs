@@ -259,6 +259,26 @@ pub fn writev(cx: &mut Ctx<'_>, a: [u64; 6], offset: Option<u64>) -> KResult {
 
 /// `openat(2)` (and `open(2)` with `AT_FDCWD`).
 pub fn openat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) -> KResult {
+    open_common(cx, dirfd, path, flags, mode, None)
+}
+
+/// `openat2(2)`: `struct open_how` is `{ u64 flags, u64 mode, u64 resolve }` (24 bytes);
+/// `EINVAL` for a smaller `size` or more than a page, `E2BIG` when bytes past the known
+/// fields are not zero (the extensible-struct rule).
+pub fn openat2(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let size = a[3] as usize;
+    if size < 24 || size > 4096 {
+        return Err(Errno::EINVAL);
+    }
+    let how = cx.copy_in(a[2], size)?;
+    if how[24..].iter().any(|&b| b != 0) {
+        return Err(Errno::E2BIG);
+    }
+    let word = |i: usize| u64::from_le_bytes(how[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    open_common(cx, a[0], a[1], word(0), word(1), Some(word(2)))
+}
+
+fn open_common(cx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64, resolve: Option<u64>) -> KResult {
     let path = cx.path(path)?;
     proc_hook(cx, &path);
     let p = cx.proc();
@@ -271,7 +291,10 @@ pub fn openat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) ->
         None => {
             p.fds.lock().lowest_free(0)?;
             let snapshot = p.fds.lock().clone();
-            let file = gfs::open_file(vfs(), &ctx, &snapshot, dirfd32, &path, flags32, mode as u32)?;
+            let file = match resolve {
+                None => gfs::open_file(vfs(), &ctx, &snapshot, dirfd32, &path, flags32, mode as u32)?,
+                Some(r) => gfs::open_file2(vfs(), &ctx, &snapshot, dirfd32, &path, flags, mode, r)?,
+            };
             let partner = crate::fifo::partner_opens(&file);
             (file, partner)
         }

@@ -172,6 +172,7 @@ pub fn dispatch(cx: &mut Ctx<'_>, n: u64) -> SysRet {
         nr::__NR_write => ret(fs::write(cx, a)),
         nr::__NR_open => ret(fs::openat(cx, fs::AT_FDCWD as u64, a[0], a[1], a[2])),
         nr::__NR_openat => ret(fs::openat(cx, a[0], a[1], a[2], a[3])),
+        nr::__NR_openat2 => ret(fs::openat2(cx, a)),
         nr::__NR_close => ret(fs::close(cx, a)),
         nr::__NR_stat => ret(fs::fstatat(cx, fs::AT_FDCWD as u64, a[0], a[1], 0)),
         nr::__NR_lstat => ret(fs::fstatat(cx, fs::AT_FDCWD as u64, a[0], a[1], fs::AT_SYMLINK_NOFOLLOW)),
