@@ -15,6 +15,8 @@ pub struct FsContext {
     pub(crate) cwd: InodeRef,
     /// The mount table walks consult (the process's mount namespace).
     pub(crate) mounts: Arc<MountTable>,
+    /// `openat2` `RESOLVE_*` flags of the walk in progress (0 for every other call).
+    pub(crate) resolve: u32,
     /// File mode creation mask (`umask(2)`), `0o777` bits; default `0o022`.
     pub umask: u32,
     /// Filesystem user id used for permission checks and new-file ownership (0 = root).
@@ -32,6 +34,7 @@ impl FsContext {
             root: vfs.root(),
             cwd: vfs.root(),
             mounts: vfs.mounts().clone(),
+            resolve: 0,
             umask: 0o022,
             uid: 0,
             gid: 0,

@@ -90,6 +90,10 @@ pub(crate) enum Target {
     Foreign { file: Arc<dyn FileOps>, inode: InodeRef },
 }
 
+/// The kernel's "a lock was released" hook (one per kernel; see
+/// [`crate::Vfs::set_unlock_notify`]).
+pub(crate) static UNLOCK_NOTIFY: spin::RwLock<Option<fn()>> = spin::RwLock::new(None);
+
 /// Status flags `F_SETFL` may change (Linux `SETFL_MASK` less `O_DIRECT`).
 pub const SETFL_MASK: u32 = g::O_APPEND | g::O_NONBLOCK | g::O_NDELAY | g::FASYNC | g::O_NOATIME;
 
@@ -102,11 +106,33 @@ pub struct OpenFile {
     pub(crate) pos: Mutex<u64>,
     /// Absolute path it was opened by, if the opener recorded one (`/proc/<pid>/fd/N`).
     path: Mutex<Option<Vec<u8>>>,
+    /// The inode this description holds a `flock(2)` lock on.
+    flocked: Mutex<crate::sys::lock::Holder>,
+    /// Called after a lock was released by a drop (the kernel wakes lock waiters).
+    unlock_notify: Option<fn()>,
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        if let Some(i) = self.flocked.get_mut().take()
+            && crate::sys::lock::release_on_drop(self, &i)
+            && let Some(n) = self.unlock_notify
+        {
+            n();
+        }
+    }
 }
 
 impl OpenFile {
     pub(crate) fn new(target: Target, flags: u32) -> Arc<Self> {
-        Arc::new(Self { target, flags: AtomicU32::new(flags), pos: Mutex::new(0), path: Mutex::new(None) })
+        Arc::new(Self {
+            target,
+            flags: AtomicU32::new(flags),
+            pos: Mutex::new(0),
+            path: Mutex::new(None),
+            flocked: Mutex::new(None),
+            unlock_notify: *UNLOCK_NOTIFY.read(),
+        })
     }
 
     /// Wraps a kernel object; `flags` = access mode and status flags (`O_RDONLY`,
@@ -119,6 +145,10 @@ impl OpenFile {
     /// `/proc/<pid>/fd/N`; Linux keeps the dentry, we keep the name).
     pub fn set_path(&self, path: Vec<u8>) {
         *self.path.lock() = Some(path);
+    }
+
+    pub(crate) fn set_flocked(&self, inode: crate::sys::lock::Holder) {
+        *self.flocked.lock() = inode;
     }
 
     /// The path recorded with [`Self::set_path`].

@@ -114,14 +114,12 @@ pub(crate) fn read_all(inode: &InodeRef) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Records that the cached object `node` was renamed to `name` in `dir` (so `..` and
-/// `getcwd` from inside it follow), and caches it there.
+/// Records that the cached object `node` was renamed to `name` in `dir`, so `..` and
+/// `getcwd` from inside it (a working directory) follow. The new name is not cached with
+/// this object: the next lookup asks the filesystem (whose objects may be path-based).
 pub(crate) fn moved(node: &InodeRef, dir: &InodeRef, name: &[u8]) {
     if let Some(f) = node.lock().foreign_mut() {
         f.parent = Arc::downgrade(dir);
         f.name = name.to_vec();
-    }
-    if let Some(f) = dir.lock().foreign_mut() {
-        f.children.insert(name.to_vec(), node.clone());
     }
 }

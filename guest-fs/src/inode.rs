@@ -97,6 +97,8 @@ pub(crate) struct FsShared {
     pub dev: (u32, u32),
     /// Mounted read-only: every change fails with `EROFS`.
     pub read_only: AtomicBool,
+    /// A procfs: its symlinks other than `self` are "magic links" (`RESOLVE_NO_MAGICLINKS`).
+    pub magic_links: AtomicBool,
     /// The filesystem behind [`Body::Foreign`] inodes; `None` for the in-memory store.
     pub fs: Option<Arc<dyn Filesystem>>,
     pub next_ino: AtomicU64,
@@ -117,6 +119,7 @@ impl FsShared {
             clock,
             dev,
             read_only: AtomicBool::new(false),
+            magic_links: AtomicBool::new(false),
             fs,
             next_ino: AtomicU64::new(1),
             inodes: AtomicU64::new(0),
@@ -196,6 +199,8 @@ pub(crate) struct InodeState {
     pub body: Body,
     /// Extended attributes (`xattr(7)`), name -> value (in-memory store only).
     pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// `flock(2)` locks held on this inode.
+    pub flocks: crate::sys::lock::Flocks,
 }
 
 impl InodeState {
@@ -325,6 +330,7 @@ impl Inode {
                 btime: now,
                 body,
                 xattrs: BTreeMap::new(),
+                flocks: Default::default(),
             }),
             shared: shared.clone(),
         }

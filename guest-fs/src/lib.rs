@@ -55,13 +55,14 @@ pub use sys::dents::getdents64;
 pub use sys::exec::{open_exec, read_inode, read_whole_file};
 pub use sys::fd::{close, dup, dup2, dup3, fcntl};
 pub use sys::ioctl::{self as ioctls, ioctl, ioctl_arg_size};
+pub use sys::lock::{LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock};
 pub use sys::meta::{
     UTIME_NOW, UTIME_OMIT, faccessat, fchmod, fchmodat, fchown, fchownat, fstat, fstatfs, newfstatat, statfs,
     statx, utimensat,
 };
 pub use sys::names::{decode_dev, linkat, mkdirat, mknodat, readlinkat, renameat2, symlinkat, unlinkat};
-pub use sys::open::{open_file, openat};
-pub use sys::rw::{MAX_RW_COUNT, fsync, fsync_data, ftruncate, lseek, pread64, pwrite64, read, truncate, write};
+pub use sys::open::{open_file, open_file2, openat, openat2};
+pub use sys::rw::{FALLOC_FL_KEEP_SIZE, MAX_RW_COUNT, fallocate, fsync, fsync_data, ftruncate, syncfs, lseek, pread64, pwrite64, read, truncate, write};
 pub use sys::xattr::{XATTR_NAME_MAX, XATTR_SIZE_MAX, XattrTarget, getxattr, listxattr, removexattr, setxattr};
 pub use time::{Clock, Timespec};
 pub use tty::{Termios, TtyState};

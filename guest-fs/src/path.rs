@@ -9,6 +9,7 @@ use crate::inode::{Body, FileType, InodeRef};
 use crate::perm::{self, MAY_EXEC};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use linux_raw_sys::general as g;
 
 /// `PATH_MAX`: the longest path, including its terminating NUL.
 pub const PATH_MAX: usize = 4096;
@@ -80,6 +81,43 @@ pub(crate) fn enter_mounts(ctx: &FsContext, dir: InodeRef) -> InodeRef {
     cur
 }
 
+/// [`enter_mounts`] for a walk: `EXDEV` under `RESOLVE_NO_XDEV` when it would cross.
+fn enter_checked(ctx: &FsContext, dir: InodeRef) -> Result<InodeRef> {
+    if ctx.resolve & g::RESOLVE_NO_XDEV != 0 && ctx.mounts.covering(&dir).is_some() {
+        return Err(Errno::EXDEV);
+    }
+    Ok(enter_mounts(ctx, dir))
+}
+
+/// Checks a symlink met by a walk against `RESOLVE_NO_SYMLINKS` / `RESOLVE_NO_MAGICLINKS`
+/// (`ELOOP`, `openat2(2)`), and counts it against [`MAX_SYMLINKS`].
+pub(crate) fn may_follow(ctx: &FsContext, link: &InodeRef, name: &[u8], links: &mut u32) -> Result<()> {
+    if ctx.resolve & g::RESOLVE_NO_SYMLINKS != 0 {
+        return Err(Errno::ELOOP);
+    }
+    if ctx.resolve & g::RESOLVE_NO_MAGICLINKS != 0
+        && link.shared.magic_links.load(core::sync::atomic::Ordering::Relaxed)
+        && name != b"self"
+        && name != b"thread-self"
+    {
+        return Err(Errno::ELOOP);
+    }
+    *links += 1;
+    if *links > MAX_SYMLINKS {
+        return Err(Errno::ELOOP);
+    }
+    Ok(())
+}
+
+/// The directory an absolute path (or absolute symlink target) starts from: the process
+/// root, or `EXDEV` under `RESOLVE_BENEATH`.
+fn absolute_start(ctx: &FsContext) -> Result<InodeRef> {
+    if ctx.resolve & g::RESOLVE_BENEATH != 0 {
+        return Err(Errno::EXDEV);
+    }
+    Ok(ctx.root.clone())
+}
+
 /// The parent of directory `dir` inside its own filesystem (itself at the filesystem's root);
 /// `ENOENT` for a removed directory whose parent is gone.
 pub(crate) fn fs_parent(dir: &InodeRef) -> Result<InodeRef> {
@@ -98,14 +136,16 @@ fn parent_of(ctx: &FsContext, dir: &InodeRef) -> Result<InodeRef> {
     let mut cur = dir.clone();
     loop {
         if Arc::ptr_eq(&cur, &ctx.root) {
-            return Ok(cur);
+            // `RESOLVE_BENEATH`: `..` may not leave the starting directory.
+            return if ctx.resolve & g::RESOLVE_BENEATH != 0 { Err(Errno::EXDEV) } else { Ok(cur) };
         }
         match ctx.mounts.mountpoint_of(&cur) {
+            Some(_) if ctx.resolve & g::RESOLVE_NO_XDEV != 0 => return Err(Errno::EXDEV),
             Some(p) => cur = p,
             None => break,
         }
     }
-    Ok(enter_mounts(ctx, fs_parent(&cur)?))
+    enter_checked(ctx, fs_parent(&cur)?)
 }
 
 /// The root of the mount `dir` is in, as seen from `ctx` (walking `..` inside the
@@ -169,7 +209,7 @@ pub(crate) fn walk(
     follow: bool,
     links: &mut u32,
 ) -> Result<InodeRef> {
-    let mut cur = if path.first() == Some(&b'/') { ctx.root.clone() } else { start.clone() };
+    let mut cur = if path.first() == Some(&b'/') { absolute_start(ctx)? } else { start.clone() };
     let trailing = path.last() == Some(&b'/');
     let comps: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
     for (i, comp) in comps.iter().enumerate() {
@@ -189,17 +229,14 @@ pub(crate) fn walk(
             name => {
                 let child = lookup_child(ctx, &cur, name)?.ok_or(Errno::ENOENT)?;
                 if child.file_type() == FileType::Symlink && (!is_last || follow || trailing) {
-                    *links += 1;
-                    if *links > MAX_SYMLINKS {
-                        return Err(Errno::ELOOP);
-                    }
+                    may_follow(ctx, &child, name, links)?;
                     let target = link_target(&child).ok_or(Errno::EINVAL)?;
                     if target.is_empty() {
                         return Err(Errno::ENOENT);
                     }
                     cur = walk(ctx, &cur, &target, true, links)?;
                 } else {
-                    cur = enter_mounts(ctx, child);
+                    cur = enter_checked(ctx, child)?;
                 }
             }
         }

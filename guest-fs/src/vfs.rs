@@ -258,6 +258,13 @@ impl Vfs {
         *self.shared.room.write() = Some(room);
     }
 
+    /// Installs `notify`, called when a description's last reference goes while it held a
+    /// `flock(2)` lock (the kernel wakes threads blocked in `flock`). Process-wide: the last
+    /// call wins.
+    pub fn set_unlock_notify(&self, notify: fn()) {
+        *crate::file::UNLOCK_NOTIFY.write() = Some(notify);
+    }
+
     /// Limits the bytes of file data (tmpfs `size=`); `u64::MAX` for no limit.
     pub fn set_data_limit(&self, bytes: u64) {
         self.shared.limit.store(bytes, Ordering::Relaxed);
@@ -431,6 +438,7 @@ impl Vfs {
         };
         note(self.mount_point(b"/proc", 0o555).and_then(|()| {
             let root = self.new_tmpfs(u64::MAX, 0o555);
+            root.shared.magic_links.store(true, Ordering::Relaxed);
             self.mount(b"/proc", root, "proc", "proc", false)
         }));
         note(self.mount_point(b"/dev", 0o755).and_then(|()| {

@@ -163,6 +163,8 @@ fn init_fs(bi: &BootInfo) {
     // File data lives in the heap: growth past what user memory may take fails with ENOSPC
     // (the initramfs loader included, which then ends the boot with a clear error).
     vfs.set_room_check(crate::heap::user_may_grow);
+    vfs.set_unlock_notify(crate::sys::fsx::unlock_notify);
+    vfs.set_fifo_opener(Arc::new(crate::fifo::Opener));
     let len_ok = bi.initramfs_gpa != 0
         && bi.initramfs_len > 0
         && bi.initramfs_gpa.checked_add(bi.initramfs_len).is_some_and(|e| e <= bi.mem_size);

@@ -10,6 +10,7 @@ pub mod boot;
 pub mod console;
 pub mod elf;
 pub mod exec;
+pub mod fifo;
 pub mod fs;
 pub mod futex;
 pub mod hcall;

@@ -7,6 +7,7 @@ pub mod dents;
 pub mod exec;
 pub mod fd;
 pub mod ioctl;
+pub mod lock;
 pub mod meta;
 pub mod names;
 pub mod open;

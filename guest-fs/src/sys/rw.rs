@@ -311,3 +311,72 @@ pub fn fsync_data(fds: &FdTable, fd: i32, datasync: bool) -> Result<()> {
         _ => Err(Errno::EINVAL),
     }
 }
+
+/// `syncfs(2)`: writes back the filesystem `fd` is on (a mounted filesystem's
+/// [`crate::Filesystem::sync`]; nothing to do for memory). `EBADF`; any fd works (pipes too).
+pub fn syncfs(fds: &FdTable, fd: i32) -> Result<()> {
+    let f = fds.get(fd)?;
+    match f.inode().and_then(|i| i.shared.fs.clone()) {
+        Some(fs) => fs.sync(),
+        None => Ok(()),
+    }
+}
+
+/// `FALLOC_FL_KEEP_SIZE`.
+pub const FALLOC_FL_KEEP_SIZE: u32 = 1;
+/// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE` (punching requires keeping the size).
+const FALLOC_PUNCH: u32 = 3;
+
+/// `fallocate(2)`: mode 0 (allocate, extending the size like `posix_fallocate`),
+/// `FALLOC_FL_KEEP_SIZE` and `FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE` on the in-memory store (pages of a hole are allocated when written:
+/// tmpfs reserves, we do not); a mounted filesystem gets every mode. `EINVAL` for
+/// `offset < 0` or `len <= 0`, `EFBIG` past the largest size, `EBADF` unless open for
+/// writing, `EISDIR`, `ENODEV` for non-regular files, `ESPIPE` for pipes, `EOPNOTSUPP` for
+/// other modes, `EROFS`.
+pub fn fallocate(fds: &FdTable, fd: i32, mode: u32, offset: i64, len: i64) -> Result<()> {
+    let f = fds.get(fd)?;
+    if offset < 0 || len <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    let end = offset.checked_add(len).ok_or(Errno::EFBIG)?;
+    if end as u64 > crate::filedata::MAX_FILE_SIZE {
+        return Err(Errno::EFBIG);
+    }
+    let inode = match &f.target {
+        Target::Custom { inode: None, .. } => return Err(Errno::ESPIPE),
+        Target::Custom { .. } | Target::Device { .. } => return Err(Errno::ENODEV),
+        Target::Foreign { inode, .. } | Target::Inode(inode) => inode.clone(),
+    };
+    if inode.is_dir() {
+        return Err(Errno::EISDIR);
+    }
+    if inode.file_type() != FileType::Regular {
+        return Err(Errno::ENODEV);
+    }
+    inode.shared.check_writable()?;
+    if let Target::Foreign { file, .. } = &f.target {
+        return file.fallocate(mode, offset as u64, len as u64);
+    }
+    match mode {
+        0 => {
+            if end as u64 > inode.size() {
+                set_len(&inode, end)?;
+            }
+            Ok(())
+        }
+        FALLOC_FL_KEEP_SIZE => Ok(()),
+        FALLOC_PUNCH => {
+            let now = inode.shared.now();
+            let shared = inode.shared.clone();
+            let mut st = inode.lock();
+            let f = st.file_mut().ok_or(Errno::ENODEV)?;
+            f.punch_hole(&shared, offset as u64, len as u64);
+            st.touch_modify(now);
+            Ok(())
+        }
+        _ => Err(Errno::EOPNOTSUPP),
+    }
+}

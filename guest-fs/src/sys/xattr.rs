@@ -1,7 +1,8 @@
 //! Extended attributes (`xattr(7)`, `getxattr(2)`, `setxattr(2)`, `listxattr(2)`,
 //! `removexattr(2)`): the in-memory store keeps `user.*`, `trusted.*` and `security.*` like
 //! Linux's tmpfs (`user.*` only on regular files and directories; `trusted.*` needs root,
-//! others never see it); `system.*` (POSIX ACLs) is `EOPNOTSUPP`. Mounted filesystems get
+//! others never see it); POSIX ACLs (`system.posix_acl_*`) read as absent (`ENODATA`) and
+//! cannot be set (`EOPNOTSUPP`), other `system.*` names are `EOPNOTSUPP`. Mounted filesystems get
 //! the calls after the same checks. Never `ENOSYS`.
 
 use super::{At, resolve_at};
@@ -95,6 +96,13 @@ fn may(ctx: &FsContext, i: &InodeRef, sp: Space, write: bool) -> Result<()> {
 /// `buf` is empty). `ENODATA`, `ERANGE` (buffer too small or bad name), `EOPNOTSUPP`
 /// (unknown namespace), `EACCES`, path errors.
 pub fn getxattr(ctx: &FsContext, fds: &FdTable, t: XattrTarget<'_>, name: &[u8], buf: &mut [u8]) -> Result<usize> {
+    // POSIX ACLs: none is set on the in-memory store (Linux's tmpfs with POSIX ACLs answers
+    // ENODATA; setting one is EOPNOTSUPP here).
+    if (name == b"system.posix_acl_access" || name == b"system.posix_acl_default")
+        && target_inode(ctx, fds, t)?.foreign_ops().is_none()
+    {
+        return Err(Errno::ENODATA);
+    }
     let sp = space(name)?;
     let i = target_inode(ctx, fds, t)?;
     may(ctx, &i, sp, false)?;
