@@ -55,6 +55,9 @@ pub fn main(args: &[OsString]) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    // `ps` and /proc/PID/comm show F by name (exec through /proc/self/exe would say `exe`).
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"pvm-file-server".as_ptr(), 0, 0, 0) };
     if cfg.parent_pid != 0 {
         // Die with pvm, even on SIGKILL; then check pvm did not die before that was armed.
         // SAFETY: prctl with integer arguments; getppid has no preconditions.
