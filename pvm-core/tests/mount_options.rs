@@ -194,21 +194,21 @@ fn a_dead_file_server_leaves_the_vm_running() {
     let vol = tempfile::tempdir().expect("tempdir");
     let spec = format!("{}:/mnt", s(vol.path()));
     let child = Run::pvm()
-        .args(["run", "-v", &spec, "/bin/busybox", "sleep", "2"])
+        .args(["run", "-v", &spec, "/bin/busybox", "sh", "-c", "echo up; sleep 2; echo done"])
         .timeout(Duration::from_secs(60))
         .spawn();
-    let mut f = None;
-    for _ in 0..1000 {
-        f = children_named(child.pid(), "pvm-file-server").into_iter().next();
-        if f.is_some() {
+    // The guest runs (so F served its start-up) once it printed `up`.
+    for _ in 0..3000 {
+        if child.stdout_so_far().starts_with(b"up") {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let f = f.expect("a pvm-file-server child of pvm");
+    let f = children_named(child.pid(), "pvm-file-server").into_iter().next().expect("a pvm-file-server child of pvm");
     // SAFETY: kill with a pid we just read and a signal number; F is pvm's unreaped child.
     unsafe { libc::kill(f as libc::pid_t, libc::SIGKILL) };
     let out = child.wait();
     assert_eq!(out.status, 0, "the guest program still finishes\n{}", out.describe());
+    assert_eq!(out.out(), "up\ndone\n");
     assert!(out.err().contains("file server died"), "pvm says so\n{}", out.describe());
 }
