@@ -236,10 +236,10 @@ pub fn parse() -> Result<Cli, ExitCode> {
             let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
             let mut first = lines.next().unwrap_or("invalid arguments").trim_start_matches("error: ").to_string();
             // "the following required arguments were not provided:" names them on the next line.
-            if first.ends_with(':') {
-                if let Some(next) = lines.next() {
-                    first = format!("{first} {next}");
-                }
+            if first.ends_with(':')
+                && let Some(next) = lines.next()
+            {
+                first = format!("{first} {next}");
             }
             eprintln!("pvm: {first} (see `pvm run --help`)");
             ExitCode::from(125)
