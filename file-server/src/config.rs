@@ -2,9 +2,9 @@
 //! which host directory each queue serves. H is trusted; F takes this, never the config page in
 //! guest memory (which the guest can rewrite), as the truth about its mounts.
 //!
-//! Command line (after the hidden subcommand): `MEMFD RAM_SIZE AREA_GPA` then one
+//! Command line (after the hidden subcommand): `MEMFD READY_FD PARENT_PID RAM_SIZE AREA_GPA` then one
 //! `QUEUE:ro|rw:SOURCE` per hostfs mount (SOURCE may contain `:`; it is everything after the
-//! second one).
+//! second one). `READY_FD` is -1 for none.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -28,6 +28,12 @@ pub struct MountSpec {
 pub struct ServerConfig {
     /// File descriptor number of the guest-memory memfd in F.
     pub memfd: i32,
+    /// Write end of a pipe F writes one byte to once it serves (sandbox entered), then
+    /// closes; -1 for none. H waits for it, so a failure to start is pvm's own (125).
+    pub ready_fd: i32,
+    /// H's pid: F arms `PR_SET_PDEATHSIG` and then exits unless its parent is still this
+    /// process (0: no check).
+    pub parent_pid: i32,
     /// Guest RAM size, bytes (the memfd's length; GPAs `0 .. ram_size`).
     pub ram_size: u64,
     /// GPA of the hostfs area (page aligned; page 0 the config, page `1 + q` queue `q`).
@@ -53,6 +59,8 @@ impl ServerConfig {
     pub fn to_args(&self) -> Vec<OsString> {
         let mut out = vec![
             OsString::from(self.memfd.to_string()),
+            OsString::from(self.ready_fd.to_string()),
+            OsString::from(self.parent_pid.to_string()),
             OsString::from(self.ram_size.to_string()),
             OsString::from(self.area_gpa.to_string()),
         ];
@@ -72,10 +80,12 @@ impl ServerConfig {
     /// source path.
     pub fn parse(args: &[OsString]) -> Result<Self, ConfigError> {
         let memfd = num(args.first(), "the memfd number")?;
-        let ram_size = num(args.get(1), "the guest RAM size")?;
-        let area_gpa = num(args.get(2), "the hostfs area GPA")?;
+        let ready_fd = num(args.get(1), "the ready pipe number")?;
+        let parent_pid = num(args.get(2), "the parent pid")?;
+        let ram_size = num(args.get(3), "the guest RAM size")?;
+        let area_gpa = num(args.get(4), "the hostfs area GPA")?;
         let mut mounts: Vec<MountSpec> = Vec::new();
-        for a in args.iter().skip(3) {
+        for a in args.iter().skip(5) {
             let bytes = a.as_bytes();
             let mut parts = bytes.splitn(3, |&b| b == b':');
             let queue = parts
@@ -101,7 +111,7 @@ impl ServerConfig {
         if mounts.len() > MAX_HOSTFS_MOUNTS {
             return Err(ConfigError(format!("more than {MAX_HOSTFS_MOUNTS} mounts")));
         }
-        Ok(Self { memfd, ram_size, area_gpa, mounts })
+        Ok(Self { memfd, ready_fd, parent_pid, ram_size, area_gpa, mounts })
     }
 }
 
@@ -113,6 +123,8 @@ mod tests {
     fn round_trip() {
         let cfg = ServerConfig {
             memfd: 3,
+            ready_fd: 5,
+            parent_pid: 77,
             ram_size: 1 << 30,
             area_gpa: 0x3000_0000,
             mounts: vec![
@@ -125,7 +137,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_mounts() {
-        let base = || vec![OsString::from("3"), OsString::from("4096"), OsString::from("0")];
+        let base = || vec![OsString::from("3"), OsString::from("-1"), OsString::from("0"), OsString::from("4096"), OsString::from("0")];
         for bad in ["0:rx:/a", "99:ro:/a", "x:ro:/a", "0:ro:rel", "0:ro"] {
             let mut a = base();
             a.push(bad.into());
@@ -135,6 +147,6 @@ mod tests {
         a.push("1:ro:/a".into());
         a.push("1:rw:/b".into());
         assert!(ServerConfig::parse(&a).is_err());
-        assert!(ServerConfig::parse(&base()[..2]).is_err());
+        assert!(ServerConfig::parse(&base()[..4]).is_err());
     }
 }

@@ -47,7 +47,7 @@ impl<FS: FileSystem> FileSystem for Confined<FS> {
     }
 
     fn destroy(&self) {
-        self.0.destroy()
+        self.0.destroy();
     }
 
     fn lookup(&self, ctx: &Context, parent: Self::Inode, name: &CStr) -> io::Result<Entry> {
@@ -56,11 +56,11 @@ impl<FS: FileSystem> FileSystem for Confined<FS> {
     }
 
     fn forget(&self, ctx: &Context, inode: Self::Inode, count: u64) {
-        self.0.forget(ctx, inode, count)
+        self.0.forget(ctx, inode, count);
     }
 
     fn batch_forget(&self, ctx: &Context, requests: Vec<(Self::Inode, u64)>) {
-        self.0.batch_forget(ctx, requests)
+        self.0.batch_forget(ctx, requests);
     }
 
     fn getattr(

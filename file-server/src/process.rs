@@ -1,8 +1,9 @@
 //! The F process: `pvm __file-server ARGS` (pvm re-executes itself, see [`crate::host`]).
 //! Maps guest RAM from the memfd H passed, opens each mount's root with `fuse-backend-rs`'s
 //! passthrough filesystem, enters the sandbox ([`crate::sandbox`]) and serves one queue per
-//! thread until H kills it. F never exits on its own while it serves; a failure before that
-//! prints one line on stderr and exits with status 1 (H then marks every queue broken).
+//! thread until H kills it. Once it serves it writes one byte to the ready pipe. F never exits
+//! on its own while it serves; a failure before that prints one line on stderr and exits with
+//! status 1 (H, which waits for the ready byte, then fails the run with status 125).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -54,6 +55,18 @@ pub fn main(args: &[OsString]) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    // `ps` and /proc/PID/comm show F by name (exec through /proc/self/exe would say `exe`).
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"pvm-file-server".as_ptr(), 0, 0, 0) };
+    if cfg.parent_pid != 0 {
+        // Die with pvm, even on SIGKILL; then check pvm did not die before that was armed.
+        // SAFETY: prctl with integer arguments; getppid has no preconditions.
+        let armed = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) } == 0;
+        // SAFETY: as above.
+        if !armed || unsafe { libc::getppid() } != cfg.parent_pid {
+            return fail("pvm is gone");
+        }
+    }
     // SAFETY: H passed this descriptor open for F (see `host::FileServer::start`); F owns it
     // from here on. A wrong number fails at mmap below.
     let memfd = unsafe { File::from_raw_fd(cfg.memfd) };
@@ -101,6 +114,12 @@ pub fn main(args: &[OsString]) -> ExitCode {
             std::process::exit(1);
         }
         go.wait();
+        if cfg.ready_fd >= 0 {
+            // SAFETY: H passed this pipe end for F to own; writing one byte and closing it
+            // tells H that F serves.
+            let mut ready = unsafe { File::from_raw_fd(cfg.ready_fd) };
+            let _ = std::io::Write::write_all(&mut ready, b"r");
+        }
     });
     ExitCode::SUCCESS
 }

@@ -240,6 +240,8 @@ pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result
     ram.write_pod(BOOT_INFO_GPA, &info).map_err(|e| BootError::Host(e.to_string()))?;
     let server = (!plan.served.is_empty()).then(|| ServerConfig {
         memfd: std::os::fd::AsRawFd::as_raw_fd(&ram.fd()),
+        ready_fd: -1,
+        parent_pid: 0,
         ram_size: memory,
         area_gpa: hostfs_gpa,
         mounts: plan.served.clone(),

@@ -233,8 +233,15 @@ pub fn parse() -> Result<Cli, ExitCode> {
         _ => {
             // One line, like every other pvm failure (docker prints one line too).
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("pvm: {} (see `pvm run --help`)", first.trim_start_matches("error: "));
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut first = lines.next().unwrap_or("invalid arguments").trim_start_matches("error: ").to_string();
+            // "the following required arguments were not provided:" names them on the next line.
+            if first.ends_with(':')
+                && let Some(next) = lines.next()
+            {
+                first = format!("{first} {next}");
+            }
+            eprintln!("pvm: {first} (see `pvm run --help`)");
             ExitCode::from(125)
         }
     })

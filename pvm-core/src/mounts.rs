@@ -35,6 +35,12 @@ fn entry(path: &str, flags: u32, queue: u32, size: u64) -> HostfsMount {
     HostfsMount { path: p, flags, queue, size }
 }
 
+/// A mount besides the root: a volume (canonical host source, read-only) or a tmpfs (size).
+enum Extra {
+    Volume(PathBuf, bool),
+    Tmpfs(u64),
+}
+
 /// A host directory to serve: absolute and canonical (symlinks on the host side are the
 /// user's to choose), and a directory.
 fn host_dir(what: &str, dir: &Path) -> Result<PathBuf, String> {
@@ -64,13 +70,12 @@ pub fn plan(args: &RunArgs) -> Result<MountPlan, String> {
         plan.root = Some(root);
         queue += 1;
     }
-    // (depth, guest path, host source or tmpfs size)
-    let mut rest: Vec<(usize, String, Result<(PathBuf, bool), u64>)> = Vec::new();
+    let mut rest: Vec<(usize, String, Extra)> = Vec::new();
     for v in &args.volumes {
-        rest.push((0, v.guest.clone(), Ok((host_dir("--volume", &v.host)?, v.read_only))));
+        rest.push((0, v.guest.clone(), Extra::Volume(host_dir("--volume", &v.host)?, v.read_only)));
     }
     for t in &args.tmpfs {
-        rest.push((0, t.guest.clone(), Err(t.size)));
+        rest.push((0, t.guest.clone(), Extra::Tmpfs(t.size)));
     }
     for r in &mut rest {
         r.0 = r.1.matches('/').count();
@@ -87,12 +92,12 @@ pub fn plan(args: &RunArgs) -> Result<MountPlan, String> {
     }
     for (_, guest, what) in rest {
         match what {
-            Ok((source, read_only)) => {
+            Extra::Volume(source, read_only) => {
                 plan.table.push(entry(&guest, if read_only { MOUNT_READ_ONLY } else { 0 }, queue, 0));
                 plan.served.push(MountSpec { queue, read_only, source });
                 queue += 1;
             }
-            Err(size) => plan.table.push(entry(&guest, MOUNT_TMPFS, 0, size)),
+            Extra::Tmpfs(size) => plan.table.push(entry(&guest, MOUNT_TMPFS, 0, size)),
         }
     }
     Ok(plan)

@@ -179,7 +179,7 @@ impl<'m> Driver<'m> {
         }
         req.extend_from_slice(body);
         self.write(self.bufs + REQ_BUF, &req);
-        self.write(self.bufs + REPLY_BUF, &vec![0u8; 64]);
+        self.write(self.bufs + REPLY_BUF, &[0u8; 64]);
         self.desc(0, self.bufs + REQ_BUF, len, 1, 1);
         self.desc(1, self.bufs + REPLY_BUF, REPLY_CAP, 2, 0);
         let (id, used_len) = self.submit(0);
