@@ -3,13 +3,13 @@
 #
 #   ci/fuzz.sh [SECONDS] [SEED]
 #
-# Runs `pvm run -v -- fuzz SEED CALLS log` for SEED, SEED+1, ... until SECONDS (default 600)
+# Runs `pvm run --verbose -- fuzz SEED CALLS log` for SEED, SEED+1, ... until SECONDS (default 600)
 # have passed, and stops at the first failure: pvm's status is not 0, the guest kernel panicked
 # or logged `fatal:`, pvm printed an error of its own, the run took longer than PER_RUN_TIMEOUT
 # (a hang), the fuzzer's summary is missing, or the canary file outside the VM changed. It then
 # prints the seed, the reason, the guest kernel's last lines and the last calls the fuzzer
 # logged before issuing them (the culprit is the last one of the batch that was running), and
-# keeps the whole log. Reproduce one batch with `pvm run -v -- FUZZ SEED 256 log first=BATCH`.
+# keeps the whole log. Reproduce one batch with `pvm run --verbose -- FUZZ SEED 256 log first=BATCH`.
 #
 # Environment:
 #   CALLS            calls per seed (default 200000, about 10 s here)
@@ -61,7 +61,7 @@ while :; do
     t0=$(date +%s)
     # shellcheck disable=SC2086 # PVM_OPTS and FUZZ_OPTS are lists of words
     set +e
-    timeout -k 5 "$PER_RUN_TIMEOUT" "$PVM" run -v $PVM_OPTS -- "$fuzz" "$SEED" "$CALLS" log $FUZZ_OPTS \
+    timeout -k 5 "$PER_RUN_TIMEOUT" "$PVM" run --verbose $PVM_OPTS -- "$fuzz" "$SEED" "$CALLS" log $FUZZ_OPTS \
         > "$out" 2> "$err"
     rc=$?
     set -e
@@ -88,7 +88,7 @@ while :; do
         grep -v '^fuzz: b=\|unknown syscall\|to handler\|^fuzz: batch [0-9]*$' "$err" | tail -n 10
         echo "--- last calls logged (the last one was running) ---"
         grep '^fuzz: b=' "$err" | tail -n 8
-        echo "--- full log: $err; replay: $PVM run -v $PVM_OPTS -- $fuzz $SEED 256 log first=<b> $FUZZ_OPTS"
+        echo "--- full log: $err; replay: $PVM run --verbose $PVM_OPTS -- $fuzz $SEED 256 log first=<b> $FUZZ_OPTS"
         [ "${CONTINUE:-0}" = 1 ] || exit 1
         failed=$((failed + 1))
         SEED=$((SEED + 1))

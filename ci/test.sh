@@ -8,7 +8,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { printf '\n==> %s\n' "$*"; }
 
 # --- tools the end-to-end tests use --------------------------------------------------------
-# gcc (glibc static), musl-gcc (musl static), /bin/busybox (Debian's busybox-static).
+# gcc (glibc static), musl-gcc (musl static), /bin/busybox (Debian's busybox-static),
+# debootstrap.
 missing=()
 if ! command -v gcc >/dev/null; then
     missing+=(gcc libc6-dev)
@@ -21,6 +22,8 @@ if ! [ -x /bin/busybox ] \
     || [ "$(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null)" != "install ok installed" ]; then
     missing+=(busybox-static)
 fi
+# pvm-core/tests/debian.rs builds a Debian minbase tree once (cached per user) with it.
+command -v debootstrap >/dev/null || missing+=(debootstrap)
 if [ ${#missing[@]} -gt 0 ]; then
     # As root apt-get runs directly; otherwise through passwordless sudo (GitHub's runners).
     if [ "$(id -u)" -eq 0 ]; then

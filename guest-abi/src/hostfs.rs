@@ -19,10 +19,30 @@
 //! vCPU waits on `done` (with a timeout). H sets [`QueueDoorbell::broken`] to 1 and wakes both
 //! words when F dies; a broken queue never recovers (requests fail with `EIO`).
 //!
+//! Notification (KVM backend): a vCPU thread there is H's own thread inside `KVM_RUN`, so the
+//! guest cannot futex. It publishes `avail.idx` and increments `kick` as above, then executes
+//! `out` to [`HOSTFS_PORT`] with `rax` = [`HOSTFS_OP_KICK`] and/or [`HOSTFS_OP_WAIT`],
+//! `rdi` = queue index, `rsi` = the `done` value it last saw, `r10` = timeout in ns (H caps it
+//! at [`HOSTFS_WAIT_MAX_NS`]); H wakes `kick` for F, and for a wait blocks that vCPU until
+//! `done` differs from `rsi`, `broken` is set, or the timeout passes, and writes the result into
+//! `rax`: 0 (done changed or broken; re-read both), 1 (timed out: the guest re-checks and may
+//! wait again, e.g. after taking pending interrupts), or `-EINVAL` (bad op or queue, or no
+//! hostfs area). F's side is the same on both backends.
+//!
 //! Trust: F never trusts the guest: every descriptor address and length is checked against
 //! guest RAM, chains are bounded by [`QUEUE_SIZE`], and F serves only the directory tree of
 //! the mount its queue belongs to. The guest kernel never trusts F: used-ring ids and lengths
 //! are checked against what it submitted and reply headers are validated before use.
+
+/// KVM backend: the I/O port of the hostfs doorbell (see the module docs).
+pub const HOSTFS_PORT: u16 = 0x0cf4;
+/// [`HOSTFS_PORT`] `rax` bit: wake F on queue `rdi`'s `kick`.
+pub const HOSTFS_OP_KICK: u64 = 1;
+/// [`HOSTFS_PORT`] `rax` bit: wait until queue `rdi`'s `done` differs from `rsi` (after the
+/// kick, when both bits are set).
+pub const HOSTFS_OP_WAIT: u64 = 2;
+/// Longest wait H performs for one [`HOSTFS_OP_WAIT`], ns.
+pub const HOSTFS_WAIT_MAX_NS: u64 = 10_000_000;
 
 /// Most hostfs mounts (and queues) per VM.
 pub const MAX_HOSTFS_MOUNTS: usize = 16;

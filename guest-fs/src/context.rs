@@ -2,7 +2,9 @@
 //! credentials (what Linux keeps in `fs_struct` and the fs part of `cred`).
 
 use crate::inode::InodeRef;
+use crate::mount::MountTable;
 use crate::vfs::Vfs;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 /// A process's view of the filesystem. `Clone` for `fork(2)` (Linux copies `fs_struct`
@@ -11,6 +13,10 @@ use alloc::vec::Vec;
 pub struct FsContext {
     pub(crate) root: InodeRef,
     pub(crate) cwd: InodeRef,
+    /// The mount table walks consult (the process's mount namespace).
+    pub(crate) mounts: Arc<MountTable>,
+    /// `openat2` `RESOLVE_*` flags of the walk in progress (0 for every other call).
+    pub(crate) resolve: u32,
     /// File mode creation mask (`umask(2)`), `0o777` bits; default `0o022`.
     pub umask: u32,
     /// Filesystem user id used for permission checks and new-file ownership (0 = root).
@@ -27,6 +33,8 @@ impl FsContext {
         Self {
             root: vfs.root(),
             cwd: vfs.root(),
+            mounts: vfs.mounts().clone(),
+            resolve: 0,
             umask: 0o022,
             uid: 0,
             gid: 0,

@@ -1,6 +1,6 @@
 //! Character devices: the trait the kernel implements (console, tty) and the built-in
 //! memory devices `/dev/null` (1:3), `/dev/zero` (1:5), `/dev/random` (1:8) and
-//! `/dev/urandom` (1:9) as described in `null(4)`, `zero(4)` and `random(4)`.
+//! `/dev/urandom` (1:9), `/dev/full` (1:7) as described in `null(4)`, `zero(4)` and `random(4)`.
 
 use crate::errno::Result;
 use crate::rng::ChaCha20;
@@ -84,6 +84,19 @@ impl CharDevice for ZeroDevice {
     }
     fn discards_writes(&self) -> bool {
         true
+    }
+}
+
+/// `/dev/full`: reads zero bytes, writes fail with `ENOSPC` (`full(4)`).
+pub struct FullDevice;
+
+impl CharDevice for FullDevice {
+    fn read(&self, buf: &mut [u8]) -> Result<usize> {
+        buf.fill(0);
+        Ok(buf.len())
+    }
+    fn write(&self, _buf: &[u8]) -> Result<usize> {
+        Err(crate::errno::Errno::ENOSPC)
     }
 }
 

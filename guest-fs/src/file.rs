@@ -27,8 +27,11 @@ pub trait FileOps: Send + Sync {
         let _ = (buf, flags);
         Err(Errno::EINVAL)
     }
-    /// `fstat(2)`.
-    fn stat(&self) -> Stat;
+    /// `fstat(2)` (files of a mounted filesystem are stat'ed through their
+    /// [`crate::InodeOps::getattr`] instead; the default is all zeros).
+    fn stat(&self) -> Stat {
+        Stat::default()
+    }
     /// Readiness among `events` ([`poll`] bits).
     fn poll(&self, events: u32) -> u32 {
         events & (poll::POLLIN | poll::POLLOUT)
@@ -37,6 +40,30 @@ pub trait FileOps: Send + Sync {
     fn ioctl(&self, cmd: u32, arg: &mut [u8]) -> Result<i64> {
         let _ = (cmd, arg);
         Err(Errno::ENOTTY)
+    }
+    /// Reads at `offset` (files of a mounted filesystem, opened by
+    /// [`crate::InodeOps::open`]: the VFS keeps the file offset and calls this for `read`
+    /// and `pread`); returns the bytes read, 0 at end of file. `ESPIPE` by default.
+    fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let _ = (buf, offset);
+        Err(Errno::ESPIPE)
+    }
+    /// Writes at `offset` (with `O_APPEND` the VFS passes the size from
+    /// [`crate::InodeOps::getattr`]); returns the bytes written. `ESPIPE` by default.
+    fn pwrite(&self, buf: &[u8], offset: u64) -> Result<usize> {
+        let _ = (buf, offset);
+        Err(Errno::ESPIPE)
+    }
+    /// `fsync(2)` (`datasync`: `fdatasync(2)`). `EINVAL` by default (as for pipes).
+    fn fsync(&self, datasync: bool) -> Result<()> {
+        let _ = datasync;
+        Err(Errno::EINVAL)
+    }
+    /// `fallocate(2)` with `mode` (`FALLOC_FL_*`), `offset` and `len` in bytes (checked:
+    /// `len > 0`, no overflow). `EOPNOTSUPP` by default.
+    fn fallocate(&self, mode: u32, offset: u64, len: u64) -> Result<()> {
+        let _ = (mode, offset, len);
+        Err(Errno::EOPNOTSUPP)
     }
 }
 
@@ -58,7 +85,14 @@ pub(crate) enum Target {
     Device { inode: InodeRef, dev: Arc<dyn CharDevice>, tty: Option<Arc<Mutex<TtyState>>> },
     /// A kernel object; `inode` is set for a named pipe opened through the filesystem.
     Custom { ops: Arc<dyn FileOps>, inode: Option<InodeRef> },
+    /// A regular file or directory of a mounted filesystem, with the file object its
+    /// [`crate::InodeOps::open`] returned (positional calls; the VFS keeps the offset).
+    Foreign { file: Arc<dyn FileOps>, inode: InodeRef },
 }
+
+/// The kernel's "a lock was released" hook (one per kernel; see
+/// [`crate::Vfs::set_unlock_notify`]).
+pub(crate) static UNLOCK_NOTIFY: spin::RwLock<Option<fn()>> = spin::RwLock::new(None);
 
 /// Status flags `F_SETFL` may change (Linux `SETFL_MASK` less `O_DIRECT`).
 pub const SETFL_MASK: u32 = g::O_APPEND | g::O_NONBLOCK | g::O_NDELAY | g::FASYNC | g::O_NOATIME;
@@ -72,11 +106,33 @@ pub struct OpenFile {
     pub(crate) pos: Mutex<u64>,
     /// Absolute path it was opened by, if the opener recorded one (`/proc/<pid>/fd/N`).
     path: Mutex<Option<Vec<u8>>>,
+    /// The inode this description holds a `flock(2)` lock on.
+    flocked: Mutex<crate::sys::lock::Holder>,
+    /// Called after a lock was released by a drop (the kernel wakes lock waiters).
+    unlock_notify: Option<fn()>,
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        if let Some(i) = self.flocked.get_mut().take()
+            && crate::sys::lock::release_on_drop(self, &i)
+            && let Some(n) = self.unlock_notify
+        {
+            n();
+        }
+    }
 }
 
 impl OpenFile {
     pub(crate) fn new(target: Target, flags: u32) -> Arc<Self> {
-        Arc::new(Self { target, flags: AtomicU32::new(flags), pos: Mutex::new(0), path: Mutex::new(None) })
+        Arc::new(Self {
+            target,
+            flags: AtomicU32::new(flags),
+            pos: Mutex::new(0),
+            path: Mutex::new(None),
+            flocked: Mutex::new(None),
+            unlock_notify: *UNLOCK_NOTIFY.read(),
+        })
     }
 
     /// Wraps a kernel object; `flags` = access mode and status flags (`O_RDONLY`,
@@ -89,6 +145,10 @@ impl OpenFile {
     /// `/proc/<pid>/fd/N`; Linux keeps the dentry, we keep the name).
     pub fn set_path(&self, path: Vec<u8>) {
         *self.path.lock() = Some(path);
+    }
+
+    pub(crate) fn set_flocked(&self, inode: crate::sys::lock::Holder) {
+        *self.flocked.lock() = inode;
     }
 
     /// The path recorded with [`Self::set_path`].
@@ -133,7 +193,7 @@ impl OpenFile {
     /// The inode, for files that are inodes (not kernel objects).
     pub fn inode(&self) -> Option<&InodeRef> {
         match &self.target {
-            Target::Inode(i) | Target::Device { inode: i, .. } => Some(i),
+            Target::Inode(i) | Target::Device { inode: i, .. } | Target::Foreign { inode: i, .. } => Some(i),
             Target::Custom { inode, .. } => inode.as_ref(),
         }
     }
@@ -167,9 +227,10 @@ impl OpenFile {
     /// `fstat(2)`.
     pub fn stat(&self) -> Stat {
         match &self.target {
-            Target::Inode(i) | Target::Device { inode: i, .. } | Target::Custom { inode: Some(i), .. } => {
-                stat_inode(i)
-            }
+            Target::Inode(i)
+            | Target::Device { inode: i, .. }
+            | Target::Custom { inode: Some(i), .. }
+            | Target::Foreign { inode: i, .. } => stat_inode(i),
             Target::Custom { ops, inode: None } => ops.stat(),
         }
     }
@@ -177,9 +238,10 @@ impl OpenFile {
     /// `statx(2)` on this description.
     pub fn statx(&self) -> Statx {
         match &self.target {
-            Target::Inode(i) | Target::Device { inode: i, .. } | Target::Custom { inode: Some(i), .. } => {
-                statx_inode(i)
-            }
+            Target::Inode(i)
+            | Target::Device { inode: i, .. }
+            | Target::Custom { inode: Some(i), .. }
+            | Target::Foreign { inode: i, .. } => statx_inode(i),
             Target::Custom { ops, inode: None } => statx_from_stat(&ops.stat()),
         }
     }
@@ -191,7 +253,7 @@ impl OpenFile {
             return poll::POLLNVAL;
         }
         match &self.target {
-            Target::Inode(_) => events & (poll::POLLIN | poll::POLLOUT),
+            Target::Inode(_) | Target::Foreign { .. } => events & (poll::POLLIN | poll::POLLOUT),
             Target::Device { dev, .. } => dev.poll_ready(events),
             Target::Custom { ops, .. } => ops.poll(events),
         }
@@ -199,6 +261,6 @@ impl OpenFile {
 
     /// True when this description refers to a regular file.
     pub fn is_regular(&self) -> bool {
-        matches!(&self.target, Target::Inode(i) if i.file_type() == FileType::Regular)
+        matches!(&self.target, Target::Inode(i) | Target::Foreign { inode: i, .. } if i.file_type() == FileType::Regular)
     }
 }

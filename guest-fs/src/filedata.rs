@@ -130,6 +130,37 @@ impl FileData {
         Ok(())
     }
 
+    /// `fallocate(FALLOC_FL_PUNCH_HOLE)`: bytes `offset..offset+len` (clamped to the size)
+    /// read as zeros afterwards; whole pages inside are freed. The size does not change.
+    pub fn punch_hole(&mut self, shared: &FsShared, offset: u64, len: u64) {
+        let end = offset.saturating_add(len).min(self.size);
+        if offset >= end {
+            return;
+        }
+        self.generation += 1;
+        let (first_full, last_full) = (offset.div_ceil(PAGE64), end / PAGE64);
+        if first_full < last_full {
+            let inside: alloc::vec::Vec<u64> = self.pages.range(first_full..last_full).map(|(&k, _)| k).collect();
+            for k in inside {
+                self.pages.remove(&k);
+                shared.uncharge(PAGE64);
+            }
+        }
+        let mut zero = |from: u64, to: u64| {
+            let mut pos = from;
+            while pos < to {
+                let (idx, within) = (pos / PAGE64, (pos % PAGE64) as usize);
+                let chunk = (PAGE - within).min((to - pos) as usize);
+                if let Some(p) = self.pages.get_mut(&idx) {
+                    p[within..within + chunk].fill(0);
+                }
+                pos += chunk as u64;
+            }
+        };
+        zero(offset, end.min(first_full * PAGE64));
+        zero((last_full * PAGE64).max(offset).max(first_full * PAGE64).min(end), end);
+    }
+
     /// `SEEK_DATA`: the first offset `>= offset` inside an allocated page (clamped to
     /// `offset`), `ENXIO` if none before end of file (`lseek(2)`).
     pub fn seek_data(&self, offset: u64) -> Result<u64> {
@@ -162,7 +193,7 @@ mod tests {
     use super::*;
     use crate::time::{Clock, Timespec};
     use alloc::sync::Arc;
-    use core::sync::atomic::{AtomicU64, Ordering};
+    use core::sync::atomic::Ordering;
 
     struct Zero;
     impl Clock for Zero {
@@ -172,14 +203,9 @@ mod tests {
     }
 
     fn shared(limit: u64) -> FsShared {
-        FsShared {
-            clock: Arc::new(Zero),
-            next_ino: AtomicU64::new(1),
-            inodes: AtomicU64::new(0),
-            data_bytes: AtomicU64::new(0),
-            limit: AtomicU64::new(limit),
-            room: spin::RwLock::new(None),
-        }
+        let s = FsShared::new(Arc::new(Zero), (0, 1), None);
+        s.limit.store(limit, Ordering::Relaxed);
+        s
     }
 
     #[test]

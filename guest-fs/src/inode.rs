@@ -9,10 +9,12 @@
 use crate::dir::DirData;
 use crate::errno::{Errno, Result};
 use crate::filedata::FileData;
+use crate::ops::{Filesystem, InodeOps};
 use crate::time::{Clock, Timespec};
-use alloc::sync::Arc;
+use alloc::collections::BTreeMap;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use linux_raw_sys::general as g;
 use spin::{Mutex, MutexGuard};
 
@@ -86,9 +88,19 @@ pub fn encode_dev(major: u32, minor: u32) -> u64 {
 /// Asked before file data grows by the given bytes; `false` refuses the growth.
 pub type RoomCheck = fn(u64) -> bool;
 
-/// Filesystem-wide state shared by every inode: counters, limit and clock.
+/// Filesystem-wide state shared by every inode of one filesystem instance (its superblock):
+/// device number, read-only flag, counters, limit and clock; for a mounted [`Filesystem`]
+/// the filesystem itself.
 pub(crate) struct FsShared {
     pub clock: Arc<dyn Clock>,
+    /// `st_dev` of every inode here: (major, minor).
+    pub dev: (u32, u32),
+    /// Mounted read-only: every change fails with `EROFS`.
+    pub read_only: AtomicBool,
+    /// A procfs: its symlinks other than `self` are "magic links" (`RESOLVE_NO_MAGICLINKS`).
+    pub magic_links: AtomicBool,
+    /// The filesystem behind [`Body::Foreign`] inodes; `None` for the in-memory store.
+    pub fs: Option<Arc<dyn Filesystem>>,
     pub next_ino: AtomicU64,
     pub inodes: AtomicU64,
     /// Bytes of file data pages allocated.
@@ -101,6 +113,27 @@ pub(crate) struct FsShared {
 }
 
 impl FsShared {
+    /// A fresh superblock with device number `dev`, no limit.
+    pub fn new(clock: Arc<dyn Clock>, dev: (u32, u32), fs: Option<Arc<dyn Filesystem>>) -> Self {
+        Self {
+            clock,
+            dev,
+            read_only: AtomicBool::new(false),
+            magic_links: AtomicBool::new(false),
+            fs,
+            next_ino: AtomicU64::new(1),
+            inodes: AtomicU64::new(0),
+            data_bytes: AtomicU64::new(0),
+            limit: AtomicU64::new(u64::MAX),
+            room: spin::RwLock::new(None),
+        }
+    }
+
+    /// `EROFS` when mounted read-only.
+    pub fn check_writable(&self) -> Result<()> {
+        if self.read_only.load(Ordering::Relaxed) { Err(Errno::EROFS) } else { Ok(()) }
+    }
+
     pub fn now(&self) -> Timespec {
         self.clock.now()
     }
@@ -134,6 +167,20 @@ pub(crate) enum Body {
     Symlink(Vec<u8>),
     /// Device nodes, FIFOs, sockets: no contents here.
     Special,
+    /// An object of a mounted [`Filesystem`] (the VFS's dentry for it).
+    Foreign(ForeignData),
+}
+
+/// The VFS's side of an object of a mounted filesystem: the object, the cached names below
+/// it (the dentry cache: filled by lookups, kept in step by changes made through the VFS) and
+/// where it was found (for `..` and `getcwd`).
+pub(crate) struct ForeignData {
+    pub ops: Arc<dyn InodeOps>,
+    pub children: BTreeMap<Vec<u8>, InodeRef>,
+    /// The directory it was looked up in (itself for the filesystem's root). Weak: no cycles.
+    pub parent: Weak<Inode>,
+    /// Its name there.
+    pub name: Vec<u8>,
 }
 
 /// Mutable state of an inode, behind its lock.
@@ -150,6 +197,10 @@ pub(crate) struct InodeState {
     pub ctime: Timespec,
     pub btime: Timespec,
     pub body: Body,
+    /// Extended attributes (`xattr(7)`), name -> value (in-memory store only).
+    pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// `flock(2)` locks held on this inode.
+    pub flocks: crate::sys::lock::Flocks,
 }
 
 impl InodeState {
@@ -177,6 +228,30 @@ impl InodeState {
             _ => None,
         }
     }
+    pub fn foreign(&self) -> Option<&ForeignData> {
+        match &self.body {
+            Body::Foreign(f) => Some(f),
+            _ => None,
+        }
+    }
+    pub fn foreign_mut(&mut self) -> Option<&mut ForeignData> {
+        match &mut self.body {
+            Body::Foreign(f) => Some(f),
+            _ => None,
+        }
+    }
+    /// Copies `a`'s metadata into the cached state of a foreign object.
+    pub fn set_attr(&mut self, a: &crate::ops::Attr) {
+        self.perm = a.perm & 0o7777;
+        self.uid = a.uid;
+        self.gid = a.gid;
+        self.nlink = a.nlink;
+        self.rdev = a.rdev;
+        self.atime = a.atime;
+        self.mtime = a.mtime;
+        self.ctime = a.ctime;
+        self.btime = a.btime.unwrap_or(a.ctime);
+    }
     /// Size as `st_size` reports it.
     pub fn size(&self) -> u64 {
         match &self.body {
@@ -184,7 +259,7 @@ impl InodeState {
             Body::Symlink(t) => t.len() as u64,
             // tmpfs reports directories as (entries + 2) * 20 bytes (BOGO_DIRENT_SIZE).
             Body::Dir(d) => (d.len() as u64 + 2) * 20,
-            Body::Special => 0,
+            Body::Special | Body::Foreign(_) => 0,
         }
     }
     /// Touches mtime and ctime (content changed).
@@ -199,12 +274,19 @@ impl InodeState {
 pub struct Inode {
     ino: u64,
     ftype: FileType,
+    /// [`MOUNTPOINT`] and [`MOUNT_ROOT`] bits: checked without a lock on every walk step.
+    mount_flags: AtomicU8,
     state: Mutex<InodeState>,
     pub(crate) shared: Arc<FsShared>,
 }
 
 /// Shared reference to an inode.
 pub type InodeRef = Arc<Inode>;
+
+/// [`Inode`] mount flag: a filesystem is mounted on this directory.
+pub(crate) const MOUNTPOINT: u8 = 1;
+/// [`Inode`] mount flag: this directory is the root of a mount.
+pub(crate) const MOUNT_ROOT: u8 = 2;
 
 impl Inode {
     /// Creates an inode with a fresh number; `nlink` starts at 0 (the caller links it).
@@ -216,11 +298,26 @@ impl Inode {
         gid: u32,
         body: Body,
     ) -> Self {
+        let ino = shared.next_ino.fetch_add(1, Ordering::Relaxed);
+        Self::with_ino(shared, ino, ftype, perm, uid, gid, body)
+    }
+
+    /// Creates an inode numbered `ino` (a foreign object keeps its filesystem's number).
+    pub(crate) fn with_ino(
+        shared: &Arc<FsShared>,
+        ino: u64,
+        ftype: FileType,
+        perm: u32,
+        uid: u32,
+        gid: u32,
+        body: Body,
+    ) -> Self {
         let now = shared.now();
         shared.inodes.fetch_add(1, Ordering::Relaxed);
         Self {
-            ino: shared.next_ino.fetch_add(1, Ordering::Relaxed),
+            ino,
             ftype,
+            mount_flags: AtomicU8::new(0),
             state: Mutex::new(InodeState {
                 perm: perm & 0o7777,
                 uid,
@@ -232,6 +329,8 @@ impl Inode {
                 ctime: now,
                 btime: now,
                 body,
+                xattrs: BTreeMap::new(),
+                flocks: Default::default(),
             }),
             shared: shared.clone(),
         }
@@ -240,6 +339,12 @@ impl Inode {
     /// The inode number (`st_ino`).
     pub fn ino(&self) -> u64 {
         self.ino
+    }
+
+    /// The device number (`st_dev`) of the filesystem it is on: (major, minor). With
+    /// [`Inode::ino`], identifies the object (keys of FIFOs, locks).
+    pub fn dev(&self) -> (u32, u32) {
+        self.shared.dev
     }
 
     /// The file type.
@@ -287,6 +392,29 @@ impl Inode {
             Body::File(f) => Some((self.ino, f.generation(), f.size())),
             _ => None,
         }
+    }
+
+    /// The mount flags ([`MOUNTPOINT`], [`MOUNT_ROOT`]).
+    pub(crate) fn mount_flags(&self) -> u8 {
+        self.mount_flags.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_mount_flags(&self, bits: u8, on: bool) {
+        if on {
+            self.mount_flags.fetch_or(bits, Ordering::AcqRel);
+        } else {
+            self.mount_flags.fetch_and(!bits, Ordering::AcqRel);
+        }
+    }
+
+    /// The object of a mounted filesystem this inode stands for, if any.
+    pub(crate) fn foreign_ops(&self) -> Option<Arc<dyn InodeOps>> {
+        self.lock().foreign().map(|f| f.ops.clone())
+    }
+
+    /// True when the inode's filesystem is read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.shared.read_only.load(Ordering::Relaxed)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, InodeState> {

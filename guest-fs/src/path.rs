@@ -9,6 +9,7 @@ use crate::inode::{Body, FileType, InodeRef};
 use crate::perm::{self, MAY_EXEC};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use linux_raw_sys::general as g;
 
 /// `PATH_MAX`: the longest path, including its terminating NUL.
 pub const PATH_MAX: usize = 4096;
@@ -70,18 +71,102 @@ pub(crate) fn start_dir(ctx: &FsContext, fds: &FdTable, dirfd: i32, path: &[u8])
     Ok(inode.clone())
 }
 
-/// The parent of directory `dir` for `..`: stays at the process root and the fs root;
-/// `ENOENT` for a removed directory whose parent is gone.
-fn parent_of(ctx: &FsContext, dir: &InodeRef) -> Result<InodeRef> {
-    if Arc::ptr_eq(dir, &ctx.root) {
-        return Ok(dir.clone());
+/// The root of the latest mount on `dir` when `dir` is a mount point (repeatedly, for
+/// stacked mounts), else `dir`: what a walk that reaches `dir` continues from.
+pub(crate) fn enter_mounts(ctx: &FsContext, dir: InodeRef) -> InodeRef {
+    let mut cur = dir;
+    while let Some(r) = ctx.mounts.covering(&cur) {
+        cur = r;
     }
-    let st = dir.lock();
-    let d = st.dir().ok_or(Errno::ENOTDIR)?;
-    d.parent.upgrade().ok_or(Errno::ENOENT)
+    cur
 }
 
-/// Looks up one ordinary component in directory `dir` after checking search permission.
+/// [`enter_mounts`] for a walk: `EXDEV` under `RESOLVE_NO_XDEV` when it would cross.
+fn enter_checked(ctx: &FsContext, dir: InodeRef) -> Result<InodeRef> {
+    if ctx.resolve & g::RESOLVE_NO_XDEV != 0 && ctx.mounts.covering(&dir).is_some() {
+        return Err(Errno::EXDEV);
+    }
+    Ok(enter_mounts(ctx, dir))
+}
+
+/// Checks a symlink met by a walk against `RESOLVE_NO_SYMLINKS` / `RESOLVE_NO_MAGICLINKS`
+/// (`ELOOP`, `openat2(2)`), and counts it against [`MAX_SYMLINKS`].
+pub(crate) fn may_follow(ctx: &FsContext, link: &InodeRef, name: &[u8], links: &mut u32) -> Result<()> {
+    if ctx.resolve & g::RESOLVE_NO_SYMLINKS != 0 {
+        return Err(Errno::ELOOP);
+    }
+    if ctx.resolve & g::RESOLVE_NO_MAGICLINKS != 0
+        && link.shared.magic_links.load(core::sync::atomic::Ordering::Relaxed)
+        && name != b"self"
+        && name != b"thread-self"
+    {
+        return Err(Errno::ELOOP);
+    }
+    *links += 1;
+    if *links > MAX_SYMLINKS {
+        return Err(Errno::ELOOP);
+    }
+    Ok(())
+}
+
+/// The directory an absolute path (or absolute symlink target) starts from: the process
+/// root, or `EXDEV` under `RESOLVE_BENEATH`.
+fn absolute_start(ctx: &FsContext) -> Result<InodeRef> {
+    if ctx.resolve & g::RESOLVE_BENEATH != 0 {
+        return Err(Errno::EXDEV);
+    }
+    Ok(ctx.root.clone())
+}
+
+/// The parent of directory `dir` inside its own filesystem (itself at the filesystem's root);
+/// `ENOENT` for a removed directory whose parent is gone.
+pub(crate) fn fs_parent(dir: &InodeRef) -> Result<InodeRef> {
+    let st = dir.lock();
+    match &st.body {
+        Body::Dir(d) => d.parent.upgrade().ok_or(Errno::ENOENT),
+        Body::Foreign(f) => f.parent.upgrade().ok_or(Errno::ENOENT),
+        _ => Err(Errno::ENOTDIR),
+    }
+}
+
+/// The parent of directory `dir` for `..`: stays at the process root; at the root of a mount
+/// it is the parent of the directory the mount covers (`path_resolution(7)`); `ENOENT` for a
+/// removed directory whose parent is gone.
+fn parent_of(ctx: &FsContext, dir: &InodeRef) -> Result<InodeRef> {
+    let mut cur = dir.clone();
+    loop {
+        if Arc::ptr_eq(&cur, &ctx.root) {
+            // `RESOLVE_BENEATH`: `..` may not leave the starting directory.
+            return if ctx.resolve & g::RESOLVE_BENEATH != 0 { Err(Errno::EXDEV) } else { Ok(cur) };
+        }
+        match ctx.mounts.mountpoint_of(&cur) {
+            Some(_) if ctx.resolve & g::RESOLVE_NO_XDEV != 0 => return Err(Errno::EXDEV),
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    enter_checked(ctx, fs_parent(&cur)?)
+}
+
+/// The root of the mount `dir` is in, as seen from `ctx` (walking `..` inside the
+/// filesystem until a mount root or the process root).
+pub(crate) fn mount_root_of(ctx: &FsContext, dir: &InodeRef) -> InodeRef {
+    let mut cur = dir.clone();
+    for _ in 0..4096 {
+        if Arc::ptr_eq(&cur, &ctx.root) || cur.mount_flags() & crate::inode::MOUNT_ROOT != 0 {
+            break;
+        }
+        match fs_parent(&cur) {
+            Ok(p) if !Arc::ptr_eq(&p, &cur) => cur = p,
+            _ => break,
+        }
+    }
+    cur
+}
+
+/// Looks up one ordinary component in directory `dir` after checking search permission
+/// (without entering mounts on the result). For a mounted filesystem's directory, a name
+/// not in the dentry cache is asked of the filesystem and cached.
 pub(crate) fn lookup_child(ctx: &FsContext, dir: &InodeRef, name: &[u8]) -> Result<Option<InodeRef>> {
     let st = dir.lock();
     if !dir.is_dir() {
@@ -91,15 +176,28 @@ pub(crate) fn lookup_child(ctx: &FsContext, dir: &InodeRef, name: &[u8]) -> Resu
     if name.len() > NAME_MAX {
         return Err(Errno::ENAMETOOLONG);
     }
-    Ok(st.dir().and_then(|d| d.get(name)))
+    match &st.body {
+        Body::Dir(d) => Ok(d.get(name)),
+        Body::Foreign(f) => {
+            if let Some(c) = f.children.get(name) {
+                return Ok(Some(c.clone()));
+            }
+            let ops = f.ops.clone();
+            drop(st);
+            crate::foreign::lookup(dir, &ops, name)
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The target of a symlink inode.
 pub(crate) fn link_target(inode: &InodeRef) -> Option<Vec<u8>> {
-    match &inode.lock().body {
-        Body::Symlink(t) => Some(t.clone()),
-        _ => None,
-    }
+    let ops = match &inode.lock().body {
+        Body::Symlink(t) => return Some(t.clone()),
+        Body::Foreign(f) if inode.file_type() == FileType::Symlink => f.ops.clone(),
+        _ => return None,
+    };
+    ops.readlink().ok()
 }
 
 /// Resolves `path` from `start`. Follows a final symlink when `follow` (a trailing slash
@@ -111,7 +209,7 @@ pub(crate) fn walk(
     follow: bool,
     links: &mut u32,
 ) -> Result<InodeRef> {
-    let mut cur = if path.first() == Some(&b'/') { ctx.root.clone() } else { start.clone() };
+    let mut cur = if path.first() == Some(&b'/') { absolute_start(ctx)? } else { start.clone() };
     let trailing = path.last() == Some(&b'/');
     let comps: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
     for (i, comp) in comps.iter().enumerate() {
@@ -131,17 +229,14 @@ pub(crate) fn walk(
             name => {
                 let child = lookup_child(ctx, &cur, name)?.ok_or(Errno::ENOENT)?;
                 if child.file_type() == FileType::Symlink && (!is_last || follow || trailing) {
-                    *links += 1;
-                    if *links > MAX_SYMLINKS {
-                        return Err(Errno::ELOOP);
-                    }
+                    may_follow(ctx, &child, name, links)?;
                     let target = link_target(&child).ok_or(Errno::EINVAL)?;
                     if target.is_empty() {
                         return Err(Errno::ENOENT);
                     }
                     cur = walk(ctx, &cur, &target, true, links)?;
                 } else {
-                    cur = child;
+                    cur = enter_checked(ctx, child)?;
                 }
             }
         }

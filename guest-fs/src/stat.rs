@@ -3,6 +3,7 @@
 
 use crate::filedata::PAGE;
 use crate::inode::{Body, Inode, encode_dev};
+use crate::ops::Attr;
 use crate::time::Timespec;
 use crate::vfs::FsStats;
 use linux_raw_sys::general as g;
@@ -189,13 +190,23 @@ as_bytes!(Statfs);
 
 /// `stat` of an inode.
 pub(crate) fn stat_inode(inode: &Inode) -> Stat {
+    let dev = inode.shared.dev;
+    let ops = inode.foreign_ops();
+    if let Some(ops) = ops {
+        // A mounted filesystem's attributes are asked every time (they may change on the
+        // host); if that fails, the cached ones are shown.
+        if let Ok(a) = ops.getattr() {
+            inode.lock().set_attr(&a);
+            return stat_attr(&a, dev);
+        }
+    }
     let st = inode.lock();
     let blocks = match &st.body {
         Body::File(f) => f.blocks(),
         _ => 0,
     };
     Stat {
-        st_dev: encode_dev(FS_DEV.0, FS_DEV.1),
+        st_dev: encode_dev(dev.0, dev.1),
         st_ino: inode.ino(),
         st_nlink: u64::from(st.nlink),
         st_mode: inode.file_type().mode_bits() | st.perm,
@@ -212,6 +223,30 @@ pub(crate) fn stat_inode(inode: &Inode) -> Stat {
         st_mtime_nsec: st.mtime.nsec,
         st_ctime: st.ctime.sec,
         st_ctime_nsec: st.ctime.nsec,
+        __unused: [0; 3],
+    }
+}
+
+/// `stat` from a mounted filesystem's attributes, on device `dev`.
+pub(crate) fn stat_attr(a: &Attr, dev: (u32, u32)) -> Stat {
+    Stat {
+        st_dev: encode_dev(dev.0, dev.1),
+        st_ino: a.ino,
+        st_nlink: u64::from(a.nlink),
+        st_mode: a.ftype.mode_bits() | (a.perm & 0o7777),
+        st_uid: a.uid,
+        st_gid: a.gid,
+        __pad0: 0,
+        st_rdev: encode_dev(a.rdev.0, a.rdev.1),
+        st_size: a.size.min(i64::MAX as u64) as i64,
+        st_blksize: i64::from(if a.blksize == 0 { BLKSIZE } else { a.blksize }),
+        st_blocks: a.blocks.min(i64::MAX as u64) as i64,
+        st_atime: a.atime.sec,
+        st_atime_nsec: a.atime.nsec,
+        st_mtime: a.mtime.sec,
+        st_mtime_nsec: a.mtime.nsec,
+        st_ctime: a.ctime.sec,
+        st_ctime_nsec: a.ctime.nsec,
         __unused: [0; 3],
     }
 }
@@ -240,8 +275,8 @@ pub(crate) fn statx_inode(inode: &Inode) -> Statx {
         stx_mtime: st.mtime.into(),
         stx_rdev_major: st.rdev.0,
         stx_rdev_minor: st.rdev.1,
-        stx_dev_major: FS_DEV.0,
-        stx_dev_minor: FS_DEV.1,
+        stx_dev_major: inode.shared.dev.0,
+        stx_dev_minor: inode.shared.dev.1,
         stx_mnt_id: 1,
         __spare: [0; 13],
     }

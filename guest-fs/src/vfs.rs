@@ -1,17 +1,21 @@
 //! The inode store: the root directory, registered devices, terminal states, the random
 //! generator and the namespace primitives (link an inode into a directory, make nodes).
 
-use crate::device::{CharDevice, NullDevice, RandomDevice, ZeroDevice};
+use crate::device::{CharDevice, FullDevice, NullDevice, RandomDevice, ZeroDevice};
 use crate::dir::DirData;
 use crate::errno::{Errno, Result};
 use crate::file::FifoOpener;
-use crate::inode::{Body, FileType, FsShared, Inode, InodeRef};
+use crate::inode::{Body, FileType, ForeignData, FsShared, Inode, InodeRef};
+use crate::mount::{Mount, MountTable};
+use crate::ops::{FS_READ_ONLY, Filesystem};
+use crate::stat::FS_DEV;
 use crate::time::Clock;
+use alloc::string::{String, ToString};
 use crate::tty::TtyState;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 use spin::{Mutex, MutexGuard, RwLock};
 
 /// Terminal states by device number.
@@ -47,8 +51,13 @@ pub struct FsStats {
 
 /// The in-memory filesystem. `Sync`: share it as `Arc<Vfs>` between vCPUs.
 pub struct Vfs {
+    /// The superblock of the store made with the VFS (the initramfs / first root).
     pub(crate) shared: Arc<FsShared>,
-    root: InodeRef,
+    /// The root directory of the root mount (replaced when `/` is mounted at boot).
+    root: RwLock<InodeRef>,
+    mounts: Arc<MountTable>,
+    /// Minor number of the next anonymous device (`st_dev` 0:N of a new filesystem).
+    next_dev: AtomicU32,
     devices: RwLock<BTreeMap<(u32, u32), Arc<dyn CharDevice>>>,
     ttys: Mutex<TtyMap>,
     random: Arc<RandomDevice>,
@@ -59,37 +68,35 @@ pub struct Vfs {
 
 impl Vfs {
     /// An empty filesystem: a root directory (mode 0755, uid/gid 0) and the built-in memory
-    /// devices registered (1:3 null, 1:5 zero, 1:8 random, 1:9 urandom), but no nodes for
+    /// devices registered (1:3 null, 1:5 zero, 1:7 full, 1:8 random, 1:9 urandom), but no nodes for
     /// them yet (see [`Vfs::create_standard_nodes`]).
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        let shared = Arc::new(FsShared {
-            clock,
-            next_ino: AtomicU64::new(1),
-            inodes: AtomicU64::new(0),
-            data_bytes: AtomicU64::new(0),
-            limit: AtomicU64::new(u64::MAX),
-            room: spin::RwLock::new(None),
-        });
-        let root = Arc::new_cyclic(|me| {
-            Inode::new(
-                &shared,
-                FileType::Directory,
-                0o755,
-                0,
-                0,
-                Body::Dir(DirData::new(me.clone(), Vec::new())),
-            )
-        });
-        root.lock().nlink = 2;
+        let shared = Arc::new(FsShared::new(clock, FS_DEV, None));
+        let root = Self::tmpfs_root(&shared, 0o755);
         let random = Arc::new(RandomDevice::new(&[0; 32]));
         let mut devices: BTreeMap<(u32, u32), Arc<dyn CharDevice>> = BTreeMap::new();
         devices.insert((1, 3), Arc::new(NullDevice));
         devices.insert((1, 5), Arc::new(ZeroDevice));
+        devices.insert((1, 7), Arc::new(FullDevice));
         devices.insert((1, 8), random.clone());
         devices.insert((1, 9), random.clone());
+        let mounts = Arc::new(MountTable::default());
+        mounts.set_root(Mount {
+            id: 0,
+            parent: 0,
+            point: None,
+            root: root.clone(),
+            path: b"/".to_vec(),
+            fs_root: b"/".to_vec(),
+            fs_type: "tmpfs".to_string(),
+            source: "tmpfs".to_string(),
+            read_only: false,
+        });
         Self {
             shared,
-            root,
+            root: RwLock::new(root),
+            mounts,
+            next_dev: AtomicU32::new(FS_DEV.1 + 1),
             devices: RwLock::new(devices),
             ttys: Mutex::new(BTreeMap::new()),
             random,
@@ -98,9 +105,119 @@ impl Vfs {
         }
     }
 
-    /// The root directory.
+    fn tmpfs_root(shared: &Arc<FsShared>, perm: u32) -> InodeRef {
+        let root = Arc::new_cyclic(|me| {
+            Inode::new(shared, FileType::Directory, perm, 0, 0, Body::Dir(DirData::new(me.clone(), Vec::new())))
+        });
+        root.lock().nlink = 2;
+        root
+    }
+
+    /// The root directory of the root mount.
     pub fn root(&self) -> InodeRef {
-        self.root.clone()
+        self.root.read().clone()
+    }
+
+    /// The mount table.
+    pub fn mounts(&self) -> &Arc<MountTable> {
+        &self.mounts
+    }
+
+    fn new_dev(&self) -> (u32, u32) {
+        (0, self.next_dev.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A new, unmounted tmpfs instance (its own device number, inode numbers and
+    /// `size_limit` bytes of file data, `u64::MAX` for none) and its root directory with `perm`.
+    pub fn new_tmpfs(&self, size_limit: u64, perm: u32) -> InodeRef {
+        let shared = Arc::new(FsShared::new(self.shared.clock.clone(), self.new_dev(), None));
+        shared.limit.store(size_limit, Ordering::Relaxed);
+        if let Some(room) = *self.shared.room.read() {
+            *shared.room.write() = Some(room);
+        }
+        Self::tmpfs_root(&shared, perm)
+    }
+
+    /// The root directory of `fs` as a VFS inode (an unmounted filesystem instance with its
+    /// own device number). `ENOTDIR` when `fs`'s root is not a directory; errors of
+    /// [`Filesystem::root`] and [`crate::InodeOps::getattr`].
+    pub fn new_foreign_root(&self, fs: Arc<dyn Filesystem>, read_only: bool) -> Result<InodeRef> {
+        let ops = fs.root()?;
+        let attr = ops.getattr()?;
+        if attr.ftype != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        let ro = read_only || fs.flags() & FS_READ_ONLY != 0;
+        let shared = Arc::new(FsShared::new(self.shared.clock.clone(), self.new_dev(), Some(fs)));
+        shared.read_only.store(ro, Ordering::Relaxed);
+        let root = Arc::new_cyclic(|me| {
+            let body = Body::Foreign(ForeignData { ops, children: BTreeMap::new(), parent: me.clone(), name: Vec::new() });
+            Inode::with_ino(&shared, attr.ino, FileType::Directory, attr.perm, attr.uid, attr.gid, body)
+        });
+        root.lock().set_attr(&attr);
+        Ok(root)
+    }
+
+    /// Mounts the directory `root` (from [`Vfs::new_tmpfs`], [`Vfs::new_foreign_root`], or
+    /// any directory for a bind mount) on the directory at absolute path `target`, resolved
+    /// from the VFS root with symlinks followed. `target` `/` replaces the root mount (for
+    /// boot, before the first process: contexts made earlier keep the old root).
+    /// Errors: path errors of the walk, `ENOTDIR` (target or `root` not a directory),
+    /// `EINVAL` for a relative target.
+    pub fn mount(&self, target: &[u8], root: InodeRef, fs_type: &str, source: &str, read_only: bool) -> Result<()> {
+        if target.first() != Some(&b'/') {
+            return Err(Errno::EINVAL);
+        }
+        if !root.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        // A bind mount of a directory inside a filesystem shows its path there.
+        let is_fs_root = crate::path::fs_parent(&root).is_ok_and(|p| Arc::ptr_eq(&p, &root));
+        let fs_root = if !is_fs_root {
+            crate::sys::cwd::path_of(&crate::context::FsContext::new(self), &root).unwrap_or_else(|_| b"/".to_vec())
+        } else {
+            b"/".to_vec()
+        };
+        let mut m = Mount {
+            id: 0,
+            parent: 0,
+            point: None,
+            root: root.clone(),
+            path: b"/".to_vec(),
+            fs_root,
+            fs_type: String::from(fs_type),
+            source: String::from(source),
+            read_only: read_only || root.is_read_only(),
+        };
+        if target.iter().all(|&b| b == b'/') {
+            self.mounts.set_root(m);
+            *self.root.write() = root;
+            return Ok(());
+        }
+        let ctx = crate::context::FsContext::new(self);
+        let fds = crate::fdtable::FdTable::new();
+        let point = crate::path::resolve(&ctx, &fds, crate::path::AT_FDCWD, target, true)?;
+        if !point.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        let parent_root = crate::path::mount_root_of(&ctx, &point);
+        m.parent = self.mounts.mount_with_root(&parent_root).map_or(1, |p| p.id);
+        m.path = crate::sys::cwd::path_of(&ctx, &point)?;
+        m.point = Some(point);
+        self.mounts.add(m);
+        Ok(())
+    }
+
+    /// Unmounts the filesystem mounted at absolute path `target` (`umount(2)`): `EINVAL` if
+    /// it is no mount point (or the root), `EBUSY` if other mounts are inside it.
+    pub fn umount(&self, target: &[u8]) -> Result<()> {
+        let ctx = crate::context::FsContext::new(self);
+        let fds = crate::fdtable::FdTable::new();
+        let root = crate::path::resolve(&ctx, &fds, crate::path::AT_FDCWD, target, true)?;
+        if root.mount_flags() & crate::inode::MOUNT_ROOT == 0 || Arc::ptr_eq(&root, &ctx.root) {
+            return Err(Errno::EINVAL);
+        }
+        if self.mounts.remove(&root) { Ok(()) } else { Err(Errno::EBUSY) }
     }
 
     /// Registers (or replaces) the driver of character device `major:minor`. Files opened
@@ -141,18 +258,21 @@ impl Vfs {
         *self.shared.room.write() = Some(room);
     }
 
+    /// Installs `notify`, called when a description's last reference goes while it held a
+    /// `flock(2)` lock (the kernel wakes threads blocked in `flock`). Process-wide: the last
+    /// call wins.
+    pub fn set_unlock_notify(&self, notify: fn()) {
+        *crate::file::UNLOCK_NOTIFY.write() = Some(notify);
+    }
+
     /// Limits the bytes of file data (tmpfs `size=`); `u64::MAX` for no limit.
     pub fn set_data_limit(&self, bytes: u64) {
         self.shared.limit.store(bytes, Ordering::Relaxed);
     }
 
-    /// Current usage.
+    /// Current usage of the store made with the VFS (the initramfs).
     pub fn stats(&self) -> FsStats {
-        FsStats {
-            inodes: self.shared.inodes.load(Ordering::Relaxed),
-            data_bytes: self.shared.data_bytes.load(Ordering::Relaxed),
-            data_limit: self.shared.limit.load(Ordering::Relaxed),
-        }
+        stats_of(&self.shared)
     }
 
     pub(crate) fn ns_lock(&self) -> MutexGuard<'_, ()> {
@@ -175,7 +295,7 @@ impl Vfs {
             (FileType::Directory, None) => Body::Dir(DirData::new(Arc::downgrade(parent), name.to_vec())),
             (_, None) => Body::Special,
         };
-        Arc::new(Inode::new(&self.shared, ftype, perm, owner.0, owner.1, body))
+        Arc::new(Inode::new(&parent.shared, ftype, perm, owner.0, owner.1, body))
     }
 
     /// Links the new inode `child` into `dir` as `name`. Must hold the namespace lock.
@@ -219,14 +339,27 @@ impl Vfs {
     }
 
     /// Creates the standard nodes a container expects, leaving existing entries alone:
-    /// `/dev` (0755) with `null` 1:3, `zero` 1:5, `random` 1:8, `urandom` 1:9 (all 0666),
-    /// `tty` 5:0 (0666), `console` 5:1 (0600); `/tmp` (1777); `/proc` (0555).
+    /// `/dev` (0755) with the device nodes of [`Vfs::populate_dev`]; `/tmp` (1777);
+    /// `/proc` (0555).
     pub fn create_standard_nodes(&self) -> Result<()> {
         let root = self.root();
         let dev = self.ensure_dir(&root, b"dev", 0o755)?;
-        let nodes: [(&[u8], u32, u32, u32); 6] = [
+        self.populate_dev(&dev)?;
+        self.ensure_dir(&root, b"tmp", 0o1777)?;
+        self.ensure_dir(&root, b"proc", 0o555)?;
+        Ok(())
+    }
+
+    /// Fills the in-memory directory `dev` with what a container's `/dev` has, leaving
+    /// existing entries alone: `null` 1:3, `zero` 1:5, `full` 1:7, `random` 1:8, `urandom`
+    /// 1:9 (all 0666), `tty` 5:0 (0666), `console` 5:1 (0600), the `shm` directory (1777),
+    /// and the symlinks `fd` -> `/proc/self/fd`, `stdin`/`stdout`/`stderr` ->
+    /// `/proc/self/fd/0`..`2` (as Docker and systemd make them).
+    pub fn populate_dev(&self, dev: &InodeRef) -> Result<()> {
+        let nodes: [(&[u8], u32, u32, u32); 7] = [
             (b"null", 1, 3, 0o666),
             (b"zero", 1, 5, 0o666),
+            (b"full", 1, 7, 0o666),
             (b"random", 1, 8, 0o666),
             (b"urandom", 1, 9, 0o666),
             (b"tty", 5, 0, 0o666),
@@ -236,12 +369,89 @@ impl Vfs {
             let exists = dev.lock().dir().ok_or(Errno::ENOTDIR)?.get(name).is_some();
             if !exists {
                 let spec = NodeSpec { rdev: (major, minor), ..NodeSpec::new(FileType::CharDevice, perm) };
-                self.make_node(&dev, name, spec)?;
+                self.make_node(dev, name, spec)?;
             }
         }
-        self.ensure_dir(&root, b"tmp", 0o1777)?;
-        self.ensure_dir(&root, b"proc", 0o555)?;
+        self.ensure_dir(dev, b"shm", 0o1777)?;
+        let links: [(&[u8], &[u8]); 4] = [
+            (b"fd", b"/proc/self/fd"),
+            (b"stdin", b"/proc/self/fd/0"),
+            (b"stdout", b"/proc/self/fd/1"),
+            (b"stderr", b"/proc/self/fd/2"),
+        ];
+        for (name, target) in links {
+            let exists = dev.lock().dir().ok_or(Errno::ENOTDIR)?.get(name).is_some();
+            if !exists {
+                let spec = NodeSpec { body: Some(Body::Symlink(target.to_vec())), ..NodeSpec::new(FileType::Symlink, 0o777) };
+                self.make_node(dev, name, spec)?;
+            }
+        }
         Ok(())
+    }
+
+    /// The directory at absolute `path` as a mount point: found, or created (mode `perm`,
+    /// parents must exist) when the root is writable. `ENOENT`/`EROFS` when absent and not
+    /// creatable, `ENOTDIR`.
+    fn mount_point(&self, path: &[u8], perm: u32) -> Result<()> {
+        let ctx = crate::context::FsContext::new(self);
+        let fds = crate::fdtable::FdTable::new();
+        match crate::path::resolve(&ctx, &fds, crate::path::AT_FDCWD, path, true) {
+            Ok(i) if i.is_dir() => Ok(()),
+            Ok(_) => Err(Errno::ENOTDIR),
+            Err(Errno::ENOENT) => {
+                let mut ctx = ctx;
+                ctx.umask = 0;
+                crate::sys::names::mkdirat(self, &ctx, &fds, crate::path::AT_FDCWD, path, perm)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Mounts a new tmpfs of at most `size_limit` bytes of data (`u64::MAX`: no limit but
+    /// the kernel's memory) with root mode `perm` on the directory at absolute `target`,
+    /// which is created when missing and the filesystem holding it is writable.
+    pub fn mount_tmpfs(&self, target: &[u8], size_limit: u64, perm: u32) -> Result<()> {
+        self.mount_point(target, perm)?;
+        let root = self.new_tmpfs(size_limit, perm);
+        self.mount(target, root, "tmpfs", "tmpfs", false)
+    }
+
+    /// Mounts `fs` on the directory at absolute `target` (`/` replaces the root: for boot,
+    /// before the first process). Errors of [`Vfs::new_foreign_root`] and [`Vfs::mount`].
+    pub fn mount_filesystem(&self, target: &[u8], fs: Arc<dyn Filesystem>, read_only: bool) -> Result<()> {
+        let (fs_type, source) = (String::from(fs.fs_type()), String::from(fs.source()));
+        let root = self.new_foreign_root(fs, read_only)?;
+        self.mount(target, root, &fs_type, &source, read_only)
+    }
+
+    /// The standard mounts of a container, on whatever root is mounted: `/proc` (a tmpfs the
+    /// kernel's procfs fills, type `proc`), `/dev` (a tmpfs with [`Vfs::populate_dev`]'s
+    /// nodes) with a tmpfs on `/dev/shm`, and, when the root is a mounted filesystem (not the
+    /// in-memory store, whose `/tmp` already is memory), a tmpfs on `/tmp`. Mount points
+    /// missing on a writable root are created. Returns the first error after trying all.
+    pub fn mount_standard(&self) -> Result<()> {
+        let mut first = Ok(());
+        let mut note = |r: Result<()>| {
+            if first.is_ok() && r.is_err() {
+                first = r;
+            }
+        };
+        note(self.mount_point(b"/proc", 0o555).and_then(|()| {
+            let root = self.new_tmpfs(u64::MAX, 0o555);
+            root.shared.magic_links.store(true, Ordering::Relaxed);
+            self.mount(b"/proc", root, "proc", "proc", false)
+        }));
+        note(self.mount_point(b"/dev", 0o755).and_then(|()| {
+            let root = self.new_tmpfs(u64::MAX, 0o755);
+            self.populate_dev(&root)?;
+            self.mount(b"/dev", root, "tmpfs", "tmpfs", false)?;
+            let shm = self.new_tmpfs(u64::MAX, 0o1777);
+            self.mount(b"/dev/shm", shm, "tmpfs", "shm", false)
+        }));
+        if self.root().shared.fs.is_some() {
+            note(self.mount_tmpfs(b"/tmp", u64::MAX, 0o1777));
+        }
+        first
     }
 
     /// The directory `name` in `dir`, created with `perm` if absent; `ENOTDIR` if a
@@ -253,5 +463,14 @@ impl Vfs {
             Some(_) => Err(Errno::ENOTDIR),
             None => self.make_node(dir, name, NodeSpec::new(FileType::Directory, perm)),
         }
+    }
+}
+
+/// Usage of one in-memory filesystem instance.
+pub(crate) fn stats_of(shared: &FsShared) -> FsStats {
+    FsStats {
+        inodes: shared.inodes.load(Ordering::Relaxed),
+        data_bytes: shared.data_bytes.load(Ordering::Relaxed),
+        data_limit: shared.limit.load(Ordering::Relaxed),
     }
 }

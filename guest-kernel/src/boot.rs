@@ -138,10 +138,24 @@ fn init_frames(bi: &BootInfo) {
     } else {
         mem
     };
-    // H wrote nothing between the kernel image and the initramfs: those frames are zero.
-    fa.release_initial(free_start, ((free_end - free_start) / PAGE_SIZE) as usize, true);
+    // H wrote nothing between the kernel image and the initramfs (but the hostfs area, which
+    // is never handed out): those frames are zero.
+    outside_hostfs(bi, free_start, free_end, |gpa, n| {
+        fa.release_initial(gpa, n, true);
+    });
     fa.set_reserve(crate::mm::frame::reserve_for(nframes));
     *FRAMES.lock() = Some(fa);
+}
+
+/// Calls `release(gpa, frames)` for the parts of the page-aligned range `[start, end)` that
+/// lie outside the hostfs area (its rings and config page are never handed out).
+fn outside_hostfs(bi: &BootInfo, start: u64, end: u64, mut release: impl FnMut(u64, usize)) {
+    let (hs, he) = crate::hostfs::area(bi).map_or((end, end), |(gpa, len)| (gpa, gpa + len));
+    for (a, b) in [(start, hs.min(end)), (he.max(start), end)] {
+        if b > a {
+            release(a, ((b - a) / PAGE_SIZE) as usize);
+        }
+    }
 }
 
 fn init_fs(bi: &BootInfo) {
@@ -150,6 +164,8 @@ fn init_fs(bi: &BootInfo) {
     // File data lives in the heap: growth past what user memory may take fails with ENOSPC
     // (the initramfs loader included, which then ends the boot with a clear error).
     vfs.set_room_check(crate::heap::user_may_grow);
+    vfs.set_unlock_notify(crate::sys::fsx::unlock_notify);
+    vfs.set_fifo_opener(Arc::new(crate::fifo::Opener));
     let len_ok = bi.initramfs_gpa != 0
         && bi.initramfs_len > 0
         && bi.initramfs_gpa.checked_add(bi.initramfs_len).is_some_and(|e| e <= bi.mem_size);
@@ -168,11 +184,16 @@ fn init_fs(bi: &BootInfo) {
         }
         let start = bi.initramfs_gpa & !(PAGE_SIZE - 1);
         let end = page_up(bi.initramfs_gpa + bi.initramfs_len).min(bi.mem_size);
-        crate::mm::frame::free(start, ((end - start) / PAGE_SIZE) as usize);
+        outside_hostfs(bi, start, end, crate::mm::frame::free);
     }
+    // Mount points on the initramfs root (a read-only hostfs root brings its own).
     if let Err(e) = vfs.create_standard_nodes() {
         crate::klog!(crate::log::WARN, "standard nodes: {}", e.name().unwrap_or("error"));
     }
+    // The boot mount table: the hostfs root (if any) replaces the initramfs root, volumes and
+    // --tmpfs mounts go on it, then the standard mounts on whatever root is final.
+    crate::hostfs::mount_boot_table(bi);
+    crate::fs::mount_standard();
     vfs.register_device(5, 1, Arc::new(ConsoleDevice));
     vfs.register_device(5, 0, Arc::new(ConsoleDevice));
 }

@@ -157,3 +157,63 @@ impl FileOps for WriteEnd {
         r & (events | 0x18)
     }
 }
+
+/// The pipe behind a named pipe (`fifo(7)`): every open of the FIFO attaches a new end to
+/// it (`crate::fifo` keeps one per FIFO inode). Data left when the last end closes is
+/// discarded at the next open, as Linux frees the pipe.
+pub struct Named(Arc<Mutex<Shared>>);
+
+impl Default for Named {
+    fn default() -> Self {
+        let ino = NEXT_INO.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        Self(Arc::new(Mutex::new(Shared { buf: VecDeque::new(), readers: 0, writers: 0, ino })))
+    }
+}
+
+/// Both ends at once: a FIFO opened `O_RDWR`.
+struct BothEnds(ReadEnd, WriteEnd);
+
+impl FileOps for BothEnds {
+    fn read(&self, buf: &mut [u8], flags: u32) -> Result<usize, Errno> {
+        self.0.read(buf, flags)
+    }
+    fn write(&self, buf: &[u8], flags: u32) -> Result<usize, Errno> {
+        self.1.write(buf, flags)
+    }
+    fn stat(&self) -> Stat {
+        self.0.stat()
+    }
+    fn poll(&self, events: u32) -> u32 {
+        // Both ends are here: no hang-up or error from our own side.
+        (self.0.poll(events) | self.1.poll(events)) & events
+    }
+}
+
+impl Named {
+    fn attach(&self, read: bool, write: bool) {
+        let mut s = self.0.lock();
+        if s.readers == 0 && s.writers == 0 {
+            s.buf.clear();
+        }
+        s.readers += usize::from(read);
+        s.writers += usize::from(write);
+        drop(s);
+        crate::sched::notify();
+    }
+
+    /// A new end: reading, writing, or both (`O_RDWR`).
+    pub fn open_end(&self, read: bool, write: bool) -> Arc<dyn FileOps> {
+        self.attach(read, write);
+        match (read, write) {
+            (true, true) => Arc::new(BothEnds(ReadEnd(self.0.clone()), WriteEnd(self.0.clone()))),
+            (true, false) => Arc::new(ReadEnd(self.0.clone())),
+            _ => Arc::new(WriteEnd(self.0.clone())),
+        }
+    }
+
+    /// Open (readers, writers).
+    pub fn ends(&self) -> (usize, usize) {
+        let s = self.0.lock();
+        (s.readers, s.writers)
+    }
+}

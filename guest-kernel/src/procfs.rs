@@ -3,7 +3,9 @@
 //! whenever a process looks up a path under `/proc` (a snapshot per lookup, as cheap as the
 //! process table is small). Provides `/proc/self` (a symlink to the caller's pid),
 //! `/proc/<pid>/{stat,status,cmdline,comm,exe}`, `/proc/meminfo`, `/proc/cpuinfo`,
-//! `/proc/uptime`, `/proc/loadavg`, `/proc/mounts`. Formats follow proc(5).
+//! `/proc/uptime`, `/proc/loadavg`, `/proc/mounts` and `/proc/<pid>/{mounts,mountinfo}`
+//! (generated from the VFS mount table). Formats follow proc(5). `/proc` is its own tmpfs
+//! instance mounted at boot (`crate::fs::mount_standard`).
 
 use crate::fs::vfs;
 use crate::proc::{Process, PROCESSES};
@@ -55,7 +57,7 @@ fn link(ctx: &FsContext, target: &[u8], path: &str) {
 
 fn remove_pid(ctx: &FsContext, pid: i32) {
     let fds = FdTable::new();
-    for f in ["stat", "status", "cmdline", "comm", "exe", "cwd"] {
+    for f in ["stat", "status", "cmdline", "comm", "exe", "cwd", "mounts", "mountinfo"] {
         let _ = guest_fs::unlinkat(vfs(), ctx, &fds, AT_FDCWD, format!("/proc/{pid}/{f}").as_bytes(), 0);
     }
     for n in SHOWN_FDS.lock().remove(&pid).unwrap_or_default() {
@@ -247,5 +249,12 @@ pub fn refresh(me: i32) {
     let up = crate::time::uptime_ns();
     put(&ctx, "/proc/uptime", format!("{}.{:02} 0.00\n", up / 1_000_000_000, (up / 10_000_000) % 100).as_bytes());
     put(&ctx, "/proc/loadavg", format!("0.00 0.00 0.00 1/{} {}\n", procs.len(), procs.iter().map(|p| p.pid).max().unwrap_or(1)).as_bytes());
-    put(&ctx, "/proc/mounts", b"rootfs / rootfs rw 0 0\nproc /proc proc rw 0 0\n");
+    let mounts = vfs().mounts();
+    let table = mounts.proc_mounts();
+    let info = mounts.mountinfo();
+    put(&ctx, "/proc/mounts", &table);
+    for p in &procs {
+        put(&ctx, &format!("/proc/{}/mounts", p.pid), &table);
+        put(&ctx, &format!("/proc/{}/mountinfo", p.pid), &info);
+    }
 }

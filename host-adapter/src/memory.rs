@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
@@ -163,6 +163,17 @@ impl GuestRam {
             std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>())
         };
         self.write(gpa, bytes)
+    }
+
+    /// The 4-byte word at `gpa` as an atomic (`gpa` 4-byte aligned and in range), e.g. a
+    /// futex word the guest shares with another process.
+    pub fn atomic_u32(&self, gpa: u64) -> Option<&AtomicU32> {
+        if !gpa.is_multiple_of(4) || self.check(gpa, 4).is_err() {
+            return None;
+        }
+        // SAFETY: in range and aligned (checked above); the mapping lives as long as `self`
+        // and is shared memory, for which atomic access is the right discipline.
+        Some(unsafe { AtomicU32::from_ptr(self.base.add(gpa as usize).cast::<u32>()) })
     }
 
     /// The 8-byte word at `gpa` as an atomic (`gpa` 8-byte aligned and in range).

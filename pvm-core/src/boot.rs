@@ -3,11 +3,15 @@
 
 use guest_abi::boot::{BOOT_MAGIC, BootInfo, CONSOLE_STDERR_TTY, CONSOLE_STDIN_TTY, CONSOLE_STDOUT_TTY, LaunchHeader};
 use guest_abi::layout::{BOOT_INFO_GPA, KERNEL_GPA, LAUNCH_GPA, LAUNCH_MAX, MIN_GUEST_MEMORY};
+use guest_abi::hostfs::{HOSTFS_MAGIC, HostfsConfig, MAX_HOSTFS_MOUNTS, QUEUE_SIZE, QueueDoorbell, area_len};
 use guest_abi::{ABI_VERSION, Backend, PAGE_SIZE};
 use host_adapter::{GuestRam, VmSetup, devices};
 
+use file_server::ServerConfig;
+
 use crate::initramfs;
 use crate::kernel_image;
+use crate::mounts::MountPlan;
 use crate::program::Launch;
 
 /// Guest memory the kernel needs beyond its image, the initramfs, the unpacked files and its
@@ -142,18 +146,46 @@ fn random_seed() -> Result<[u8; 32], BootError> {
     Ok(seed)
 }
 
-/// Builds guest memory for `launch` and returns what a backend needs.
+/// The hostfs config page for `plan` ([`guest_abi::hostfs`]), as bytes: magic, the mount
+/// table, queue size, zeroed doorbells.
+fn hostfs_config_page(plan: &MountPlan) -> Vec<u8> {
+    let mut cfg = HostfsConfig {
+        magic: HOSTFS_MAGIC,
+        mounts_len: plan.table.len() as u32,
+        queue_size: u32::from(QUEUE_SIZE),
+        mounts: [guest_abi::hostfs::HostfsMount { path: [0; guest_abi::hostfs::MOUNT_PATH_MAX], flags: 0, queue: 0, size: 0 };
+            MAX_HOSTFS_MOUNTS],
+        doorbells: Default::default(),
+    };
+    for (slot, m) in cfg.mounts.iter_mut().zip(&plan.table) {
+        *slot = *m;
+    }
+    let _: &[QueueDoorbell; MAX_HOSTFS_MOUNTS] = &cfg.doorbells;
+    // SAFETY: HostfsConfig is #[repr(C)] of integers and byte arrays without padding
+    // (8 + 4 + 4 + 16 * 208 + 16 * 16 bytes, asserted below), so its bytes are its value.
+    unsafe { std::slice::from_raw_parts((&cfg as *const HostfsConfig).cast::<u8>(), size_of::<HostfsConfig>()) }.to_vec()
+}
+const _: () = assert!(size_of::<HostfsConfig>() == 16 + MAX_HOSTFS_MOUNTS * 208 + MAX_HOSTFS_MOUNTS * 16);
+
+/// Builds guest memory for `launch` and returns what a backend needs, and what the file server
+/// must serve (`None` when the VM has no hostfs mount).
+///
+/// The hostfs area (config page and one ring page per hostfs mount) sits right below the
+/// initramfs at the top of RAM; `BootInfo::hostfs_gpa/hostfs_len` tell the guest kernel, which
+/// keeps it out of its frame allocator.
 ///
 /// # Errors
 /// [`BootError`].
-pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result<VmSetup, BootError> {
+pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result<(VmSetup, Option<ServerConfig>), BootError> {
     let memory = opts.memory & !(PAGE_SIZE - 1);
     let image = kernel_image::image_span().map_err(BootError::Host)?;
     let initrd_len = (launch.initramfs.len() as u64).next_multiple_of(PAGE_SIZE);
     // While the kernel unpacks the archive, the archive and the files it holds are both in
     // guest memory.
     let unpacked = initramfs::unpacked_size(&launch.initramfs);
-    let needed = memory_needed(KERNEL_GPA + image + initrd_len + unpacked + WORKING_MEMORY);
+    let plan = &launch.mounts;
+    let hostfs_len = if plan.is_empty() { 0 } else { area_len(plan.served.len()) };
+    let needed = memory_needed(KERNEL_GPA + image + initrd_len + hostfs_len + unpacked + WORKING_MEMORY);
     if memory < needed {
         return Err(BootError::MemoryTooSmall { given: show_size(opts.memory), needed: needed.div_ceil(1 << 20) });
     }
@@ -161,6 +193,10 @@ pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result
     let kernel = kernel_image::load(&ram).map_err(BootError::Host)?;
     let initrd_gpa = memory - initrd_len;
     ram.write(initrd_gpa, &launch.initramfs).map_err(|e| BootError::Host(e.to_string()))?;
+    let hostfs_gpa = if plan.is_empty() { 0 } else { initrd_gpa - hostfs_len };
+    if !plan.is_empty() {
+        ram.write(hostfs_gpa, &hostfs_config_page(plan)).map_err(|e| BootError::Host(e.to_string()))?;
+    }
     let block = launch_block(launch)?;
     ram.write(LAUNCH_GPA, &block).map_err(|e| BootError::Host(e.to_string()))?;
 
@@ -198,16 +234,25 @@ pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result
         bulk_mem_min: opts.bulk_mem_min,
         pv_features: opts.pv_features,
         reserved0: 0,
-        hostfs_gpa: 0,
-        hostfs_len: 0,
+        hostfs_gpa,
+        hostfs_len,
     };
     ram.write_pod(BOOT_INFO_GPA, &info).map_err(|e| BootError::Host(e.to_string()))?;
-    Ok(VmSetup {
+    let server = (!plan.served.is_empty()).then(|| ServerConfig {
+        memfd: std::os::fd::AsRawFd::as_raw_fd(&ram.fd()),
+        ready_fd: -1,
+        parent_pid: 0,
+        ram_size: memory,
+        area_gpa: hostfs_gpa,
+        mounts: plan.served.clone(),
+    });
+    let setup = VmSetup {
         memory: ram,
         kernel_segments: kernel.segments,
         kernel_entry: kernel.entry,
         vcpus: opts.vcpus,
         placement: opts.placement,
         verbose: opts.verbose > 0,
-    })
+    };
+    Ok((setup, server))
 }

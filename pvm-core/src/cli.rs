@@ -63,9 +63,21 @@ pub struct RunArgs {
     /// EAGAIN in the guest, like a cgroup's pids.max.
     #[arg(long, default_value_t = 0)]
     pub pids_limit: u32,
-    /// Directory whose tree becomes the guest's root filesystem (copied in; never written).
+    /// Directory served in place as the guest's root filesystem by the file server (writes
+    /// reach it; see --read-only). Without it the root is an initramfs with the program.
     #[arg(long)]
     pub rootfs: Option<PathBuf>,
+    /// Serve --rootfs read-only (writes fail with EROFS in the guest).
+    #[arg(long, requires = "rootfs")]
+    pub read_only: bool,
+    /// Bind a host directory into the guest (repeatable): `HOST:GUEST`, `HOST:GUEST:ro` for
+    /// read-only, `:rw` (the default) for writable. GUEST is an absolute guest path.
+    #[arg(long = "volume", short = 'v', value_name = "HOST:GUEST[:ro]", value_parser = parse_volume)]
+    pub volumes: Vec<Volume>,
+    /// Mount an empty tmpfs in the guest (repeatable): `GUEST` or `GUEST:size=N` (N bytes or
+    /// with a K, M, G suffix).
+    #[arg(long = "tmpfs", value_name = "GUEST[:size=N]", value_parser = parse_tmpfs)]
+    pub tmpfs: Vec<Tmpfs>,
     /// Environment entry of the guest program (repeatable); the guest gets only these.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<String>,
@@ -75,9 +87,9 @@ pub struct RunArgs {
     /// After the run, print a table of every transition kind on stderr.
     #[arg(long)]
     pub stats: bool,
-    /// Print what pvm does, and the guest kernel's log, on stderr (`-vv`: also the guest
-    /// kernel's per-syscall trace).
-    #[arg(long, short, action = clap::ArgAction::Count)]
+    /// Print what pvm does, and the guest kernel's log, on stderr (given twice: also the
+    /// guest kernel's per-syscall trace). No short form: `-v` is `--volume`, as in docker.
+    #[arg(long, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Host CPU to pin every thread and process of the VM to (for benchmarks), or `none`
     /// (no pinning). Default: vCPU i runs on its own host CPU of the allowed set
@@ -88,9 +100,85 @@ pub struct RunArgs {
     /// spin; `BootInfo::pv_features` bit `PV_LOCK_HINTS`): to compare, in benchmarks.
     #[arg(long)]
     pub no_pv_lock_hints: bool,
-    /// The program (a host path to a static ELF, or a path inside --rootfs) and its arguments.
+    /// The program and its arguments. Without --rootfs: a host path to a static ELF. With
+    /// --rootfs: a guest path, or a bare name looked up in the guest's PATH (from --env PATH=,
+    /// else `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`).
     #[arg(value_name = "PROGRAM [ARGS]...")]
     pub program: Vec<String>,
+}
+
+/// A `-v/--volume` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Volume {
+    /// Host directory, as given.
+    pub host: PathBuf,
+    /// Absolute guest path, normalised (no trailing `/`, no `.` or empty components).
+    pub guest: String,
+    /// `:ro`.
+    pub read_only: bool,
+}
+
+/// A `--tmpfs` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tmpfs {
+    /// Absolute guest path, normalised as [`Volume::guest`].
+    pub guest: String,
+    /// Size limit, bytes (0: the guest kernel's default).
+    pub size: u64,
+}
+
+/// Checks and normalises an absolute guest mount point: at most
+/// `guest_abi::hostfs::MOUNT_PATH_MAX - 1` bytes, no NUL, no `..`; `.` and empty components
+/// are dropped. `/` is refused (the root is --rootfs's).
+pub fn parse_guest_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') {
+        return Err(format!("guest path `{s}` is not absolute"));
+    }
+    if s.contains('\0') {
+        return Err("guest path contains a NUL byte".into());
+    }
+    let mut out = String::new();
+    for c in s.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        if c == ".." {
+            return Err(format!("guest path `{s}` contains `..`"));
+        }
+        out.push('/');
+        out.push_str(c);
+    }
+    if out.is_empty() {
+        return Err("cannot mount over the guest's root `/` (use --rootfs)".into());
+    }
+    if out.len() >= guest_abi::hostfs::MOUNT_PATH_MAX {
+        return Err(format!("guest path `{s}` is longer than {} bytes", guest_abi::hostfs::MOUNT_PATH_MAX - 1));
+    }
+    Ok(out)
+}
+
+fn parse_volume(s: &str) -> Result<Volume, String> {
+    let (rest, read_only) = match s.rsplit_once(':') {
+        Some((rest, "ro")) => (rest, true),
+        Some((rest, "rw")) => (rest, false),
+        _ => (s, false),
+    };
+    let Some((host, guest)) = rest.rsplit_once(':') else {
+        return Err(format!("expected HOST:GUEST[:ro], got `{s}`"));
+    };
+    if host.is_empty() {
+        return Err(format!("expected HOST:GUEST[:ro], got `{s}` (no host directory)"));
+    }
+    Ok(Volume { host: PathBuf::from(host), guest: parse_guest_path(guest)?, read_only })
+}
+
+fn parse_tmpfs(s: &str) -> Result<Tmpfs, String> {
+    let (path, opts) = s.split_once(':').unwrap_or((s, ""));
+    let mut size = 0;
+    for opt in opts.split(',').filter(|o| !o.is_empty()) {
+        match opt.split_once('=') {
+            Some(("size", n)) => size = parse_size(n)?,
+            _ => return Err(format!("unknown --tmpfs option `{opt}` (pvm knows size=N)")),
+        }
+    }
+    Ok(Tmpfs { guest: parse_guest_path(path)?, size })
 }
 
 /// `--pin` value.
@@ -150,8 +238,15 @@ pub fn parse() -> Result<Cli, ExitCode> {
         _ => {
             // One line, like every other pvm failure (docker prints one line too).
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("pvm: {} (see `pvm run --help`)", first.trim_start_matches("error: "));
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut first = lines.next().unwrap_or("invalid arguments").trim_start_matches("error: ").to_string();
+            // "the following required arguments were not provided:" names them on the next line.
+            if first.ends_with(':')
+                && let Some(next) = lines.next()
+            {
+                first = format!("{first} {next}");
+            }
+            eprintln!("pvm: {first} (see `pvm run --help`)");
             ExitCode::from(125)
         }
     })
@@ -177,6 +272,29 @@ mod tests {
         let Command::Run(r) = cli.command else { panic!("not run") };
         assert!(r.stats);
         assert_eq!(r.program, ["/bin/x", "-a", "--b"]);
+    }
+
+    #[test]
+    fn volumes_parse() {
+        let v = parse_volume("/srv/data:/data:ro").expect("parses");
+        assert_eq!(v, Volume { host: "/srv/data".into(), guest: "/data".into(), read_only: true });
+        let v = parse_volume("rel/dir:/mnt//x/./y/").expect("parses");
+        assert_eq!(v, Volume { host: "rel/dir".into(), guest: "/mnt/x/y".into(), read_only: false });
+        assert!(!parse_volume("/a:/b:rw").expect("parses").read_only);
+        for bad in ["/a", "/a:b", ":/b", "/a:/", "/a:/b/../c", "/a:/b:ro:x"] {
+            assert!(parse_volume(bad).is_err(), "{bad}");
+        }
+        let long = format!("/a:/{}", "x".repeat(guest_abi::hostfs::MOUNT_PATH_MAX));
+        assert!(parse_volume(&long).is_err());
+    }
+
+    #[test]
+    fn tmpfs_parse() {
+        assert_eq!(parse_tmpfs("/run").expect("parses"), Tmpfs { guest: "/run".into(), size: 0 });
+        assert_eq!(parse_tmpfs("/run:size=64M").expect("parses"), Tmpfs { guest: "/run".into(), size: 64 << 20 });
+        for bad in ["run", "/run:mode=1777", "/run:size=x", "/"] {
+            assert!(parse_tmpfs(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

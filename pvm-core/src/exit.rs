@@ -111,10 +111,23 @@ fn run(args: &RunArgs) -> ExitCode {
         BackendChoice::Soft => BackendKind::Soft,
         BackendChoice::Kvm => BackendKind::Kvm,
     };
-    let setup = match boot::assemble(&launch, &opts, kind) {
+    let (setup, server) = match boot::assemble(&launch, &opts, kind) {
         Ok(s) => s,
         Err(e) => return fail(PVM_FAILED, e),
     };
+    // F runs while the VM does; dropping it (after `backend.run`, or on an early return)
+    // kills and reaps it. Spawned from this thread, which lives as long as the VM (the
+    // parent-death signal follows the forking thread).
+    let t0 = std::time::Instant::now();
+    let _file_server = match server.map(|cfg| file_server::FileServer::start(&cfg, setup.memory.fd())).transpose() {
+        Ok(f) => f,
+        // F printed its own line.
+        Err(file_server::host::StartError::Failed) => return ExitCode::from(PVM_FAILED),
+        Err(e) => return fail(PVM_FAILED, e),
+    };
+    if let Some(f) = &_file_server {
+        tracing::debug!(pid = f.pid(), us = t0.elapsed().as_micros() as u64, "file server serving");
+    }
     let mut backend: Box<dyn Backend> = match choice {
         BackendChoice::Soft => Box::new(SoftBackend),
         BackendChoice::Kvm => Box::new(KvmBackend),

@@ -1,31 +1,13 @@
 //! Builds the guest's initramfs: a cpio `newc` archive (Linux's initramfs format,
-//! Documentation/driver-api/early-userspace/buffer-format.rst) of the root filesystem.
+//! Documentation/driver-api/early-userspace/buffer-format.rst) holding the built-in demo or a
+//! host program without `--rootfs` (a `--rootfs` tree is served in place by the file server,
+//! never packed).
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
-
-/// Errors while building the archive.
-#[derive(Debug, thiserror::Error)]
-pub enum InitramfsError {
-    /// Reading the host tree failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// Host path.
-        path: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// A file is larger than newc can describe (4 GiB).
-    #[error("{0}: larger than 4 GiB")]
-    TooLarge(String),
-}
 
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
-const S_IFLNK: u32 = 0o120000;
-const S_IFCHR: u32 = 0o020000;
 
 /// What an archive entry says besides its name and data.
 #[derive(Clone, Copy, Default)]
@@ -117,62 +99,6 @@ impl Initramfs {
         self.entry(&name, Meta::root(S_IFREG | (perm & 0o7777)), data)
     }
 
-    /// Adds every file, directory, symlink and character device below `dir` as the guest's
-    /// root; sockets and FIFOs are skipped. Owners, modes and mtimes are kept.
-    ///
-    /// # Errors
-    /// [`InitramfsError`] when the tree cannot be read.
-    pub fn add_tree(&mut self, dir: &Path) -> Result<(), InitramfsError> {
-        fn io(p: &Path) -> impl Fn(std::io::Error) -> InitramfsError + '_ {
-            move |source| InitramfsError::Io { path: p.display().to_string(), source }
-        }
-        let mut stack = vec![(dir.to_path_buf(), String::new())];
-        while let Some((host, guest)) = stack.pop() {
-            let mut entries: Vec<_> = std::fs::read_dir(&host)
-                .map_err(io(&host))?
-                .collect::<Result<_, _>>()
-                .map_err(io(&host))?;
-            entries.sort_by_key(|e| e.file_name());
-            for e in entries {
-                let path = e.path();
-                let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
-                let gname = if guest.is_empty() { name } else { format!("{guest}/{name}") };
-                let md = std::fs::symlink_metadata(&path).map_err(io(&path))?;
-                let perm = md.mode() & 0o7777;
-                let meta = |mode: u32, rdev: (u32, u32)| Meta {
-                    mode,
-                    uid: md.uid(),
-                    gid: md.gid(),
-                    mtime: md.mtime().clamp(0, i64::from(u32::MAX)) as u32,
-                    rdev,
-                };
-                let ft = md.file_type();
-                let res = if ft.is_dir() {
-                    self.dirs.insert(gname.clone());
-                    stack.push((path.clone(), gname.clone()));
-                    self.entry(&gname, meta(S_IFDIR | perm, (0, 0)), &[])
-                } else if ft.is_symlink() {
-                    let target = std::fs::read_link(&path).map_err(io(&path))?;
-                    self.entry(&gname, meta(S_IFLNK | 0o777, (0, 0)), target.as_os_str().as_encoded_bytes())
-                } else if ft.is_file() {
-                    if md.len() > u64::from(u32::MAX) {
-                        return Err(InitramfsError::TooLarge(path.display().to_string()));
-                    }
-                    let data = std::fs::read(&path).map_err(io(&path))?;
-                    self.entry(&gname, meta(S_IFREG | perm, (0, 0)), &data)
-                } else if ft.is_char_device() {
-                    let rdev = md.rdev();
-                    let (maj, min) = (libc::major(rdev), libc::minor(rdev));
-                    self.entry(&gname, meta(S_IFCHR | perm, (maj, min)), &[])
-                } else {
-                    continue;
-                };
-                res.map_err(io(&path))?;
-            }
-        }
-        Ok(())
-    }
-
     /// Adds the trailer and returns the archive bytes.
     ///
     /// # Errors
@@ -253,32 +179,5 @@ mod tests {
                 ("tmp".to_string(), S_IFDIR | 0o1777),
             ]
         );
-    }
-
-    #[test]
-    fn trees_keep_symlinks_and_modes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir(dir.path().join("bin")).expect("mkdir");
-        std::fs::write(dir.path().join("bin/busybox"), b"x").expect("write");
-        std::os::unix::fs::symlink("busybox", dir.path().join("bin/sh")).expect("symlink");
-        let mut a = Initramfs::new();
-        a.add_tree(dir.path()).expect("tree");
-        let bytes = a.finish().expect("finish");
-        let mut rest: &[u8] = &bytes;
-        let mut found = Vec::new();
-        loop {
-            let mut r = cpio::newc::Reader::new(rest).expect("entry");
-            if r.entry().is_trailer() {
-                break;
-            }
-            let name = r.entry().name().to_string();
-            let mode = r.entry().mode();
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut r, &mut data).expect("data");
-            found.push((name, mode & 0o170000, data));
-            rest = r.finish().expect("next");
-        }
-        assert!(found.contains(&("bin/sh".into(), S_IFLNK, b"busybox".to_vec())));
-        assert!(found.contains(&("bin/busybox".into(), S_IFREG, b"x".to_vec())));
     }
 }

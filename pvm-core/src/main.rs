@@ -11,6 +11,7 @@ mod exit;
 mod info;
 mod initramfs;
 mod kernel_image;
+mod mounts;
 mod program;
 mod signals;
 mod stats_table;
@@ -18,6 +19,11 @@ mod stats_table;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // F, the file server: pvm re-executed by itself (file_server::host).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == file_server::SUBCOMMAND) {
+        return file_server::process::main(&args[2..]);
+    }
     let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use goblin::elf::{Elf, header, program_header};
 
 use crate::cli::RunArgs;
-use crate::initramfs::{Initramfs, InitramfsError};
+use crate::initramfs::Initramfs;
+use crate::mounts::{self, MountPlan};
 
 /// The built-in demo program (a static C program, see `demo/demo.c`).
 static DEMO: &[u8] = include_bytes!(env!("PVM_DEMO"));
@@ -18,7 +19,7 @@ const DEMO_PATH: &str = "/bin/pvm-demo";
 #[derive(Debug, thiserror::Error)]
 pub enum ProgramError {
     /// Not found (exit status 127).
-    #[error("{0}: no such file or directory")]
+    #[error("{0}")]
     NotFound(String),
     /// Found but cannot run (exit status 126).
     #[error("{path}: cannot execute: {why}")]
@@ -28,9 +29,6 @@ pub enum ProgramError {
         /// Why.
         why: String,
     },
-    /// The root filesystem could not be read (exit status 125).
-    #[error("root filesystem: {0}")]
-    Rootfs(#[from] InitramfsError),
     /// Anything else of pvm's own (exit status 125).
     #[error("{0}")]
     Other(String),
@@ -46,8 +44,10 @@ pub struct Launch {
     pub env: Vec<String>,
     /// Working directory (guest path).
     pub workdir: String,
-    /// The initramfs archive.
+    /// The initramfs archive (without --rootfs the root filesystem; with it, empty).
     pub initramfs: Vec<u8>,
+    /// The boot mount table and what the file server serves.
+    pub mounts: MountPlan,
 }
 
 /// Checks that `data` is a static x86-64 ELF executable pvm can run without a root filesystem.
@@ -80,40 +80,37 @@ fn check_static_elf(shown: &str, data: &[u8]) -> Result<(), ProgramError> {
     Ok(())
 }
 
+/// Docker's default PATH (what `docker run` gives a container whose image sets none).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Resolves what `args` asks to run.
 ///
 /// # Errors
 /// [`ProgramError`], mapped to exit statuses by the caller.
 pub fn resolve(args: &RunArgs) -> Result<Launch, ProgramError> {
+    let mounts = mounts::plan(args).map_err(ProgramError::Other)?;
     let mut fs = Initramfs::new();
     let io = |e: std::io::Error| ProgramError::Other(format!("building the initramfs: {e}"));
-    let (path, argv) = match (args.program.split_first(), &args.rootfs) {
-        (None, rootfs) => {
-            if let Some(dir) = rootfs {
-                add_rootfs(&mut fs, dir)?;
-            }
+    let (path, argv) = match (args.program.split_first(), &mounts.root) {
+        (None, Some(_)) => {
+            return Err(ProgramError::Other("--rootfs needs the PROGRAM to run (`pvm run --rootfs DIR PROGRAM [ARGS]...`)".into()));
+        }
+        (None, None) => {
             fs.add_file(DEMO_PATH, 0o755, DEMO).map_err(io)?;
             (DEMO_PATH.to_string(), vec!["pvm-demo".to_string()])
         }
-        (Some((prog, rest)), Some(dir)) => {
-            add_rootfs(&mut fs, dir)?;
-            if !prog.starts_with('/') {
-                return Err(ProgramError::NotFound(format!(
-                    "{prog} (with --rootfs, PROGRAM is an absolute path inside the root filesystem)"
-                )));
-            }
-            let host = dir.join(prog.trim_start_matches('/'));
-            if std::fs::symlink_metadata(&host).is_err() {
-                return Err(ProgramError::NotFound(prog.clone()));
-            }
-            (prog.clone(), std::iter::once(prog.clone()).chain(rest.iter().cloned()).collect())
+        (Some((prog, rest)), Some(root)) => {
+            // The root is served in place by the file server: nothing of it is read here but
+            // the program's directory entry (start-up does not depend on the tree's size).
+            let guest = find_in_root(root, prog, &args.env, &args.workdir)?;
+            (guest, std::iter::once(prog.clone()).chain(rest.iter().cloned()).collect())
         }
         (Some((prog, rest)), None) => {
             let host = PathBuf::from(prog);
             let data = match std::fs::read(&host) {
                 Ok(d) => d,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(ProgramError::NotFound(prog.clone()));
+                    return Err(ProgramError::NotFound(format!("{prog}: no such file or directory")));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
                     return Err(ProgramError::CannotExecute { path: prog.clone(), why: "is a directory".into() });
@@ -128,24 +125,110 @@ pub fn resolve(args: &RunArgs) -> Result<Launch, ProgramError> {
             (guest, std::iter::once(prog.clone()).chain(rest.iter().cloned()).collect())
         }
     };
-    fs.add_dir("/tmp", 0o1777).map_err(io)?;
-    fs.add_dir("/dev", 0o755).map_err(io)?;
-    fs.add_dir("/proc", 0o555).map_err(io)?;
+    if mounts.root.is_none() {
+        fs.add_dir("/tmp", 0o1777).map_err(io)?;
+        fs.add_dir("/dev", 0o755).map_err(io)?;
+        fs.add_dir("/proc", 0o555).map_err(io)?;
+    }
     Ok(Launch {
         path,
         argv,
         env: args.env.clone(),
         workdir: args.workdir.clone(),
         initramfs: fs.finish().map_err(io)?,
+        mounts,
     })
 }
 
-fn add_rootfs(fs: &mut Initramfs, dir: &Path) -> Result<(), ProgramError> {
-    if !dir.is_dir() {
-        return Err(ProgramError::Other(format!("--rootfs {}: not a directory", dir.display())));
+/// What one candidate path inside the root is.
+enum Found {
+    /// A regular file with an execute bit.
+    Executable,
+    /// Exists but cannot be executed (why).
+    NotExecutable(&'static str),
+    /// Nothing there (or a path that leaves nothing to open).
+    Missing,
+}
+
+/// Looks `guest` (absolute or relative to the root) up inside `root` the way the guest will:
+/// `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so symlinks and `..` stay inside it
+/// (openat2(2)).
+fn probe(root: &std::fs::File, guest: &str) -> Result<Found, ProgramError> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let Ok(c) = std::ffi::CString::new(guest.trim_start_matches('/')) else { return Ok(Found::Missing) };
+    let c = if c.as_bytes().is_empty() { c".".to_owned() } else { c };
+    // SAFETY: open_how is plain integers; all-zero is valid (and required for new fields).
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: openat2 reads `c` (NUL-terminated) and `how` (its size passed) and returns a
+    // new descriptor or -1.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_openat2, root.as_raw_fd(), c.as_ptr(), &how as *const libc::open_how, size_of::<libc::open_how>())
+    };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG | libc::EXDEV) => Ok(Found::Missing),
+            Some(libc::EACCES) => Ok(Found::NotExecutable("permission denied")),
+            _ => Err(ProgramError::Other(format!("looking up {guest} in --rootfs: {e}"))),
+        };
     }
-    fs.add_tree(dir)?;
-    Ok(())
+    // SAFETY: a descriptor openat2 just returned, owned by nobody else.
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+    let meta = file.metadata().map_err(|e| ProgramError::Other(format!("looking up {guest} in --rootfs: {e}")))?;
+    use std::os::unix::fs::PermissionsExt;
+    Ok(if meta.is_dir() {
+        Found::NotExecutable("is a directory")
+    } else if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        Found::NotExecutable("permission denied")
+    } else {
+        Found::Executable
+    })
+}
+
+/// The guest path of `prog` inside the root filesystem at `root`: a path with a `/` as given
+/// (relative ones against `workdir`); a bare name searched in the guest's PATH (`--env PATH=`,
+/// else [`DEFAULT_PATH`]; empty and relative entries are taken against `workdir`, as
+/// execvp(3) does), skipping entries where it is missing or not executable.
+///
+/// # Errors
+/// [`ProgramError::NotFound`] (127) when nothing is there, [`ProgramError::CannotExecute`]
+/// (126) when the only matches cannot be executed.
+pub fn find_in_root(root: &Path, prog: &str, env: &[String], workdir: &str) -> Result<String, ProgramError> {
+    let dir = std::fs::File::open(root).map_err(|e| ProgramError::Other(format!("--rootfs {}: {e}", root.display())))?;
+    let against = |d: &str, name: &str| -> String {
+        let d = if d.starts_with('/') { d.to_string() } else { format!("{}/{d}", workdir.trim_end_matches('/')) };
+        format!("{}/{name}", d.trim_end_matches('/'))
+    };
+    if prog.is_empty() {
+        return Err(ProgramError::NotFound("'': no such file or directory".into()));
+    }
+    if prog.contains('/') {
+        let guest = if prog.starts_with('/') { prog.to_string() } else { against(".", prog).replace("/./", "/") };
+        return match probe(&dir, &guest)? {
+            Found::Executable => Ok(guest),
+            Found::NotExecutable(why) => Err(ProgramError::CannotExecute { path: prog.to_string(), why: why.into() }),
+            Found::Missing => Err(ProgramError::NotFound(format!("{prog}: no such file or directory"))),
+        };
+    }
+    let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    let mut refused = None;
+    for d in path.split(':') {
+        let d = if d.is_empty() { "." } else { d };
+        let guest = against(d, prog);
+        match probe(&dir, &guest)? {
+            Found::Executable => return Ok(guest.replace("/./", "/")),
+            Found::NotExecutable(why) => {
+                refused.get_or_insert(why);
+            }
+            Found::Missing => {}
+        }
+    }
+    match refused {
+        Some(why) => Err(ProgramError::CannotExecute { path: prog.to_string(), why: why.into() }),
+        None => Err(ProgramError::NotFound(format!("{prog}: executable file not found in $PATH"))),
+    }
 }
 
 /// The guest path a host program is placed at: its absolute host path, so that a program

@@ -141,6 +141,10 @@ fn device_files(libc: Libc) {
     same_as_native("devices", libc, &[], &[], Stderr::Same);
 }
 
+fn vfs_calls(libc: Libc) {
+    same_as_native("vfs_calls", libc, &[], &[], Stderr::Same);
+}
+
 /// One `#[test]` per (program, libc, backend): `glibc::*` and `musl::*` on the soft backend,
 /// `kvm_glibc::*` and `kvm_musl::*` the same cases on `--backend kvm` (skipped without KVM).
 macro_rules! both_libcs {
@@ -166,6 +170,7 @@ macro_rules! both_libcs {
 
 both_libcs!(
     hello,
+    vfs_calls,
     args_and_env,
     empty_env_and_workdir,
     exit_statuses,

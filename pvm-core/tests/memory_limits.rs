@@ -89,14 +89,15 @@ fn wrapping_ranges_get_linux_errnos_musl() {
 }
 
 #[test]
-fn rootfs_larger_than_memory_is_one_line_and_125() {
+fn a_rootfs_larger_than_memory_is_served_in_place() {
+    // --rootfs is served by the file server, not copied into guest memory: a tree with a
+    // 40 MiB file boots in 64 MiB (it needed about 100 MiB when it was an initramfs).
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
     std::fs::create_dir(root.join("bin")).expect("mkdir");
     std::fs::copy(program("hello", Libc::Glibc), root.join("bin/true")).expect("copy");
-    // 40 MiB of files in 64 MiB: the archive alone fits, archive plus unpacked files do not.
     std::fs::write(root.join("big"), vec![0x5au8; 40 << 20]).expect("write");
-    let out = Run::pvm()
+    let ok = Run::pvm()
         .arg("run")
         .args(["--memory", "64M", "--rootfs"])
         .arg(root)
@@ -104,20 +105,5 @@ fn rootfs_larger_than_memory_is_one_line_and_125() {
         .timeout(Duration::from_secs(60))
         .run()
         .finished();
-    assert_eq!(out.status, 125, "wrong exit status\n{}", out.describe());
-    assert!(out.stdout.is_empty(), "nothing may reach stdout\n{}", out.describe());
-    let lines = out.stderr_lines();
-    assert_eq!(lines.len(), 1, "expected exactly one line on stderr\n{}", out.describe());
-    assert!(lines[0].contains("--memory 64M is too small"), "the line must name --memory\n{}", out.describe());
-    assert!(!lines[0].contains("panic"), "no panic\n{}", out.describe());
-    // The same tree with enough memory runs.
-    let ok = Run::pvm()
-        .arg("run")
-        .args(["--memory", "256M", "--rootfs"])
-        .arg(root)
-        .args(["--", "/bin/true"])
-        .timeout(Duration::from_secs(60))
-        .run()
-        .finished();
-    assert_eq!(ok.status, 0, "with 256M the tree boots\n{}", ok.describe());
+    assert_eq!(ok.status, 0, "the tree boots in 64M\n{}", ok.describe());
 }

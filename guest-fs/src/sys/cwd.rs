@@ -20,10 +20,18 @@ pub fn path_of(ctx: &FsContext, dir: &InodeRef) -> Result<Vec<u8>> {
         if Arc::ptr_eq(&cur, &ctx.root) {
             break;
         }
+        // At a mount's root, continue from the directory it covers.
+        if let Some(point) = ctx.mounts.mountpoint_of(&cur) {
+            cur = point;
+            continue;
+        }
         let (nlink, parent, name) = {
             let st = cur.lock();
-            let d = st.dir().ok_or(Errno::ENOTDIR)?;
-            (st.nlink, d.parent.upgrade(), d.name.clone())
+            match &st.body {
+                crate::inode::Body::Dir(d) => (st.nlink, d.parent.upgrade(), d.name.clone()),
+                crate::inode::Body::Foreign(f) => (1, f.parent.upgrade(), f.name.clone()),
+                _ => return Err(Errno::ENOTDIR),
+            }
         };
         if nlink == 0 {
             return Err(Errno::ENOENT);

@@ -32,6 +32,9 @@ pub fn getdents64(fds: &FdTable, fd: i32, buf: &mut [u8]) -> Result<usize> {
         return Err(Errno::EBADF);
     }
     let dir = f.inode().filter(|i| i.is_dir()).ok_or(Errno::ENOTDIR)?;
+    if crate::foreign::is_foreign(dir) {
+        return foreign_dents(dir, &mut f.pos.lock(), buf);
+    }
     let mut pos = f.pos.lock();
     let st = dir.lock();
     if st.nlink == 0 {
@@ -58,6 +61,53 @@ pub fn getdents64(fds: &FdTable, fd: i32, buf: &mut [u8]) -> Result<usize> {
             None => break,
         }
         *pos = off;
+    }
+    Ok(used)
+}
+
+/// `getdents64` of a mounted filesystem's directory: `.` and `..` here, the rest from
+/// [`crate::InodeOps::readdir`] (names checked; positions are the filesystem's).
+fn foreign_dents(dir: &crate::inode::InodeRef, pos: &mut u64, buf: &mut [u8]) -> Result<usize> {
+    let dtype_dir = FileType::Directory.dirent_type();
+    let mut used = 0;
+    while *pos < 2 {
+        let (ino, name): (u64, &[u8]) = if *pos == 0 {
+            (dir.ino(), b".")
+        } else {
+            (crate::path::fs_parent(dir).map_or(dir.ino(), |p| p.ino()), b"..")
+        };
+        match put(buf, used, ino, *pos + 1, dtype_dir, name) {
+            Some(n) => used += n,
+            None if used == 0 => return Err(Errno::EINVAL),
+            None => return Ok(used),
+        }
+        *pos += 1;
+    }
+    let ops = crate::foreign::ops_of(dir)?;
+    let start = if *pos == 2 { 0 } else { *pos };
+    let mut err = None;
+    let mut last = *pos;
+    ops.readdir(start, &mut |e| {
+        if !crate::foreign::valid_name(&e.name) || e.next <= 2 {
+            err = Some(Errno::EIO);
+            return false;
+        }
+        let dtype = e.ftype.map_or(0, |t| t.dirent_type());
+        match put(buf, used, e.ino, e.next, dtype, &e.name) {
+            Some(n) => {
+                used += n;
+                last = e.next;
+                true
+            }
+            None => false,
+        }
+    })?;
+    *pos = last;
+    if used == 0 && let Some(e) = err {
+        return Err(e);
+    }
+    if used == 0 && last == start.max(2) && buf.len() < HEADER + 2 {
+        return Err(Errno::EINVAL);
     }
     Ok(used)
 }

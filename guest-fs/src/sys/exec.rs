@@ -43,6 +43,12 @@ pub fn open_exec(
 /// The whole contents of regular file `inode` (`EISDIR` for directories, `EINVAL` for
 /// other non-files).
 pub fn read_inode(inode: &InodeRef) -> Result<Vec<u8>> {
+    if crate::foreign::is_foreign(inode) {
+        if inode.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        return crate::foreign::read_all(inode);
+    }
     let st = inode.lock();
     let f = match inode.file_type() {
         FileType::Directory => return Err(Errno::EISDIR),

@@ -105,6 +105,15 @@ pub fn ioctl(fds: &mut FdTable, fd: i32, cmd: u32, arg: &mut [u8]) -> Result<i64
             Err(Errno::ENOTTY)
         }
         Target::Custom { ops, .. } => ops.ioctl(cmd, arg),
+        Target::Foreign { file, inode } => {
+            if cmd == FIONREAD && !inode.is_dir() {
+                let size = crate::foreign::getattr(inode)?.size;
+                let avail = size.saturating_sub(f.offset()).min(i32::MAX as u64) as i32;
+                arg_n::<4>(arg)?.copy_from_slice(&avail.to_le_bytes());
+                return Ok(0);
+            }
+            file.ioctl(cmd, arg)
+        }
         Target::Device { dev, tty, .. } => {
             if let Some(r) = dev.ioctl(cmd, arg) {
                 return r;

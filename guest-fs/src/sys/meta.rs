@@ -54,15 +54,43 @@ pub fn statx(
 }
 
 /// `statfs(2)`: tmpfs-like numbers (`TMPFS_MAGIC`, 4 KiB blocks, the data limit or 1 GiB).
-pub fn statfs(vfs: &Vfs, ctx: &FsContext, fds: &FdTable, path: &[u8]) -> Result<Statfs> {
-    path::resolve(ctx, fds, path::AT_FDCWD, path, true)?;
-    Ok(statfs_of(&vfs.stats()))
+pub fn statfs(_vfs: &Vfs, ctx: &FsContext, fds: &FdTable, path: &[u8]) -> Result<Statfs> {
+    let i = path::resolve(ctx, fds, path::AT_FDCWD, path, true)?;
+    statfs_inode(&i)
+}
+
+/// `statfs` of the filesystem `i` is on: a mounted filesystem's own answer, or tmpfs numbers
+/// of its in-memory instance; `ST_RDONLY` set when mounted read-only.
+pub(crate) fn statfs_inode(i: &Inode) -> Result<Statfs> {
+    let mut s = match &i.shared.fs {
+        Some(fs) => fs.statfs()?,
+        None => statfs_of(&crate::vfs::stats_of(&i.shared)),
+    };
+    if i.is_read_only() {
+        s.f_flags |= 1; // ST_RDONLY
+    }
+    s.f_fsid = [i.shared.dev.1 as i32, i.shared.dev.0 as i32];
+    Ok(s)
+}
+
+/// Sends `set` to a mounted filesystem's object and caches the answer (`Ok(false)` for
+/// inodes of the in-memory store, which the caller changes itself).
+fn set_foreign(ctx: &FsContext, i: &Inode, set: crate::ops::SetAttr) -> Result<bool> {
+    let Some(ops) = i.foreign_ops() else {
+        return Ok(false);
+    };
+    let a = ops.setattr(&set, &crate::foreign::creds(ctx, ctx.gid))?;
+    i.lock().set_attr(&a);
+    Ok(true)
 }
 
 /// `fstatfs(2)` (`EBADF` if `fd` is not open).
 pub fn fstatfs(vfs: &Vfs, fds: &FdTable, fd: i32) -> Result<Statfs> {
-    fds.get(fd)?;
-    Ok(statfs_of(&vfs.stats()))
+    let f = fds.get(fd)?;
+    match f.inode() {
+        Some(i) => statfs_inode(i),
+        None => Ok(statfs_of(&vfs.stats())),
+    }
 }
 
 /// `faccessat2(2)` / `faccessat` (`flags` 0): `mode` is `F_OK` (0) or `R_OK|W_OK|X_OK`
@@ -92,6 +120,7 @@ pub fn faccessat(
 }
 
 fn chmod_inode(ctx: &FsContext, i: &Inode, mode: u32) -> Result<()> {
+    i.shared.check_writable()?;
     let now = i.shared.now();
     let mut st = i.lock();
     if !perm::is_owner(ctx, &st) {
@@ -100,6 +129,11 @@ fn chmod_inode(ctx: &FsContext, i: &Inode, mode: u32) -> Result<()> {
     let mut mode = mode & 0o7777;
     if ctx.uid != 0 && !ctx.in_group(st.gid) {
         mode &= !0o2000;
+    }
+    if crate::foreign::is_foreign_inode(i) {
+        drop(st);
+        set_foreign(ctx, i, crate::ops::SetAttr { perm: Some(mode), ..Default::default() })?;
+        return Ok(());
     }
     st.perm = mode;
     st.ctime = now;
@@ -139,6 +173,7 @@ pub fn fchmod(ctx: &FsContext, fds: &FdTable, fd: i32, mode: u32) -> Result<()> 
 }
 
 fn chown_inode(ctx: &FsContext, i: &Inode, uid: u32, gid: u32) -> Result<()> {
+    i.shared.check_writable()?;
     let now = i.shared.now();
     let mut st = i.lock();
     if ctx.uid != 0 {
@@ -147,6 +182,16 @@ fn chown_inode(ctx: &FsContext, i: &Inode, uid: u32, gid: u32) -> Result<()> {
         if !uid_ok || !gid_ok || ctx.uid != st.uid {
             return Err(Errno::EPERM);
         }
+    }
+    if crate::foreign::is_foreign_inode(i) {
+        drop(st);
+        let set = crate::ops::SetAttr {
+            uid: (uid != u32::MAX).then_some(uid),
+            gid: (gid != u32::MAX).then_some(gid),
+            ..Default::default()
+        };
+        set_foreign(ctx, i, set)?;
+        return Ok(());
     }
     if uid != u32::MAX {
         st.uid = uid;
@@ -236,6 +281,7 @@ pub fn utimensat(
     let Some(i) = at.inode() else {
         return Ok(());
     };
+    i.shared.check_writable()?;
     let now = i.shared.now();
     let mut st = i.lock();
     let all_now = times.iter().all(|t| t.nsec == UTIME_NOW || t.nsec == UTIME_OMIT);
@@ -244,6 +290,17 @@ pub fn utimensat(
             return Err(Errno::EPERM);
         }
         perm::check(ctx, i.file_type(), &st, MAY_WRITE)?;
+    }
+    if crate::foreign::is_foreign_inode(i) {
+        drop(st);
+        let conv = |t: Timespec| match t.nsec {
+            UTIME_OMIT => None,
+            UTIME_NOW => Some(crate::ops::SetTime::Now),
+            _ => Some(crate::ops::SetTime::At(t)),
+        };
+        let set = crate::ops::SetAttr { atime: conv(times[0]), mtime: conv(times[1]), ..Default::default() };
+        set_foreign(ctx, i, set)?;
+        return Ok(());
     }
     let pick = |t: Timespec| if t.nsec == UTIME_NOW { now } else { t };
     if times[0].nsec != UTIME_OMIT {

@@ -7,10 +7,12 @@ pub mod dents;
 pub mod exec;
 pub mod fd;
 pub mod ioctl;
+pub mod lock;
 pub mod meta;
 pub mod names;
 pub mod open;
 pub mod rw;
+pub mod xattr;
 
 use crate::context::FsContext;
 use crate::errno::{Errno, Result};

@@ -5,6 +5,7 @@
 use crate::context::FsContext;
 use crate::errno::{Errno, Result};
 use crate::fdtable::FdTable;
+use crate::foreign;
 use crate::inode::{Body, FileType, InodeRef};
 use crate::path::{self, Last, PATH_MAX, Parent};
 use crate::perm::{self, MAY_EXEC, MAY_WRITE};
@@ -65,13 +66,23 @@ fn create_name(ctx: &FsContext, p: &Parent, allow_slash: bool) -> Result<Vec<u8>
 fn create_node(vfs: &Vfs, ctx: &FsContext, fds: &FdTable, dirfd: i32, path: &[u8], spec: NodeSpec) -> Result<()> {
     let ftype = spec.ftype;
     let p = path::resolve_parent(ctx, fds, dirfd, path)?;
-    let _ns = vfs.ns_lock();
+    let is_foreign = foreign::is_foreign(&p.dir);
+    let _ns = (!is_foreign).then(|| vfs.ns_lock());
     let name = create_name(ctx, &p, ftype == FileType::Directory)?;
     may_create(ctx, &p.dir)?;
+    p.dir.shared.check_writable()?;
     let gid = new_gid(ctx, &p.dir);
     let mut perm_bits = spec.perm & !ctx.umask;
     if ftype == FileType::Directory && p.dir.lock().perm & 0o2000 != 0 {
         perm_bits |= 0o2000;
+    }
+    if is_foreign {
+        let target = match &spec.body {
+            Some(Body::Symlink(t)) => Some(t.as_slice()),
+            _ => None,
+        };
+        foreign::create(&p.dir, &name, ftype, perm_bits, spec.rdev, target, &foreign::creds(ctx, gid))?;
+        return Ok(());
     }
     let node = vfs.new_inode(ftype, perm_bits, (ctx.uid, gid), &p.dir, &name, spec.body);
     node.lock().rdev = spec.rdev;
@@ -114,9 +125,18 @@ pub fn symlinkat(vfs: &Vfs, ctx: &FsContext, fds: &FdTable, target: &[u8], newdi
         return Err(Errno::ENAMETOOLONG);
     }
     let p = path::resolve_parent(ctx, fds, newdirfd, linkpath)?;
+    if foreign::is_foreign(&p.dir) {
+        let name = create_name(ctx, &p, false)?;
+        may_create(ctx, &p.dir)?;
+        p.dir.shared.check_writable()?;
+        let gid = new_gid(ctx, &p.dir);
+        foreign::create(&p.dir, &name, FileType::Symlink, 0o777, (0, 0), Some(target), &foreign::creds(ctx, gid))?;
+        return Ok(());
+    }
     let _ns = vfs.ns_lock();
     let name = create_name(ctx, &p, false)?;
     may_create(ctx, &p.dir)?;
+    p.dir.shared.check_writable()?;
     let gid = new_gid(ctx, &p.dir);
     let node = vfs.new_inode(FileType::Symlink, 0o777, (ctx.uid, gid), &p.dir, &name, Some(Body::Symlink(target.to_vec())));
     vfs.attach_locked(&p.dir, &name, &node)
@@ -164,11 +184,21 @@ pub fn linkat(
         path::resolve(ctx, fds, olddirfd, oldpath, flags & g::AT_SYMLINK_FOLLOW != 0)?
     };
     let p = path::resolve_parent(ctx, fds, newdirfd, newpath)?;
-    let _ns = vfs.ns_lock();
+    let is_foreign = foreign::is_foreign(&p.dir);
+    let _ns = (!is_foreign).then(|| vfs.ns_lock());
     let name = create_name(ctx, &p, false)?;
     may_create(ctx, &p.dir)?;
+    if !Arc::ptr_eq(&old.shared, &p.dir.shared) {
+        return Err(Errno::EXDEV);
+    }
+    p.dir.shared.check_writable()?;
     if old.is_dir() {
         return Err(Errno::EPERM);
+    }
+    if is_foreign {
+        foreign::ops_of(&p.dir)?.link(&name, &foreign::ops_of(&old)?)?;
+        foreign::forget(&p.dir, &name);
+        return Ok(());
     }
     {
         let st = old.lock();
@@ -214,7 +244,9 @@ pub fn unlinkat(vfs: &Vfs, ctx: &FsContext, fds: &FdTable, dirfd: i32, path: &[u
         (Last::Root, true) => return Err(Errno::EBUSY),
         (_, false) => return Err(Errno::EISDIR),
     };
-    let _ns = vfs.ns_lock();
+    p.dir.shared.check_writable()?;
+    let is_foreign = foreign::is_foreign(&p.dir);
+    let _ns = (!is_foreign).then(|| vfs.ns_lock());
     let victim = lookup_last(ctx, &p, &name)?;
     if p.trailing_slash && !rmdir {
         return Err(match victim {
@@ -225,6 +257,15 @@ pub fn unlinkat(vfs: &Vfs, ctx: &FsContext, fds: &FdTable, dirfd: i32, path: &[u
     }
     let victim = victim.ok_or(Errno::ENOENT)?;
     may_delete(ctx, &p.dir, &victim, rmdir)?;
+    if victim.mount_flags() & crate::inode::MOUNTPOINT != 0 {
+        return Err(Errno::EBUSY);
+    }
+    if is_foreign {
+        let ops = foreign::ops_of(&p.dir)?;
+        if rmdir { ops.rmdir(&name)? } else { ops.unlink(&name)? }
+        foreign::forget(&p.dir, &name);
+        return Ok(());
+    }
     if rmdir {
         if Arc::ptr_eq(&victim, &ctx.root) || Arc::ptr_eq(&victim, &vfs.root()) {
             return Err(Errno::EBUSY);
@@ -244,7 +285,7 @@ fn is_ancestor(a: &InodeRef, b: &InodeRef) -> bool {
         if Arc::ptr_eq(a, &cur) {
             return true;
         }
-        let parent = cur.lock().dir().and_then(|d| d.parent.upgrade());
+        let parent = path::fs_parent(&cur).ok();
         match parent {
             Some(p) if !Arc::ptr_eq(&p, &cur) => cur = p,
             _ => return false,
@@ -289,9 +330,18 @@ pub fn renameat2(
     let Last::Norm(new_name) = &np.last else {
         return Err(if noreplace { Errno::EEXIST } else { Errno::EBUSY });
     };
-    let _ns = vfs.ns_lock();
+    if !Arc::ptr_eq(&op.dir.shared, &np.dir.shared) {
+        return Err(Errno::EXDEV);
+    }
+    op.dir.shared.check_writable()?;
+    let is_foreign = foreign::is_foreign(&op.dir);
+    let _ns = (!is_foreign).then(|| vfs.ns_lock());
     let old = lookup_last(ctx, &op, old_name)?.ok_or(Errno::ENOENT)?;
     let target = lookup_last(ctx, &np, new_name)?;
+    let busy = |i: &InodeRef| i.mount_flags() & crate::inode::MOUNTPOINT != 0;
+    if busy(&old) || target.as_ref().is_some_and(busy) {
+        return Err(Errno::EBUSY);
+    }
     if noreplace && target.is_some() {
         return Err(Errno::EEXIST);
     }
@@ -341,6 +391,13 @@ pub fn renameat2(
         && !t.lock().dir().is_none_or(|d| d.is_empty())
     {
         return Err(Errno::ENOTEMPTY);
+    }
+    if is_foreign {
+        foreign::ops_of(&op.dir)?.rename(old_name, &foreign::ops_of(&np.dir)?, new_name, flags)?;
+        foreign::forget(&op.dir, old_name);
+        foreign::forget(&np.dir, new_name);
+        foreign::moved(&old, &np.dir, new_name);
+        return Ok(());
     }
     let now = vfs.shared.now();
     if exchange {

@@ -46,6 +46,15 @@ impl OpenFile {
             }
             Target::Device { dev, .. } => dev.read(buf),
             Target::Custom { ops, .. } => ops.read(buf, self.status_flags()),
+            Target::Foreign { file, inode } => {
+                if inode.is_dir() {
+                    return Err(Errno::EISDIR);
+                }
+                let mut pos = self.pos.lock();
+                let n = file.pread(buf, *pos)?.min(buf_len);
+                *pos += n as u64;
+                Ok(n)
+            }
         }
     }
 
@@ -66,6 +75,13 @@ impl OpenFile {
             }
             Target::Device { dev, .. } => dev.write(buf),
             Target::Custom { ops, .. } => ops.write(buf, self.status_flags()),
+            Target::Foreign { file, inode } => {
+                let mut pos = self.pos.lock();
+                let at = if self.status_flags() & g::O_APPEND != 0 { crate::foreign::getattr(inode)?.size } else { *pos };
+                let n = file.pwrite(buf, at)?.min(buf.len());
+                *pos = at + n as u64;
+                Ok(n)
+            }
         }
     }
 
@@ -88,6 +104,12 @@ impl OpenFile {
                 Ok(n)
             }
             Target::Device { dev, tty: None, .. } => dev.read(&mut buf[..len]),
+            Target::Foreign { file, inode } => {
+                if inode.is_dir() {
+                    return Err(Errno::EISDIR);
+                }
+                Ok(file.pread(&mut buf[..len], off)?.min(len))
+            }
             _ => Err(Errno::ESPIPE),
         }
     }
@@ -107,6 +129,10 @@ impl OpenFile {
                 Ok(write_inode(i, if append { None } else { Some(off) }, buf)?.0)
             }
             Target::Device { dev, tty: None, .. } => dev.write(buf),
+            Target::Foreign { file, inode } => {
+                let at = if self.status_flags() & g::O_APPEND != 0 { crate::foreign::getattr(inode)?.size } else { off };
+                Ok(file.pwrite(buf, at)?.min(buf.len()))
+            }
             _ => Err(Errno::ESPIPE),
         }
     }
@@ -121,6 +147,32 @@ impl OpenFile {
         }
         let inode = match &self.target {
             Target::Inode(i) => i,
+            Target::Foreign { inode, .. } => {
+                let mut pos = self.pos.lock();
+                let cur = *pos as i64;
+                let new = match whence {
+                    g::SEEK_SET => offset,
+                    g::SEEK_CUR => cur.checked_add(offset).ok_or(Errno::EINVAL)?,
+                    g::SEEK_END if !inode.is_dir() => {
+                        let size = crate::foreign::getattr(inode)?.size as i64;
+                        size.checked_add(offset).ok_or(Errno::EINVAL)?
+                    }
+                    // The whole file is data (no hole map from the filesystem).
+                    g::SEEK_DATA | g::SEEK_HOLE if !inode.is_dir() => {
+                        let size = crate::foreign::getattr(inode)?.size as i64;
+                        if offset < 0 || offset >= size {
+                            return Err(Errno::ENXIO);
+                        }
+                        if whence == g::SEEK_DATA { offset } else { size }
+                    }
+                    _ => return Err(Errno::EINVAL),
+                };
+                if new < 0 {
+                    return Err(Errno::EINVAL);
+                }
+                *pos = new as u64;
+                return Ok(new);
+            }
             Target::Device { tty: None, .. } => return Ok(0),
             _ => return Err(Errno::ESPIPE),
         };
@@ -195,8 +247,15 @@ pub fn lseek(fds: &FdTable, fd: i32, offset: i64, whence: u32) -> Result<i64> {
     fds.get(fd)?.lseek(offset, whence)
 }
 
-fn set_len(i: &crate::inode::Inode, len: i64) -> Result<()> {
+fn set_len(i: &crate::inode::InodeRef, len: i64) -> Result<()> {
     let len = u64::try_from(len).map_err(|_| Errno::EINVAL)?;
+    i.shared.check_writable()?;
+    if crate::foreign::is_foreign(i) {
+        let set = crate::ops::SetAttr { size: Some(len), ..Default::default() };
+        let a = crate::foreign::ops_of(i)?.setattr(&set, &crate::ops::Creds { uid: 0, gid: 0, pid: 0 })?;
+        i.lock().set_attr(&a);
+        return Ok(());
+    }
     let now = i.shared.now();
     let mut st = i.lock();
     let f = st.file_mut().ok_or(Errno::EINVAL)?;
@@ -237,12 +296,87 @@ pub fn truncate(_vfs: &Vfs, ctx: &FsContext, fds: &FdTable, path: &[u8], length:
 /// `fsync(2)`/`fdatasync(2)`: data is always in memory, so a no-op for files and
 /// directories; `EINVAL` for devices and kernel objects (as for pipes), `EBADF` for `O_PATH`.
 pub fn fsync(fds: &FdTable, fd: i32) -> Result<()> {
+    fsync_data(fds, fd, false)
+}
+
+/// [`fsync`] with `datasync` for `fdatasync(2)` (passed to a mounted filesystem).
+pub fn fsync_data(fds: &FdTable, fd: i32, datasync: bool) -> Result<()> {
     let f = fds.get(fd)?;
     if f.is_path_only() {
         return Err(Errno::EBADF);
     }
     match &f.target {
         Target::Inode(_) => Ok(()),
+        Target::Foreign { file, .. } => file.fsync(datasync),
         _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `syncfs(2)`: writes back the filesystem `fd` is on (a mounted filesystem's
+/// [`crate::Filesystem::sync`]; nothing to do for memory). `EBADF`; any fd works (pipes too).
+pub fn syncfs(fds: &FdTable, fd: i32) -> Result<()> {
+    let f = fds.get(fd)?;
+    match f.inode().and_then(|i| i.shared.fs.clone()) {
+        Some(fs) => fs.sync(),
+        None => Ok(()),
+    }
+}
+
+/// `FALLOC_FL_KEEP_SIZE`.
+pub const FALLOC_FL_KEEP_SIZE: u32 = 1;
+/// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE` (punching requires keeping the size).
+const FALLOC_PUNCH: u32 = 3;
+
+/// `fallocate(2)`: mode 0 (allocate, extending the size like `posix_fallocate`),
+/// `FALLOC_FL_KEEP_SIZE` and `FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE` on the in-memory store (pages of a hole are allocated when written:
+/// tmpfs reserves, we do not); a mounted filesystem gets every mode. `EINVAL` for
+/// `offset < 0` or `len <= 0`, `EFBIG` past the largest size, `EBADF` unless open for
+/// writing, `EISDIR`, `ENODEV` for non-regular files, `ESPIPE` for pipes, `EOPNOTSUPP` for
+/// other modes, `EROFS`.
+pub fn fallocate(fds: &FdTable, fd: i32, mode: u32, offset: i64, len: i64) -> Result<()> {
+    let f = fds.get(fd)?;
+    if offset < 0 || len <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    let end = offset.checked_add(len).ok_or(Errno::EFBIG)?;
+    if end as u64 > crate::filedata::MAX_FILE_SIZE {
+        return Err(Errno::EFBIG);
+    }
+    let inode = match &f.target {
+        Target::Custom { inode: None, .. } => return Err(Errno::ESPIPE),
+        Target::Custom { .. } | Target::Device { .. } => return Err(Errno::ENODEV),
+        Target::Foreign { inode, .. } | Target::Inode(inode) => inode.clone(),
+    };
+    if inode.is_dir() {
+        return Err(Errno::EISDIR);
+    }
+    if inode.file_type() != FileType::Regular {
+        return Err(Errno::ENODEV);
+    }
+    inode.shared.check_writable()?;
+    if let Target::Foreign { file, .. } = &f.target {
+        return file.fallocate(mode, offset as u64, len as u64);
+    }
+    match mode {
+        0 => {
+            if end as u64 > inode.size() {
+                set_len(&inode, end)?;
+            }
+            Ok(())
+        }
+        FALLOC_FL_KEEP_SIZE => Ok(()),
+        FALLOC_PUNCH => {
+            let now = inode.shared.now();
+            let shared = inode.shared.clone();
+            let mut st = inode.lock();
+            let f = st.file_mut().ok_or(Errno::ENODEV)?;
+            f.punch_hole(&shared, offset as u64, len as u64);
+            st.touch_modify(now);
+            Ok(())
+        }
+        _ => Err(Errno::EOPNOTSUPP),
     }
 }

@@ -22,6 +22,11 @@ fn fd(v: u64) -> i32 {
     v as i32
 }
 
+/// Refreshes `/proc` before a lookup that may need it (for other syscall modules).
+pub fn refresh_proc(cx: &Ctx<'_>, path: &[u8]) {
+    proc_hook(cx, path);
+}
+
 /// Refreshes `/proc` before a lookup that may need it.
 fn proc_hook(cx: &Ctx<'_>, path: &[u8]) {
     let in_proc = path.starts_with(b"/proc") || (path.first() != Some(&b'/') && {
@@ -254,12 +259,52 @@ pub fn writev(cx: &mut Ctx<'_>, a: [u64; 6], offset: Option<u64>) -> KResult {
 
 /// `openat(2)` (and `open(2)` with `AT_FDCWD`).
 pub fn openat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) -> KResult {
+    open_common(cx, dirfd, path, flags, mode, None)
+}
+
+/// `openat2(2)`: `struct open_how` is `{ u64 flags, u64 mode, u64 resolve }` (24 bytes);
+/// `EINVAL` for a smaller `size` or more than a page, `E2BIG` when bytes past the known
+/// fields are not zero (the extensible-struct rule).
+pub fn openat2(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
+    let size = a[3] as usize;
+    if size < 24 || size > 4096 {
+        return Err(Errno::EINVAL);
+    }
+    let how = cx.copy_in(a[2], size)?;
+    if how[24..].iter().any(|&b| b != 0) {
+        return Err(Errno::E2BIG);
+    }
+    let word = |i: usize| u64::from_le_bytes(how[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    open_common(cx, a[0], a[1], word(0), word(1), Some(word(2)))
+}
+
+fn open_common(cx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64, resolve: Option<u64>) -> KResult {
     let path = cx.path(path)?;
     proc_hook(cx, &path);
     let p = cx.proc();
     let ctx = p.fs.lock().clone();
+    let (tid, dirfd32, flags32) = (cx.t.tid, fd(dirfd), flags as u32);
+    // A FIFO open waiting for its other side re-runs here (crate::fifo).
+    let resumed = crate::fifo::resume(tid, dirfd32, &path, flags32);
+    let (file, partner) = match resumed {
+        Some(r) => r,
+        None => {
+            p.fds.lock().lowest_free(0)?;
+            let snapshot = p.fds.lock().clone();
+            let file = match resolve {
+                None => gfs::open_file(vfs(), &ctx, &snapshot, dirfd32, &path, flags32, mode as u32)?,
+                Some(r) => gfs::open_file2(vfs(), &ctx, &snapshot, dirfd32, &path, flags, mode, r)?,
+            };
+            let partner = crate::fifo::partner_opens(&file);
+            (file, partner)
+        }
+    };
+    if crate::fifo::must_wait(&file, partner) {
+        crate::fifo::park(tid, dirfd32, &path, flags32, file, partner);
+        return Err(super::EBLOCK);
+    }
     let mut fds = p.fds.lock();
-    let new_fd = gfs::openat(vfs(), &ctx, &mut fds, fd(dirfd), &path, flags as u32, mode as u32)?;
+    let new_fd = fds.alloc(file, flags32 & 0o2_000_000 != 0, 0)?;
     if let Ok(file) = fds.get(new_fd) {
         let base = if path.first() == Some(&b'/') {
             Some(Vec::new())
@@ -822,19 +867,4 @@ pub fn sendfile(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
         cx.write(offp, &o)?;
     }
     Ok(done as i64)
-}
-
-/// `fallocate(2)`: mode 0 extends the file like `posix_fallocate`.
-pub fn fallocate(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
-    if a[1] != 0 {
-        return Err(Errno::EOPNOTSUPP);
-    }
-    let p = cx.proc();
-    let fds = p.fds.lock().clone();
-    let st = gfs::fstat(&fds, fd(a[0]))?;
-    let end = (a[2] as i64).checked_add(a[3] as i64).ok_or(Errno::EFBIG)?;
-    if end > st.st_size {
-        gfs::ftruncate(&fds, fd(a[0]), end)?;
-    }
-    Ok(0)
 }

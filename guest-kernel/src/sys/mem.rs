@@ -94,7 +94,8 @@ pub fn mmap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
         }
         // Only the bytes the file has past `off` are copied (at most `len`): a mapping larger
         // than the file costs no kernel memory for its tail.
-        let size = file.inode().map_or(0, |i| i.size());
+        // The size from fstat: a mounted filesystem's (hostfs) inode caches no size.
+        let size = guest_fs::fstat(&fds, fd).map_or(0, |s| u64::try_from(s.st_size).unwrap_or(0));
         let want = size.saturating_sub(off).min(len);
         if !crate::heap::user_may_grow(want) {
             return Err(Errno::ENOMEM);

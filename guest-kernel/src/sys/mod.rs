@@ -4,6 +4,7 @@
 
 pub mod clone;
 pub mod fs;
+pub mod fsx;
 pub mod mem;
 pub mod misc;
 pub mod process;
@@ -171,6 +172,7 @@ pub fn dispatch(cx: &mut Ctx<'_>, n: u64) -> SysRet {
         nr::__NR_write => ret(fs::write(cx, a)),
         nr::__NR_open => ret(fs::openat(cx, fs::AT_FDCWD as u64, a[0], a[1], a[2])),
         nr::__NR_openat => ret(fs::openat(cx, a[0], a[1], a[2], a[3])),
+        nr::__NR_openat2 => ret(fs::openat2(cx, a)),
         nr::__NR_close => ret(fs::close(cx, a)),
         nr::__NR_stat => ret(fs::fstatat(cx, fs::AT_FDCWD as u64, a[0], a[1], 0)),
         nr::__NR_lstat => ret(fs::fstatat(cx, fs::AT_FDCWD as u64, a[0], a[1], fs::AT_SYMLINK_NOFOLLOW)),
@@ -218,7 +220,24 @@ pub fn dispatch(cx: &mut Ctx<'_>, n: u64) -> SysRet {
         nr::__NR_utimensat => ret(fs::utimensat(cx, a)),
         nr::__NR_truncate => ret(fs::truncate(cx, a)),
         nr::__NR_ftruncate => ret(fs::ftruncate(cx, a)),
-        nr::__NR_fsync | nr::__NR_fdatasync | nr::__NR_syncfs => ret(fs::fsync(cx, a)),
+        nr::__NR_fsync => ret(fs::fsync(cx, a)),
+        nr::__NR_fdatasync => ret(fsx::fdatasync(cx, a)),
+        nr::__NR_syncfs => ret(fsx::syncfs(cx, a)),
+        nr::__NR_sync_file_range => ret(fsx::sync_file_range(cx, a)),
+        nr::__NR_creat => ret(fsx::creat(cx, a)),
+        nr::__NR_flock => ret(fsx::flock(cx, a)),
+        nr::__NR_getxattr => ret(fsx::getxattr(cx, a, 0)),
+        nr::__NR_lgetxattr => ret(fsx::getxattr(cx, a, 1)),
+        nr::__NR_fgetxattr => ret(fsx::getxattr(cx, a, 2)),
+        nr::__NR_setxattr => ret(fsx::setxattr(cx, a, 0)),
+        nr::__NR_lsetxattr => ret(fsx::setxattr(cx, a, 1)),
+        nr::__NR_fsetxattr => ret(fsx::setxattr(cx, a, 2)),
+        nr::__NR_listxattr => ret(fsx::listxattr(cx, a, 0)),
+        nr::__NR_llistxattr => ret(fsx::listxattr(cx, a, 1)),
+        nr::__NR_flistxattr => ret(fsx::listxattr(cx, a, 2)),
+        nr::__NR_removexattr => ret(fsx::removexattr(cx, a, 0)),
+        nr::__NR_lremovexattr => ret(fsx::removexattr(cx, a, 1)),
+        nr::__NR_fremovexattr => ret(fsx::removexattr(cx, a, 2)),
         nr::__NR_sync => ret(Ok(0)),
         nr::__NR_dup => ret(fs::dup(cx, a)),
         nr::__NR_dup2 => ret(fs::dup2(cx, a)),
@@ -235,8 +254,8 @@ pub fn dispatch(cx: &mut Ctx<'_>, n: u64) -> SysRet {
         nr::__NR_pselect6 => ret(fs::select(cx, a, true)),
         nr::__NR_sendfile => ret(fs::sendfile(cx, a)),
         nr::__NR_fadvise64 => ret(Ok(0)),
-        nr::__NR_fallocate => ret(fs::fallocate(cx, a)),
-        nr::__NR_copy_file_range => ret(Err(Errno::EXDEV)),
+        nr::__NR_fallocate => ret(fsx::fallocate(cx, a)),
+        nr::__NR_copy_file_range => ret(fsx::copy_file_range(cx, a)),
         // Memory.
         nr::__NR_brk => ret(mem::brk(cx, a)),
         nr::__NR_mmap => ret(mem::mmap(cx, a)),

@@ -6,6 +6,7 @@
 
 mod area;
 mod cpu;
+mod hostfs;
 mod mapping;
 mod profile;
 mod sse;

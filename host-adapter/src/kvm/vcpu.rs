@@ -75,6 +75,10 @@ pub(crate) fn run(vm: &Vm, id: u32, mut vcpu: VcpuFd) -> VcpuCounters {
                     Err(e) => fatal(vm, e),
                 }
             }
+            Ok(VcpuExit::IoOut(guest_abi::hostfs::HOSTFS_PORT, _)) => match super::hostfs::doorbell(vm, &vcpu) {
+                Ok(()) => ExitKind::Hypercall,
+                Err(e) => fatal(vm, e),
+            },
             Ok(VcpuExit::Intr) => interrupted(vm, &vcpu),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => interrupted(vm, &vcpu),
             Ok(VcpuExit::IoOut(port, data)) => {
