@@ -161,12 +161,15 @@ impl FileOps for WriteEnd {
 /// The pipe behind a named pipe (`fifo(7)`): every open of the FIFO attaches a new end to
 /// it (`crate::fifo` keeps one per FIFO inode). Data left when the last end closes is
 /// discarded at the next open, as Linux frees the pipe.
-pub struct Named(Arc<Mutex<Shared>>);
+pub struct Named(Arc<Pipe>);
 
 impl Default for Named {
     fn default() -> Self {
         let ino = NEXT_INO.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        Self(Arc::new(Mutex::new(Shared { buf: VecDeque::new(), readers: 0, writers: 0, ino })))
+        Self(Arc::new(Pipe {
+            state: Mutex::new(Shared { buf: VecDeque::new(), readers: 0, writers: 0, ino }),
+            waiters: WaitQueue::new(),
+        }))
     }
 }
 
@@ -198,6 +201,9 @@ impl Named {
         s.readers += usize::from(read);
         s.writers += usize::from(write);
         drop(s);
+        // Readers and pollers of the pipe, and openers blocked in `crate::fifo` (they wait
+        // for the other side with no queue of their own).
+        self.0.waiters.wake_all();
         crate::sched::notify();
     }
 
