@@ -4,21 +4,37 @@
 //!
 //! The tree is built once and cached in the per-user cache directory
 //! (`$XDG_CACHE_HOME/pvm/debian-bookworm-minbase`, else `~/.cache/...`); building needs
-//! `debootstrap` (ci/test.sh installs it) and the Debian mirror. The runs use `--read-only`,
-//! so the cached tree never changes. Every case runs on both backends.
+//! `debootstrap` (ci/test.sh installs it), the Debian mirror and root (directly, or through
+//! `sudo -n` as on GitHub's runners; otherwise the cases are skipped with the reason printed).
+//! The runs use `--read-only`, so the cached tree never changes. Every case runs on both
+//! backends.
 
 #[macro_use]
 mod common;
 
-use common::{Outcome, Run, Stderr, assert_same};
+use common::{NativePrivilege, Outcome, Run, Stderr, assert_same};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
 
-/// The cached tree, built on first use.
-fn debian_root() -> &'static PathBuf {
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+/// `argv` as root: directly, or through `sudo -n`; `None` (reason printed) when neither is
+/// possible here (debootstrap and chroot need real root, a user namespace is not enough for
+/// debootstrap's device nodes).
+fn as_root(argv: &[&str]) -> Option<Run> {
+    match common::native_privilege() {
+        NativePrivilege::Root => Some(Run::native(argv[0]).args(&argv[1..])),
+        NativePrivilege::Sudo(sudo) => Some(Run::native(sudo).arg("-n").args(argv)),
+        other => {
+            println!("debian: skipping (debootstrap and chroot need root or `sudo -n`): {other:?}");
+            None
+        }
+    }
+}
+
+/// The cached tree, built on first use; `None` when this host cannot build it (see [`as_root`]).
+fn debian_root() -> Option<&'static PathBuf> {
+    static ROOT: OnceLock<Option<PathBuf>> = OnceLock::new();
     ROOT.get_or_init(|| {
         let cache = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
@@ -27,27 +43,33 @@ fn debian_root() -> &'static PathBuf {
             .join("pvm");
         let root = cache.join("debian-bookworm-minbase");
         if root.join("usr/bin/perl").exists() {
-            return root;
+            return Some(root);
         }
         std::fs::create_dir_all(&cache).expect("cache dir");
         let tmp = cache.join(format!("debian-bookworm-minbase.tmp{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        let st = std::process::Command::new("debootstrap")
-            .args(["--variant=minbase", "bookworm"])
-            .arg(&tmp)
-            .arg("http://deb.debian.org/debian")
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("running debootstrap (install it: ci/test.sh does)");
-        assert!(st.success(), "debootstrap failed: {st}");
-        std::fs::rename(&tmp, &root).expect("moving the tree into the cache");
-        root
+        let tmp_s = tmp.to_str().expect("UTF-8 cache path");
+        let out = as_root(&["debootstrap", "--variant=minbase", "bookworm", tmp_s, "http://deb.debian.org/debian"])?
+            .timeout(std::time::Duration::from_secs(1800))
+            .run();
+        assert!(out.status == 0 && !out.timed_out, "debootstrap failed (install it: ci/test.sh does)\n{}", out.describe());
+        // Moved as root: renaming a directory needs write access to it (its `..`), and
+        // under sudo the tree is root's.
+        let root_s = root.to_str().expect("UTF-8 cache path");
+        let mv = as_root(&["/bin/mv", "-T", tmp_s, root_s])?.run();
+        assert_eq!(mv.status, 0, "moving the tree into the cache\n{}", mv.describe());
+        Some(root)
     })
+    .as_ref()
 }
 
-fn same(script: &str) -> Outcome {
-    let root = debian_root();
-    let native = Run::native("/usr/sbin/chroot").env("PATH", PATH).arg(root).args(["/bin/bash", "-c", script]).run().finished();
+/// `script` under bash in a native chroot of the tree and under pvm; `None` when skipped.
+fn same(script: &str) -> Option<Outcome> {
+    let root = debian_root()?;
+    let root_s = root.to_str().expect("UTF-8 cache path");
+    let native = as_root(&["/usr/sbin/chroot", root_s, "/usr/bin/env", &format!("PATH={PATH}"), "/bin/bash", "-c", script])?
+        .run()
+        .finished();
     let guest = Run::pvm()
         .args(["run", "--read-only", "--env", &format!("PATH={PATH}"), "--rootfs"])
         .arg(root)
@@ -55,11 +77,11 @@ fn same(script: &str) -> Outcome {
         .run()
         .finished();
     assert_same(&native, &guest, Stderr::Same);
-    guest
+    Some(guest)
 }
 
 fn bash() {
-    let out = same("echo ${BASH_VERSINFO[0]}; for i in 1 2 3; do echo $((i * i)); done; x=(c a b); echo ${#x[@]} ${x[1]}");
+    let Some(out) = same("echo ${BASH_VERSINFO[0]}; for i in 1 2 3; do echo $((i * i)); done; x=(c a b); echo ${#x[@]} ${x[1]}") else { return };
     assert!(out.out().ends_with("1\n4\n9\n3 a\n"), "{}", out.describe());
 }
 
@@ -70,8 +92,8 @@ fn coreutils() {
 }
 
 fn perl_and_its_hard_link() {
-    let out = same("perl -e 'print join(\",\", map { $_ * 2 } 1..5), \"\\n\"; printf(\"%.3f\\n\", atan2(1, 1) * 4)'; \
-                    stat -c '%i %h' /usr/bin/perl /usr/bin/perl5.36.0");
+    let Some(out) = same("perl -e 'print join(\",\", map { $_ * 2 } 1..5), \"\\n\"; printf(\"%.3f\\n\", atan2(1, 1) * 4)'; \
+                    stat -c '%i %h' /usr/bin/perl /usr/bin/perl5.36.0") else { return };
     let lines: Vec<String> = out.out().lines().map(String::from).collect();
     assert_eq!(lines[0], "2,4,6,8,10");
     assert_eq!(lines[2], lines[3], "perl and perl5.36.0 are one inode:\n{}", out.describe());
@@ -79,7 +101,7 @@ fn perl_and_its_hard_link() {
 }
 
 fn writes_are_refused_on_the_read_only_tree() {
-    let root = debian_root();
+    let Some(root) = debian_root() else { return };
     let guest = Run::pvm()
         .args(["run", "--read-only", "--rootfs"])
         .arg(root)

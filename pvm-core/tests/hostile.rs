@@ -252,10 +252,9 @@ fn fork_bomb(opts: &[&str], errnos: &[&str], may_run_out: bool) {
 
 #[test]
 fn fork_bomb_without_pids_limit() {
-    // One vCPU: with --cpus 2 about one run in six ends with both vCPUs handing off to a
-    // space id whose U process no longer exists (no U maps that PVCS; K waits in
-    // `enter_user` with the state KernelToUser). Open (issue 10); see docs/ARCHITECTURE.md.
-    fork_bomb(&["--memory", "256M", "--cpus", "1"], &["EAGAIN", "ENOMEM"], true);
+    // Two vCPUs: this case found H's space-id reuse during RELEASE_PGTBL (both vCPUs handed
+    // off to ids no U served any more); see docs/ARCHITECTURE.md.
+    fork_bomb(&["--memory", "256M", "--cpus", "2"], &["EAGAIN", "ENOMEM"], true);
 }
 
 #[test]

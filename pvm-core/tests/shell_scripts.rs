@@ -1,7 +1,8 @@
 //! Busybox `sh` scripts (tests/scripts/*.sh, one behaviour each) give the same stdout and exit
 //! status under `pvm run --rootfs TREE /bin/sh /scripts/NAME.sh` as natively in a chroot of the
-//! same tree; the host tree is unchanged afterwards, no VM process outlives pvm, and the host
-//! VMA peak pvm reports (`--stats`) stays under [`VMA_BOUND`].
+//! same tree; the guest's writes reach its own copy of the tree (hostfs serves `--rootfs` in
+//! place, writable) and never the shared tree, no VM process outlives pvm, and the host VMA
+//! peak pvm reports (`--stats`) stays under [`VMA_BOUND`].
 //!
 //! TREE is built once per test binary by tests/scripts/tools/make-tree.sh (busybox with every
 //! applet linked in /bin, the scripts in /scripts, generated input in /data, /tmp 1777). The
@@ -140,7 +141,13 @@ fn script(name: &str, timeout: Duration) {
     if let Some(native) = &native {
         assert!(!native.timed_out, "{name}: the NATIVE run timed out (the script is broken)\n{}", native.describe());
     }
-    let mut guest = Run::pvm().args(["run", "--stats", "--cpus", "1", "--rootfs"]).arg(root);
+    // hostfs serves --rootfs in place and writable: like the native run (run-native.sh), the
+    // guest gets a throwaway copy of the tree, so one script's writes never meet another's.
+    let scratch = common::scratch_dir(&format!("shell-{name}"));
+    let copy = scratch.join("root");
+    let cp = Run::native("/bin/cp").args(["-a"]).arg(root).arg(&copy).run().finished();
+    assert_eq!(cp.status, 0, "copying the tree\n{}", cp.describe());
+    let mut guest = Run::pvm().args(["run", "--stats", "--cpus", "1", "--rootfs"]).arg(&copy);
     for e in &envs {
         guest = guest.args(["--env", e]);
     }
@@ -150,8 +157,16 @@ fn script(name: &str, timeout: Duration) {
     let mut failures = check(native.as_ref(), &guest);
     let changes = digest_changes(&tree.digest, &digest(root));
     if !changes.is_empty() {
-        failures.push(format!("the guest's writes reached the host tree: {changes:?}"));
+        failures.push(format!("the shared tree changed (the guest ran on a copy): {changes:?}"));
     }
+    if name == "rootfs_writes" {
+        // The writes persist on the host, in the guest's copy.
+        let new = std::fs::read_to_string(copy.join("data/new.txt")).unwrap_or_default();
+        if new != "new\n" || copy.join("bin/cal").exists() || !copy.join("etc/newdir/conf").exists() {
+            failures.push(format!("the guest's writes did not reach its tree on the host (data/new.txt: {new:?})"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
     if !common::no_orphans_soon() {
         failures.push(format!("VM processes outlived pvm: {:?}", common::orphaned_vm_processes()));
     }

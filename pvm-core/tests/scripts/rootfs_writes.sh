@@ -1,4 +1,4 @@
-# Writes everywhere in the root filesystem; the test checks that none reach the host tree.
+# Writes everywhere in the root filesystem; the test checks that they reach the guest's copy of the tree on the host (hostfs), and never the shared tree.
 echo "new" > /data/new.txt
 echo "appended" >> /data/words.txt
 rm /data/tree/top.txt
