@@ -24,6 +24,8 @@ if ! [ -x /bin/busybox ] \
 fi
 # pvm-core/tests/debian.rs builds a Debian minbase tree once (cached per user) with it.
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+# ... and checks bookworm's Release signature with Debian's keyring (not preinstalled on Ubuntu).
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
 if [ ${#missing[@]} -gt 0 ]; then
     # As root apt-get runs directly; otherwise through passwordless sudo (GitHub's runners).
     if [ "$(id -u)" -eq 0 ]; then
