@@ -569,7 +569,7 @@ fn interrupt_if_signalled(t: &mut Thread, n: u64) -> bool {
     let Some((sig, act)) = signal::next_action(t) else { return false };
     if signal::ignored(&act, sig) {
         // Dequeue it here so it does not interrupt again.
-        signal::dequeue(t, sig);
+        let _ = signal::dequeue(t, sig);
         return false;
     }
     if n == u64::from(linux_raw_sys::general::__NR_futex) {
@@ -613,7 +613,10 @@ fn interrupt_if_signalled(t: &mut Thread, n: u64) -> bool {
 /// Returns the exit reason if the process dies.
 fn deliver_signal(vcpu: u32, t: &mut Thread) -> Option<ExitReason> {
     while let Some((sig, act)) = signal::next_action(t) {
-        signal::dequeue(t, sig);
+        if !signal::dequeue(t, sig) {
+            // Another thread of the process took it first.
+            continue;
+        }
         if signal::ignored(&act, sig) {
             continue;
         }

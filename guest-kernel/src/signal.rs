@@ -150,10 +150,15 @@ pub fn deliverable(t: &Thread) -> u64 {
 
 /// Removes `sig` from what `t` has pending: the thread's own instance first, else the
 /// process's.
-pub fn dequeue(t: &Thread, sig: u32) {
-    if t.shared.pending.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) == 0 {
-        t.proc.pending.fetch_and(!bit(sig), Ordering::AcqRel);
+///
+/// Returns whether this thread took an instance: another thread of the process may have taken
+/// a process-directed signal between [`next_action`] and this call (two vCPUs delivering at
+/// once), and a standard signal is delivered once.
+pub fn dequeue(t: &Thread, sig: u32) -> bool {
+    if t.shared.pending.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) != 0 {
+        return true;
     }
+    t.proc.pending.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) != 0
 }
 
 /// The action for the lowest deliverable signal, without dequeuing it.
