@@ -267,7 +267,7 @@ pub fn openat(cx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) ->
 /// fields are not zero (the extensible-struct rule).
 pub fn openat2(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     let size = a[3] as usize;
-    if size < 24 || size > 4096 {
+    if !(24..=4096).contains(&size) {
         return Err(Errno::EINVAL);
     }
     let how = cx.copy_in(a[2], size)?;

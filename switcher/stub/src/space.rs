@@ -86,9 +86,9 @@ pub fn run(rec: &'static SetupRecord) -> ! {
     for slot in 0..slots {
         setup::map_stack_slot(slot);
     }
-    // SAFETY: close_range takes no memory arguments. Keep only GUEST_MEM_FD (3) and the
-    // completion fds (COMPLETION_FD ..= COMPLETION_FD + n - 1).
+    // Keep only GUEST_MEM_FD (3) and the completion fds (COMPLETION_FD ..= COMPLETION_FD + n - 1).
     let last = stub::COMPLETION_FD as u64 + n - 1;
+    // SAFETY: close_range takes no memory arguments.
     let closed = unsafe {
         sys::syscall3(sys::NR_CLOSE_RANGE, 0, 2, 0) == 0
             && sys::syscall3(sys::NR_CLOSE_RANGE, 4, 6, 0) == 0
