@@ -21,26 +21,28 @@ pub const REPLY_CAP: u32 = 1 << 20;
 
 pub const ROOT: u64 = 1;
 
+/// FUSE opcodes, from the server crate's own `Opcode` (not numbers written again here).
 pub mod op {
-    pub const LOOKUP: u32 = 1;
-    pub const GETATTR: u32 = 3;
-    pub const SETATTR: u32 = 4;
-    pub const READLINK: u32 = 5;
-    pub const SYMLINK: u32 = 6;
-    pub const MKDIR: u32 = 9;
-    pub const UNLINK: u32 = 10;
-    pub const RENAME: u32 = 12;
-    pub const LINK: u32 = 13;
-    pub const OPEN: u32 = 14;
-    pub const READ: u32 = 15;
-    pub const WRITE: u32 = 16;
-    pub const STATFS: u32 = 17;
-    pub const RELEASE: u32 = 18;
-    pub const GETXATTR: u32 = 22;
-    pub const INIT: u32 = 26;
-    pub const OPENDIR: u32 = 27;
-    pub const READDIR: u32 = 28;
-    pub const CREATE: u32 = 35;
+    use fuse_backend_rs::abi::fuse_abi::Opcode;
+    pub const LOOKUP: u32 = Opcode::Lookup as u32;
+    pub const GETATTR: u32 = Opcode::Getattr as u32;
+    pub const SETATTR: u32 = Opcode::Setattr as u32;
+    pub const READLINK: u32 = Opcode::Readlink as u32;
+    pub const SYMLINK: u32 = Opcode::Symlink as u32;
+    pub const MKDIR: u32 = Opcode::Mkdir as u32;
+    pub const UNLINK: u32 = Opcode::Unlink as u32;
+    pub const RENAME: u32 = Opcode::Rename as u32;
+    pub const LINK: u32 = Opcode::Link as u32;
+    pub const OPEN: u32 = Opcode::Open as u32;
+    pub const READ: u32 = Opcode::Read as u32;
+    pub const WRITE: u32 = Opcode::Write as u32;
+    pub const STATFS: u32 = Opcode::Statfs as u32;
+    pub const RELEASE: u32 = Opcode::Release as u32;
+    pub const GETXATTR: u32 = Opcode::Getxattr as u32;
+    pub const INIT: u32 = Opcode::Init as u32;
+    pub const OPENDIR: u32 = Opcode::Opendir as u32;
+    pub const READDIR: u32 = Opcode::Readdir as u32;
+    pub const CREATE: u32 = Opcode::Create as u32;
 }
 
 /// Guest RAM in a memfd, mapped the way F maps it.
