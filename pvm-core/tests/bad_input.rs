@@ -5,30 +5,11 @@
 
 mod common;
 
-use common::{Libc, Link, Outcome, Run, build, program, pvm_run_args};
-use std::os::unix::fs::PermissionsExt;
+use common::{Libc, Link, Outcome, Run, assert_one_line_error, build, executable, program, pvm_run_args};
 use std::path::Path;
-
-/// Asserts `status`, empty stdout, exactly one non-empty line on stderr mentioning each of
-/// `mentions` (case-insensitive).
-fn assert_one_line_error(out: &Outcome, status: i32, mentions: &[&str]) {
-    assert_eq!(out.status, status, "wrong exit status\n{}", out.describe());
-    assert!(out.stdout.is_empty(), "nothing may reach stdout\n{}", out.describe());
-    let lines = out.stderr_lines();
-    assert_eq!(lines.len(), 1, "expected exactly one line on stderr\n{}", out.describe());
-    let line = lines[0].to_lowercase();
-    for m in mentions {
-        assert!(line.contains(&m.to_lowercase()), "the error line should mention `{m}`\n{}", out.describe());
-    }
-}
 
 fn pvm_run(program: &Path) -> Outcome {
     Run::pvm().args(pvm_run_args(&[], &[], None, program, &[])).run().finished()
-}
-
-fn executable(path: &Path, contents: &[u8]) {
-    std::fs::write(path, contents).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
 #[test]

@@ -5,30 +5,13 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Libc, Outcome, Run, program};
-
-fn assert_one_line_error(out: &Outcome, status: i32, mentions: &[&str]) {
-    assert_eq!(out.status, status, "wrong exit status\n{}", out.describe());
-    assert!(out.stdout.is_empty(), "nothing may reach stdout\n{}", out.describe());
-    let lines = out.stderr_lines();
-    assert_eq!(lines.len(), 1, "expected exactly one line on stderr\n{}", out.describe());
-    let line = lines[0].to_lowercase();
-    for m in mentions {
-        assert!(line.contains(&m.to_lowercase()), "the error line should mention `{m}`\n{}", out.describe());
-    }
-}
+use common::{Libc, Outcome, Run, assert_one_line_error, executable, program};
 
 fn pvm(args: &[&str]) -> Outcome {
     Run::pvm().arg("run").args(args).run().finished()
-}
-
-fn executable(path: &Path, contents: &[u8]) {
-    std::fs::write(path, contents).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
 /// A root with /bin/tool (executable), /opt/data (not executable), /usr/bin/ (a directory).

@@ -1001,3 +1001,23 @@ pub fn native_in_tree(test: &str, root: &Path, envs: &str, argv: &[&str]) -> Opt
     };
     Some(run.arg(script).arg(root).arg(envs).args(argv))
 }
+
+/// Asserts `status`, empty stdout, exactly one non-empty line on stderr mentioning each of
+/// `mentions` (case-insensitive).
+pub fn assert_one_line_error(out: &Outcome, status: i32, mentions: &[&str]) {
+    assert_eq!(out.status, status, "wrong exit status\n{}", out.describe());
+    assert!(out.stdout.is_empty(), "nothing may reach stdout\n{}", out.describe());
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "expected exactly one line on stderr\n{}", out.describe());
+    let line = lines[0].to_lowercase();
+    for m in mentions {
+        assert!(line.contains(&m.to_lowercase()), "the error line should mention `{m}`\n{}", out.describe());
+    }
+}
+
+/// Writes `contents` to `path` with mode 0755.
+pub fn executable(path: &Path, contents: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
