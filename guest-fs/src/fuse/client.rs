@@ -900,22 +900,19 @@ impl FuseClient {
         offset: u64,
         size: u32,
     ) -> Result<Vec<DirEntry>> {
+        let buf = self.read_dir_records(caller, op::READDIR, nodeid, fh, offset, size)?;
+        dirent::parse_readdir(&buf)
+    }
+
+    /// The raw records of a `READDIR` or `READDIRPLUS` (`opcode`) of at most `size` bytes
+    /// (clamped to 4 KiB ..= `max_read`), unparsed.
+    fn read_dir_records(&self, caller: Caller, opcode: u32, nodeid: u64, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let size = size.clamp(4096, self.conn.max_read);
-        let arg = abi::ReadIn {
-            fh,
-            offset,
-            size,
-            ..Default::default()
-        };
+        let arg = abi::ReadIn { fh, offset, size, ..Default::default() };
         let mut buf = vec![0u8; size as usize];
-        let n = self.request(
-            caller,
-            op::READDIR,
-            nodeid,
-            &[as_bytes(&arg)],
-            &mut [&mut buf],
-        )?;
-        dirent::parse_readdir(&buf[..n])
+        let n = self.request(caller, opcode, nodeid, &[as_bytes(&arg)], &mut [&mut buf])?;
+        buf.truncate(n);
+        Ok(buf)
     }
 
     /// `READDIRPLUS`: records with their entries; each `Some` entry counts a lookup (forget
@@ -928,22 +925,8 @@ impl FuseClient {
         offset: u64,
         size: u32,
     ) -> Result<Vec<(DirEntry, Option<Entry>)>> {
-        let size = size.clamp(4096, self.conn.max_read);
-        let arg = abi::ReadIn {
-            fh,
-            offset,
-            size,
-            ..Default::default()
-        };
-        let mut buf = vec![0u8; size as usize];
-        let n = self.request(
-            caller,
-            op::READDIRPLUS,
-            nodeid,
-            &[as_bytes(&arg)],
-            &mut [&mut buf],
-        )?;
-        match dirent::parse_readdirplus(&buf[..n]) {
+        let buf = self.read_dir_records(caller, op::READDIRPLUS, nodeid, fh, offset, size)?;
+        match dirent::parse_readdirplus(&buf) {
             Ok(v) => {
                 let mut nodes = self.nodes.lock();
                 for e in v.iter().filter_map(|(_, e)| e.as_ref()) {
