@@ -5,6 +5,7 @@
 //! pointer to the saved FPU image, then the `siginfo`. `rt_sigreturn` reads it back.
 
 use crate::proc::{ExitReason, Process, SigAction, Thread, NSIG};
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -88,8 +89,10 @@ pub fn post(p: &Process, sig: u32) {
         return;
     }
     p.pending.fetch_or(bit(sig), Ordering::SeqCst);
-    crate::proc::wake_all_threads(p);
-    for t in p.threads.lock().iter() {
+    // Parked threads are woken, one running user code on another vCPU is interrupted.
+    let threads: Vec<Arc<crate::proc::ThreadShared>> = p.threads.lock().clone();
+    for t in &threads {
+        crate::sched::wake(t);
         crate::sched::interrupt(t);
     }
 }
