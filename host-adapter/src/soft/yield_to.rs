@@ -63,12 +63,7 @@ fn lock_word(vm: &Vm, va: u64) -> Option<&AtomicU32> {
         return None;
     }
     let gpa = if va >= KERNEL_BASE { va - KERNEL_BASE + KERNEL_GPA } else { va.checked_sub(PHYSMAP_BASE)? };
-    let word = vm.setup.memory.atomic_u64(gpa & !7)?;
-    let half = ((gpa & 4) / 4) as usize;
-    // SAFETY: `word` is an aligned 8-byte atomic in H's live shared mapping of guest RAM; its
-    // two aligned 4-byte halves are valid `AtomicU32`s for as long as the mapping (the
-    // borrow of `vm`).
-    Some(unsafe { AtomicU32::from_ptr(word.as_ptr().cast::<u32>().add(half)) })
+    vm.setup.memory.atomic_u32(gpa)
 }
 
 /// Serves `YIELD_TO` for vCPU `id`: `[holder, lock_va, seen]`.
