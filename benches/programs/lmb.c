@@ -10,6 +10,9 @@
  *   --file PATH     file for stat and open+close                           (default argv[0])
  *   --sh PATH       shell for `sh -c true`                                 (default /bin/sh)
  *   --self PATH     this program, exec'd by fork+exec                      (default argv[0])
+ *   --data DIR      the hostfs cases' data: DIR/big (read) and DIR/files/f0000..f0999
+ *   --exec PATH     the program deb_fork_exec runs (default /bin/true; dynamic in Debian)
+ *   --chroot DIR    chroot(2) into DIR before any benchmark (the native Debian cases)
  *
  * Method (lmbench's): a benchmark is a loop of N operations; N is calibrated (doubling) until
  * one repetition takes at least --target-ns, then the repetition is repeated --reps times (or
@@ -49,6 +52,9 @@ static uint64_t opt_touch_mib = 512;
 static const char *opt_file;
 static const char *opt_sh = "/bin/sh";
 static const char *opt_self;
+static const char *opt_data = "/data";
+static const char *opt_exec = "/bin/true";
+static const char *opt_chroot;
 
 static char fail_reason[256];
 
@@ -74,6 +80,8 @@ struct bench {
     double divisor;      /* operations per loop iteration (0 means 1) */
     double (*sample_fn)(uint64_t *iters); /* optional: one repetition that measures its own
                             figure (ns), e.g. a latency percentile; replaces body timing */
+    int once;            /* one repetition, no warm-up, no calibration: the first run of fresh
+                            state (a cold read; the harness runs a fresh process for each) */
 };
 
 static int failf(const char *what) {
@@ -579,6 +587,125 @@ static double sl_p50(uint64_t *iters) { return sched_lat(50, iters); }
 static double sl_p90(uint64_t *iters) { return sched_lat(90, iters); }
 static double sl_p99(uint64_t *iters) { return sched_lat(99, iters); }
 
+/* ---- files on hostfs (--data) and a Debian root (--chroot) ---- */
+
+/* Sequential read of DATA/big in 1 MiB read(2) calls from offset 0 to EOF; one operation = one
+ * MiB; a repetition is one pass over the whole file (its size in MiB, from fstat). */
+#define READ_CHUNK (1UL << 20)
+static int big_fd = -1;
+static uint64_t big_bytes;
+static char *read_buf;
+static int s_big(void) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/big", opt_data);
+    big_fd = open(path, O_RDONLY);
+    if (big_fd < 0) return failf("open DATA/big");
+    struct stat st;
+    if (fstat(big_fd, &st) != 0) return failf("fstat DATA/big");
+    big_bytes = (uint64_t)st.st_size;
+    if (big_bytes < READ_CHUNK || big_bytes % READ_CHUNK) {
+        snprintf(fail_reason, sizeof fail_reason, "DATA/big is %lu bytes, not a whole number of MiB",
+                 (unsigned long)big_bytes);
+        return -1;
+    }
+    read_buf = malloc(READ_CHUNK);
+    if (!read_buf) return failf("malloc");
+    return 0;
+}
+static void t_big(void) {
+    if (big_fd >= 0) close(big_fd);
+    big_fd = -1;
+    free(read_buf);
+    read_buf = NULL;
+}
+static uint64_t big_mib(void) { return big_bytes >> 20; }
+static int b_big_read(uint64_t n) {
+    for (uint64_t pass = 0; pass < n / (big_bytes >> 20); pass++) {
+        if (lseek(big_fd, 0, SEEK_SET) != 0) return failf("lseek");
+        uint64_t got = 0;
+        for (;;) {
+            ssize_t r = read(big_fd, read_buf, READ_CHUNK);
+            if (r < 0) return failf("read DATA/big");
+            if (r == 0) break;
+            sink += (uint64_t)read_buf[0];
+            got += (uint64_t)r;
+        }
+        if (got != big_bytes) {
+            snprintf(fail_reason, sizeof fail_reason, "read %lu of %lu bytes", (unsigned long)got,
+                     (unsigned long)big_bytes);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* stat and open+close of DATA/files/f0000..f0999 in turn (a different file each call). */
+#define NFILES 1000
+static char (*file_names)[4096];
+static int s_files(void) {
+    file_names = malloc(sizeof *file_names * NFILES);
+    if (!file_names) return failf("malloc");
+    for (int i = 0; i < NFILES; i++) snprintf(file_names[i], sizeof file_names[i], "%s/files/f%04d", opt_data, i);
+    struct stat st;
+    if (stat(file_names[NFILES - 1], &st) != 0) return failf("stat DATA/files/f0999");
+    return 0;
+}
+static void t_files(void) {
+    free(file_names);
+    file_names = NULL;
+}
+static int b_files_stat(uint64_t n) {
+    struct stat st;
+    for (uint64_t i = 0; i < n; i++)
+        if (stat(file_names[i % NFILES], &st) != 0) return failf("stat");
+    return 0;
+}
+static int b_files_open_close(uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+        int fd = open(file_names[i % NFILES], O_RDONLY);
+        if (fd < 0) return failf("open");
+        close(fd);
+    }
+    return 0;
+}
+
+/* fork + exec + wait of --exec (Debian's /bin/true: dynamically linked, so every exec maps
+ * ld.so and libc from the root filesystem). */
+static int b_deb_fork_exec(uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+        pid_t p = fork();
+        if (p < 0) return failf("fork");
+        if (p == 0) {
+            char *argv[] = {"true", NULL};
+            char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+            execve(opt_exec, argv, envp);
+            _exit(127);
+        }
+        if (wait_ok(p)) return -1;
+    }
+    return 0;
+}
+
+/* `tar cf - /usr` with stdout and stderr on /dev/null; one operation = one run. GNU tar sees
+ * that its archive is /dev/null and then reads no file data: this is a walk of /usr's
+ * metadata (readdir, lstat, open of every directory). */
+static int b_deb_tar_usr(uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+        pid_t p = fork();
+        if (p < 0) return failf("fork");
+        if (p == 0) {
+            int fd = open("/dev/null", O_WRONLY);
+            if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) _exit(126);
+            char *argv[] = {"tar", "cf", "-", "/usr", NULL};
+            char *envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
+            execve("/bin/tar", argv, envp);
+            _exit(127);
+        }
+        if (wait_ok(p)) return -1;
+    }
+    return 0;
+}
+
 /* ---- harness ---- */
 
 static int s_self_pipe(void) {
@@ -620,6 +747,12 @@ static const struct bench BENCHES[] = {
     {"sched_lat_p50", "wakeup", NULL, NULL, NULL, 0, NULL, NULL, 0, sl_p50},
     {"sched_lat_p90", "wakeup", NULL, NULL, NULL, 0, NULL, NULL, 0, sl_p90},
     {"sched_lat_p99", "wakeup", NULL, NULL, NULL, 0, NULL, NULL, 0, sl_p99},
+    {"hostfs_read_warm", "MiB", b_big_read, s_big, t_big, 0, big_mib, NULL, 0},
+    {"hostfs_read_cold", "MiB", b_big_read, s_big, t_big, 0, big_mib, NULL, 0, NULL, 1},
+    {"hostfs_stat", "call", b_files_stat, s_files, t_files, 0, NULL, NULL, 0},
+    {"hostfs_open_close", "call", b_files_open_close, s_files, t_files, 0, NULL, NULL, 0},
+    {"deb_fork_exec", "process", b_deb_fork_exec, NULL, NULL, 0, NULL, NULL, 0},
+    {"deb_tar_usr", "run", b_deb_tar_usr, NULL, NULL, 0, one, NULL, 0},
 };
 #define NBENCH (sizeof BENCHES / sizeof BENCHES[0])
 
@@ -696,7 +829,14 @@ static int run_one(const struct bench *b) {
     if (b->setup && b->setup()) goto failed;
     uint64_t fixed = b->fixed_fn ? b->fixed_fn() : b->fixed_n;
     int reps = 0;
-    if (b->sample_fn) {
+    if (b->once) {
+        /* One run of fresh state: no warm-up (it would warm what is measured). */
+        uint64_t n = fixed ? fixed : 1;
+        double t = timed(b->body, n);
+        iters = n;
+        if (t < 0) reps = -1;
+        else samples[reps++] = t / (double)n;
+    } else if (b->sample_fn) {
         /* Self-measuring: a warm-up, then up to --reps repetitions within --budget-ns. */
         uint64_t start = now_ns();
         if (b->sample_fn(&iters) < 0) reps = -1;
@@ -721,7 +861,8 @@ failed:
 
 static int usage(void) {
     fprintf(stderr, "usage: lmb [--target-ns N] [--reps N] [--budget-ns N] [--mib N] [--touch-mib N]\n"
-                    "           [--file PATH] [--sh PATH] [--self PATH] BENCHMARK... | list\n");
+                    "           [--file PATH] [--sh PATH] [--self PATH] [--data DIR] [--exec PATH]\n"
+                    "           [--chroot DIR] BENCHMARK... | list\n");
     return 2;
 }
 
@@ -739,6 +880,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(o, "--file")) opt_file = v;
         else if (!strcmp(o, "--sh")) opt_sh = v;
         else if (!strcmp(o, "--self")) opt_self = v;
+        else if (!strcmp(o, "--data")) opt_data = v;
+        else if (!strcmp(o, "--exec")) opt_exec = v;
+        else if (!strcmp(o, "--chroot")) opt_chroot = v;
         else return usage();
     }
     if (opt_reps < 3 || opt_reps > MAX_REPS || opt_mib == 0 || opt_touch_mib == 0) return usage();
@@ -746,6 +890,11 @@ int main(int argc, char **argv) {
     if (argc - i == 1 && !strcmp(argv[i], "list")) {
         for (size_t b = 0; b < NBENCH; b++) printf("%s %s\n", BENCHES[b].name, BENCHES[b].per);
         return 0;
+    }
+    if (opt_chroot && (chroot(opt_chroot) != 0 || chdir("/") != 0)) {
+        int e = errno;
+        for (; i < argc; i++) printf("lmb-failed %s chroot %s: %s\n", argv[i], opt_chroot, strerror(e));
+        return 1;
     }
     int failed = 0;
     for (; i < argc; i++) {

@@ -1,5 +1,6 @@
 //! The benchmarks of `benches/programs/lmb.c`: names, what one operation is, how to read them,
-//! and for the SMP cases how many host CPUs and vCPUs they run on.
+//! for the SMP cases how many host CPUs and vCPUs they run on, and for the hostfs cases what
+//! they need (the data directory, the Debian tree, a start-up tree timed by the harness).
 
 /// How a benchmark's figure is best read (every sample is a time per operation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +25,32 @@ pub struct Smp {
     pub hints: bool,
 }
 
+/// A tree whose start-up the harness times (`pvm run --read-only --rootfs TREE /bin/true`
+/// against native `chroot TREE /bin/true`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tree {
+    /// About 10 MB: a static busybox as `/bin/true` and 8 MiB of files (built per run).
+    Small,
+    /// The cached Debian bookworm minbase tree of `pvm-core/tests/debian.rs`.
+    Debian,
+    /// About 1 GiB of real files (4,096 of 256 KiB in 16 directories), built once and cached.
+    Large,
+}
+
+/// What a hostfs case (issue 11) needs; these run on `native`, `pvm-soft` and `pvm-kvm` only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hostfs {
+    /// `lmb --data DIR`: the 256 MiB file and the 1,000 small files in the benchmark root.
+    Data,
+    /// As `Data`, cold: the harness drops the host's page cache of the file before each run
+    /// (`posix_fadvise(DONTNEED)`, checked with `mincore`), one run per round, in a fresh VM.
+    Cold,
+    /// Inside the Debian tree (natively `lmb --chroot`).
+    Debian,
+    /// Not an `lmb` benchmark: the harness times whole runs of `/bin/true` in a tree.
+    Startup(Tree),
+}
+
 /// One benchmark of the `lmb` program.
 #[derive(Clone, Copy, Debug)]
 pub struct Bench {
@@ -39,6 +66,8 @@ pub struct Bench {
     pub kind: Kind,
     /// For SMP cases: the CPUs it runs on (`None`: the run's `--pin` set, one vCPU each).
     pub smp: Option<Smp>,
+    /// For hostfs cases: what they need (`None`: the benchmark root alone).
+    pub hostfs: Option<Hostfs>,
 }
 
 const fn lat(name: &'static str, title: &'static str, per: &'static str) -> Bench {
@@ -49,6 +78,20 @@ const fn lat(name: &'static str, title: &'static str, per: &'static str) -> Benc
         per,
         kind: Kind::Latency,
         smp: None,
+        hostfs: None,
+    }
+}
+
+/// A hostfs case (`kind`, `per` as for the others).
+const fn hfs(name: &'static str, title: &'static str, per: &'static str, kind: Kind, needs: Hostfs) -> Bench {
+    Bench {
+        name,
+        lmb: name,
+        title,
+        per,
+        kind,
+        smp: None,
+        hostfs: Some(needs),
     }
 }
 
@@ -60,6 +103,7 @@ const fn bw(name: &'static str, title: &'static str) -> Bench {
         per: "MiB",
         kind: Kind::Bandwidth,
         smp: None,
+        hostfs: None,
     }
 }
 
@@ -76,6 +120,7 @@ const fn smp(name: &'static str, lmb: &'static str, title: &'static str, per: &'
             vcpus: cpus,
             hints: true,
         }),
+        hostfs: None,
     }
 }
 
@@ -93,6 +138,7 @@ const fn over(name: &'static str, lmb: &'static str, title: &'static str, hints:
             vcpus: 4,
             hints,
         }),
+        hostfs: None,
     }
 }
 
@@ -141,6 +187,29 @@ pub const ALL: &[Bench] = &[
     over("sched_lat_p90_nohints", "sched_lat_p90", "sched. latency p90, lock load, 4 vCPUs on 2 CPUs, no hints", false),
     over("sched_lat_p99_hints", "sched_lat_p99", "sched. latency p99, lock load, 4 vCPUs on 2 CPUs, hints", true),
     over("sched_lat_p99_nohints", "sched_lat_p99", "sched. latency p99, lock load, 4 vCPUs on 2 CPUs, no hints", false),
+    // hostfs (issue 11): files served in place from the host, natively the same directory.
+    hfs("hostfs_read_warm", "hostfs: sequential read 256 MiB, warm", "MiB", Kind::Bandwidth, Hostfs::Data),
+    hfs("hostfs_read_cold", "hostfs: sequential read 256 MiB, cold", "MiB", Kind::Bandwidth, Hostfs::Cold),
+    hfs("hostfs_stat", "hostfs: stat of 1,000 files in turn", "call", Kind::Latency, Hostfs::Data),
+    hfs("hostfs_open_close", "hostfs: open + close of 1,000 files in turn", "call", Kind::Latency, Hostfs::Data),
+    hfs("deb_fork_exec", "Debian: fork + exec + wait of /bin/true (dynamic)", "process", Kind::Latency, Hostfs::Debian),
+    hfs("deb_tar_usr", "Debian: tar cf - /usr > /dev/null", "run", Kind::Latency, Hostfs::Debian),
+    hfs("startup_small", "start-up: /bin/true, 10 MB tree", "run", Kind::Latency, Hostfs::Startup(Tree::Small)),
+    hfs("startup_debian", "start-up: /bin/true, Debian tree", "run", Kind::Latency, Hostfs::Startup(Tree::Debian)),
+    hfs("startup_large", "start-up: /bin/true, 1 GiB tree", "run", Kind::Latency, Hostfs::Startup(Tree::Large)),
+];
+
+/// The hostfs cases in the closing summary: (label, benchmark).
+pub const HOSTFS: &[(&str, &str)] = &[
+    ("read 256 MiB, warm", "hostfs_read_warm"),
+    ("read 256 MiB, cold", "hostfs_read_cold"),
+    ("stat", "hostfs_stat"),
+    ("open + close", "hostfs_open_close"),
+    ("fork + exec, dynamic", "deb_fork_exec"),
+    ("tar cf - /usr", "deb_tar_usr"),
+    ("start-up, 10 MB tree", "startup_small"),
+    ("start-up, Debian tree", "startup_debian"),
+    ("start-up, 1 GiB tree", "startup_large"),
 ];
 
 /// The SMP scaling pairs: (case title, its 1-CPU benchmark, its 2-CPU benchmark).
@@ -193,12 +262,13 @@ mod tests {
     #[test]
     fn catalog_matches_the_c_program() {
         let src = include_str!("../../../benches/programs/lmb.c");
-        for b in ALL {
+        let lmb_benches = || ALL.iter().filter(|b| !matches!(b.hostfs, Some(Hostfs::Startup(_))));
+        for b in lmb_benches() {
             let entry = format!("{{\"{}\", \"{}\",", b.lmb, b.per);
             assert!(src.contains(&entry), "lmb.c has no entry {entry}");
             assert_eq!(b.smp.is_none(), b.name == b.lmb, "{}: only SMP variants rename", b.name);
         }
-        let mut lmb_names: Vec<&str> = ALL.iter().map(|b| b.lmb).collect();
+        let mut lmb_names: Vec<&str> = lmb_benches().map(|b| b.lmb).collect();
         lmb_names.sort_unstable();
         lmb_names.dedup();
         let c_entries = src.matches("    {\"").count();
@@ -213,6 +283,9 @@ mod tests {
         assert_eq!(names.len(), ALL.len(), "report names are unique");
         for (_, a, b) in SCALING.iter().chain(LATENCY) {
             assert!(find(a).is_some() && find(b).is_some(), "{a} / {b}");
+        }
+        for (_, b) in HOSTFS {
+            assert!(find(b).is_some_and(|b| b.hostfs.is_some()), "{b}");
         }
     }
 

@@ -1,10 +1,11 @@
-//! What every runner shares: the built programs and root filesystem, the CPU set, the `lmb`
-//! options of this mode (quick or full) and the time limits.
+//! What every runner shares: the built programs and root filesystem, the hostfs cases' trees,
+//! the CPU set, the `lmb` options of this mode (quick or full) and the time limits.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::cpuset::CpuSet;
+use super::hostfs::HostfsEnv;
 
 /// The benchmark environment, built once per `pvm bench` run.
 #[derive(Debug)]
@@ -31,6 +32,10 @@ pub struct Env {
     pub named: Vec<String>,
     /// Extra limit for booting a guest kernel (QEMU, UML) before the first benchmark.
     pub boot_timeout: Duration,
+    /// The hostfs cases' data directory and trees.
+    pub hostfs: HostfsEnv,
+    /// Timed start-up runs per start-up case and round.
+    pub startup_reps: usize,
 }
 
 impl Env {

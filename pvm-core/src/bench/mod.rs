@@ -2,7 +2,8 @@
 //! QEMU (TCG) and User-mode Linux side by side, on the same machine, with the same benchmark
 //! binaries (`benches/programs/lmb.c`, compiled at bench time), contenders interleaved round by
 //! round and pinned to the same CPUs; prints a table of medians and ratios to native, and writes
-//! JSON, an SVG chart and the generated section of `docs/benchmarks.md`.
+//! JSON, an SVG chart and the generated section of `docs/benchmarks.md`. The hostfs cases
+//! (files served in place, a Debian tree, start-up against tree size) run on native and pvm.
 
 mod args;
 mod catalog;
@@ -11,6 +12,7 @@ mod cpuset;
 mod env;
 mod exec;
 mod format;
+mod hostfs;
 mod machine;
 mod parse;
 mod prepare;
@@ -18,6 +20,7 @@ mod progress;
 mod report;
 mod results;
 mod runner;
+mod startup;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +45,8 @@ struct Mode {
     guest_mib: u64,
     per_bench_timeout: Duration,
     boot_timeout: Duration,
+    /// Timed runs per start-up case and round.
+    startup_reps: usize,
 }
 
 /// `--quick`: 1 ms repetitions, 5 of them within 0.1 s, small buffers: minutes, for CI.
@@ -63,6 +68,7 @@ const QUICK: Mode = Mode {
     guest_mib: 512,
     per_bench_timeout: Duration::from_secs(60),
     boot_timeout: Duration::from_secs(150),
+    startup_reps: 5,
 };
 
 /// The full run: 2 ms repetitions (short enough that most escape preemption on a shared host),
@@ -85,6 +91,7 @@ const FULL: Mode = Mode {
     guest_mib: 2048,
     per_bench_timeout: Duration::from_secs(180),
     boot_timeout: Duration::from_secs(240),
+    startup_reps: 11,
 };
 
 /// Runs `pvm bench`; 0 when the run completed (failed benchmarks are reported in it), 1 when
@@ -182,6 +189,13 @@ fn measure(
         "pvm bench: building benches/programs/lmb.c (gcc -static) and the guest root filesystem"
     );
     let built = prepare::build(work).map_err(Failure::Harness)?;
+    let needs: Vec<catalog::Hostfs> = benches.iter().filter_map(|b| b.hostfs).collect();
+    let hostfs = if needs.is_empty() {
+        hostfs::HostfsEnv::none()
+    } else {
+        eprintln!("pvm bench: preparing the hostfs cases (256 MiB file, 1,000 files, Debian copy, start-up trees)");
+        hostfs::prepare(work, &built.rootfs, &built.rootfs.join("lmb"), &built.busybox, &needs)
+    };
     let scratch = work.join("scratch");
     std::fs::create_dir_all(&scratch)
         .map_err(|e| Failure::Harness(format!("mkdir {}: {e}", scratch.display())))?;
@@ -197,6 +211,8 @@ fn measure(
         per_bench_timeout: mode.per_bench_timeout,
         boot_timeout: mode.boot_timeout,
         named: named.to_vec(),
+        hostfs,
+        startup_reps: mode.startup_reps,
     };
 
     let mut infos = Vec::new();
@@ -228,7 +244,7 @@ fn measure(
     let mut cells: BTreeMap<(usize, &'static str), Cell> = BTreeMap::new();
     let per_round: usize = active
         .iter()
-        .map(|&i| benches.iter().filter(|b| b.smp.is_none() || runners[i].smp()).count())
+        .map(|&i| benches.iter().filter(|b| runners[i].runs(b)).count())
         .sum();
     let mut progress = Progress::new(rounds as usize * per_round);
     for round in 0..rounds {
@@ -237,11 +253,11 @@ fn measure(
         let shift = round as usize % k;
         for &i in active[shift..].iter().chain(&active[..shift]) {
             let name = runners[i].name();
-            // SMP cases only on the contenders that run them.
+            // SMP and hostfs cases only on the contenders that run them.
             let theirs: Vec<&'static Bench> = benches
                 .iter()
                 .copied()
-                .filter(|b| b.smp.is_none() || runners[i].smp())
+                .filter(|b| runners[i].runs(b))
                 .collect();
             let outcomes = runners[i].run(&env, &theirs, &mut |what| {
                 progress.show(round + 1, rounds, name, what);
@@ -258,7 +274,7 @@ fn measure(
     let mut records = Vec::new();
     for &i in &active {
         for b in benches {
-            if b.smp.is_some() && !runners[i].smp() {
+            if !runners[i].runs(b) {
                 continue;
             }
             let empty = Cell::default();

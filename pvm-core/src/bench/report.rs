@@ -152,10 +152,53 @@ impl Document {
         (rows.len() > 1).then_some(rows)
     }
 
-    /// The terminal table, columns aligned, then the SMP tables when those cases ran.
+    /// The hostfs summary (issue 11): per case that ran, native's median and each pvm
+    /// contender's with its ratio to native. `None` when no case ran.
+    fn hostfs_rows(&self) -> Option<Vec<Vec<String>>> {
+        let pvms: Vec<&RunnerInfo> = self.ran().into_iter().filter(|r| r.name.starts_with("pvm-")).collect();
+        let mut header = vec!["hostfs case".to_string(), "native".to_string()];
+        header.extend(pvms.iter().map(|r| r.name.clone()));
+        let mut rows = vec![header];
+        for (label, name) in catalog::HOSTFS {
+            let Some(bench) = catalog::find(name) else { continue };
+            let native = self.record(name, "native");
+            if native.is_none() && pvms.iter().all(|r| self.record(name, &r.name).is_none()) {
+                continue;
+            }
+            let cell = |rec: Option<&Record>, is_native| {
+                rec.map_or_else(|| "-".to_string(), |rec| format::cell(bench, rec, Stat::Median, is_native))
+            };
+            let mut row = vec![label.to_string(), cell(native, true)];
+            row.extend(pvms.iter().map(|r| cell(self.record(name, &r.name), false)));
+            rows.push(row);
+        }
+        (rows.len() > 1).then_some(rows)
+    }
+
+    /// The closing note of the hostfs cases: each pvm contender's ratios to native (medians),
+    /// one line per contender; empty when none ran.
+    fn hostfs_note(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for r in self.ran().into_iter().filter(|r| r.name.starts_with("pvm-")) {
+            let parts: Vec<String> = catalog::HOSTFS
+                .iter()
+                .filter_map(|(label, name)| {
+                    let ratio = self.record(name, &r.name)?.ratio_to_native?;
+                    Some(format!("{label} {}", format::ratio(ratio)))
+                })
+                .collect();
+            if !parts.is_empty() {
+                lines.push(format!("hostfs, {} / native (median time ratios): {}", r.name, parts.join(", ")));
+            }
+        }
+        lines
+    }
+
+    /// The terminal table, columns aligned, then the SMP and hostfs tables when those cases
+    /// ran.
     pub fn table(&self) -> String {
         let mut out = aligned(&self.rows(Stat::Median));
-        for extra in [self.scaling_rows(), self.latency_rows()].into_iter().flatten() {
+        for extra in [self.scaling_rows(), self.latency_rows(), self.hostfs_rows()].into_iter().flatten() {
             out.push('\n');
             out.push_str(&aligned(&extra));
         }
@@ -178,9 +221,9 @@ fn aligned(rows: &[Vec<String>]) -> String {
 
 impl Document {
 
-    /// Failures and skips, one line each.
+    /// The hostfs ratios, then failures and skips, one line each.
     pub fn notes(&self) -> Vec<String> {
-        let mut notes = Vec::new();
+        let mut notes = self.hostfs_note();
         for r in &self.runners {
             if r.status == "skipped" {
                 notes.push(format!("{} skipped: {}", r.name, r.detail));
@@ -280,10 +323,19 @@ impl Document {
             let _ = writeln!(md);
             md_table(&mut md, &rows);
         }
+        if let Some(rows) = self.hostfs_rows() {
+            let _ = writeln!(md);
+            let _ = writeln!(
+                md,
+                "hostfs (issue 11; medians, ratio to native): files served in place by the file server, natively the same host directory; the Debian cases in its tree (natively a chroot); start-up is the wall time of `pvm run --read-only --rootfs TREE /bin/true` against `chroot TREE /bin/true` (see \"hostfs cases\" above for what cold means):"
+            );
+            let _ = writeln!(md);
+            md_table(&mut md, &rows);
+        }
         let notes = self.notes();
         if !notes.is_empty() {
             let _ = writeln!(md);
-            let _ = writeln!(md, "Failures and skips:");
+            let _ = writeln!(md, "Notes, failures and skips:");
             let _ = writeln!(md);
             for n in notes {
                 let _ = writeln!(md, "- {}", n.replace('|', "\\|"));

@@ -61,7 +61,7 @@ impl Runner for Gvisor {
         per_process(env, benches, progress, &|b| {
             let mut args = env.lmb_args("");
             args.push(b.lmb.to_string());
-            self.command(env, &args)
+            Ok(self.command(env, &args))
         })
     }
 }

@@ -11,7 +11,7 @@ mod uml;
 
 use std::process::Command;
 
-use super::catalog::Bench;
+use super::catalog::{Bench, Hostfs};
 use super::cpuset::CpuSet;
 use super::env::Env;
 use super::exec;
@@ -42,6 +42,14 @@ pub trait Runner {
     /// Whether it runs the SMP cases (`Bench::smp`): native and pvm-soft.
     fn smp(&self) -> bool {
         false
+    }
+    /// Whether it runs the hostfs cases (`Bench::hostfs`): native, pvm-soft and pvm-kvm.
+    fn hostfs(&self) -> bool {
+        false
+    }
+    /// Whether it runs `b` at all.
+    fn runs(&self, b: &Bench) -> bool {
+        (b.smp.is_none() || self.smp()) && (b.hostfs.is_none() || self.hostfs())
     }
     /// Runs `benches` once each, calling `progress` with each benchmark's name as it starts.
     fn run(
@@ -92,17 +100,33 @@ fn outcome_of(bench: &str, lines: &[String], finished: &exec::Finished) -> Outco
     Outcome::Failed(why)
 }
 
-/// Runs `make(bench)` once per benchmark (for contenders that start quickly).
+/// Runs `make(bench)` once per benchmark (for contenders that start quickly): an `lmb`
+/// process, after dropping the host's page cache of the data file for the cold read; for a
+/// start-up case `env.startup_reps` timed runs of the command. `make` fails with the reason
+/// when the case's tree or data is missing.
 fn per_process(
     env: &Env,
     benches: &[&'static Bench],
     progress: &mut dyn FnMut(&str),
-    make: &dyn Fn(&Bench) -> Command,
+    make: &dyn Fn(&Bench) -> Result<Command, String>,
 ) -> Vec<Outcome> {
     benches
         .iter()
         .map(|b| {
             progress(b.name);
+            if matches!(b.hostfs, Some(Hostfs::Startup(_))) {
+                return super::startup::time(env, &|| make(b));
+            }
+            if b.hostfs == Some(Hostfs::Cold) {
+                let dropped = env.hostfs.big.clone().and_then(|big| super::hostfs::drop_cached(&big));
+                if let Err(why) = dropped {
+                    return Outcome::Failed(why);
+                }
+            }
+            let cmd = match make(b) {
+                Ok(c) => c,
+                Err(why) => return Outcome::Failed(why),
+            };
             let limit = env.per_bench_timeout;
             let cpus = match b.smp {
                 None => env.cpus.clone(),
@@ -113,7 +137,7 @@ fn per_process(
                     }
                 },
             };
-            match exec::run(make(b), &cpus, limit, limit, &mut |_| {}) {
+            match exec::run(cmd, &cpus, limit, limit, &mut |_| {}) {
                 Ok(f) => outcome_of(b.lmb, &f.stdout, &f),
                 Err(e) => Outcome::Failed(format!("cannot start: {e}")),
             }

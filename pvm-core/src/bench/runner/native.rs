@@ -4,8 +4,9 @@
 use std::process::Command;
 
 use super::{Outcome, Runner, check_lists, per_process, probe_output};
-use crate::bench::catalog::Bench;
+use crate::bench::catalog::{Bench, Hostfs};
 use crate::bench::env::Env;
+use crate::bench::startup;
 
 /// The host itself.
 pub struct Native;
@@ -31,6 +32,10 @@ impl Runner for Native {
         true
     }
 
+    fn hostfs(&self) -> bool {
+        true
+    }
+
     fn probe(&mut self, env: &Env) -> Result<String, String> {
         check_lists(&probe_output(env, Self::command(env, &["list".into()]))?)?;
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -46,8 +51,21 @@ impl Runner for Native {
         let root = env.rootfs.to_string_lossy().into_owned();
         per_process(env, benches, progress, &|b| {
             let mut args = env.lmb_args(&root);
+            match b.hostfs {
+                None => {}
+                Some(Hostfs::Data | Hostfs::Cold) => {
+                    args.push("--data".into());
+                    args.push(env.hostfs.data.clone()?.to_string_lossy().into_owned());
+                }
+                // The same tree pvm serves, as a chroot (lmb calls chroot(2) itself).
+                Some(Hostfs::Debian) => {
+                    args.push("--chroot".into());
+                    args.push(env.hostfs.debian_copy.clone()?.to_string_lossy().into_owned());
+                }
+                Some(Hostfs::Startup(t)) => return startup::native_chroot_true(env.hostfs.tree(t)?),
+            }
             args.push(b.lmb.to_string());
-            Self::command(env, &args)
+            Ok(Self::command(env, &args))
         })
     }
 }

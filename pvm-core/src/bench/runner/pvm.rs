@@ -3,8 +3,10 @@
 
 use std::process::Command;
 
+use std::path::Path;
+
 use super::{Outcome, Runner, check_lists, per_process, probe_output};
-use crate::bench::catalog::{Bench, Smp};
+use crate::bench::catalog::{Bench, Hostfs, Smp};
 use crate::bench::env::Env;
 
 /// A pvm backend.
@@ -31,6 +33,12 @@ impl Pvm {
     /// host CPU per vCPU of the CPUs the runner restricts it to), and `--no-pv-lock-hints`
     /// when it runs without hints.
     fn command_for(&self, env: &Env, smp: Option<Smp>, args: &[String]) -> Command {
+        self.command_in(env, smp, &env.rootfs, false, args)
+    }
+
+    /// `pvm run` of `/lmb ARGS` with `root` as `--rootfs` (`--read-only` when asked), as
+    /// [`Self::command_for`].
+    fn command_in(&self, env: &Env, smp: Option<Smp>, root: &Path, read_only: bool, args: &[String]) -> Command {
         let mut cmd = Command::new(&env.pvm_exe);
         cmd.arg("run").arg("--backend").arg(self.backend);
         if let Some(smp) = smp {
@@ -42,7 +50,21 @@ impl Pvm {
             self.pin_args(env, &mut cmd);
         }
         cmd.arg("--memory").arg(format!("{}M", env.guest_mib));
-        cmd.arg("--rootfs").arg(&env.rootfs).arg("/lmb").args(args);
+        if read_only {
+            cmd.arg("--read-only");
+        }
+        cmd.arg("--rootfs").arg(root).arg("/lmb").args(args);
+        cmd.env_remove("PVM_LOG");
+        cmd
+    }
+
+    /// A start-up run: `pvm run --read-only --rootfs TREE /bin/true`, pinned as every case,
+    /// with pvm's default memory (what a user types).
+    fn startup_command(&self, env: &Env, tree: &Path) -> Command {
+        let mut cmd = Command::new(&env.pvm_exe);
+        cmd.arg("run").arg("--backend").arg(self.backend);
+        self.pin_args(env, &mut cmd);
+        cmd.arg("--read-only").arg("--rootfs").arg(tree).arg("/bin/true");
         cmd.env_remove("PVM_LOG");
         cmd
     }
@@ -106,6 +128,10 @@ impl Runner for Pvm {
         self.backend == "soft"
     }
 
+    fn hostfs(&self) -> bool {
+        true
+    }
+
     fn probe(&mut self, env: &Env) -> Result<String, String> {
         if self.backend == "kvm" {
             if !std::path::Path::new("/dev/kvm").exists() {
@@ -138,8 +164,22 @@ impl Runner for Pvm {
     ) -> Vec<Outcome> {
         per_process(env, benches, progress, &|b| {
             let mut args = env.lmb_args("");
+            match b.hostfs {
+                None => {}
+                Some(Hostfs::Data | Hostfs::Cold) => {
+                    env.hostfs.data.as_ref().map_err(Clone::clone)?;
+                    args.extend(["--data".to_string(), "/data".to_string()]);
+                }
+                // The Debian tree (with /lmb added) as the read-only root.
+                Some(Hostfs::Debian) => {
+                    let root = env.hostfs.debian_copy.clone()?;
+                    args.push(b.lmb.to_string());
+                    return Ok(self.command_in(env, None, &root, true, &args));
+                }
+                Some(Hostfs::Startup(t)) => return Ok(self.startup_command(env, env.hostfs.tree(t)?)),
+            }
             args.push(b.lmb.to_string());
-            self.command_for(env, b.smp, &args)
+            Ok(self.command_for(env, b.smp, &args))
         })
     }
 }
