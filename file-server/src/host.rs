@@ -12,6 +12,13 @@
 //! when F dies, sets every queue's `broken` word to 1 and wakes both doorbell words (the VM
 //! goes on; hostfs requests fail with `EIO`). Dropping the [`FileServer`] kills F with SIGKILL
 //! and reaps it, so pvm never leaves F behind.
+//!
+//! [`FileServer::start`] does not wait for F to serve: F's exec and sandboxing (a few ms) run
+//! while H boots the VM, and the guest's first requests wait in the queue until F's queue
+//! threads serve them (they start only once Landlock and seccomp cover every thread of F, so
+//! nothing is served unconfined). The watcher waits for F's ready byte: if F exits first, or
+//! does not answer within 10 s (then the watcher kills it), the queues are marked broken and
+//! [`FileServer::failed_to_start`] tells H to fail the run with status 125.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -19,6 +26,8 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use crate::config::ServerConfig;
@@ -30,13 +39,10 @@ pub enum StartError {
     /// A host call in H failed.
     #[error("starting the file server: {0}")]
     Host(#[from] io::Error),
-    /// F exited before it served; it printed its reason.
-    #[error("the file server did not start")]
-    Failed,
 }
 
-/// How long H waits for F to serve, ms.
-const START_TIMEOUT_MS: libc::c_int = 10_000;
+/// How long the watcher waits for F to serve, ms.
+const START_TIMEOUT_MS: i64 = 10_000;
 
 /// The hidden `pvm` subcommand that runs F ([`crate::process::main`]).
 pub const SUBCOMMAND: &str = "__file-server";
@@ -46,6 +52,7 @@ pub struct FileServer {
     child: Child,
     stop: OwnedFd,
     watcher: Option<JoinHandle<()>>,
+    failed: Arc<AtomicBool>,
 }
 
 /// The config page mapped in H (shared, from the memfd), for the watcher's `broken` words.
@@ -82,14 +89,15 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 
 impl FileServer {
     /// Starts F serving `cfg` over `memfd` (guest RAM; `cfg.memfd` must be its number in H,
-    /// which F inherits at the same number).
+    /// which F inherits at the same number; the config page at `cfg.area_gpa` must be written
+    /// already).
     ///
-    /// Returns once F serves (it entered its sandbox and its queue threads run).
+    /// Returns once F is exec'd, without waiting for it to serve (see the module docs and
+    /// [`Self::failed_to_start`]).
     ///
     /// # Errors
     /// [`StartError::Host`] for the OS error of mapping the config page, the pipe, the
-    /// eventfd, exec or `pidfd_open`; [`StartError::Failed`] when F exited before serving
-    /// (it printed one line about why on stderr).
+    /// eventfd, exec, `pidfd_open` or the watcher thread.
     pub fn start(cfg: &ServerConfig, memfd: BorrowedFd<'_>) -> Result<Self, StartError> {
         let page = ConfigPage::map(memfd, cfg.area_gpa)?;
         // F inherits exactly two descriptors: a dup of the memfd and the ready pipe's write
@@ -135,26 +143,24 @@ impl FileServer {
             Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
             Err(e) => return Err(kill(child, e.into())),
         };
-        // Wait until F serves (or is gone: then it printed why), at most START_TIMEOUT_MS.
-        let mut pfd = libc::pollfd { fd: ready_r.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd for the call's duration.
-        if unsafe { libc::poll(&mut pfd, 1, START_TIMEOUT_MS) } <= 0 {
-            return Err(kill(child, io::Error::new(io::ErrorKind::TimedOut, "no answer within 10 s").into()));
-        }
-        let mut byte = [0u8; 1];
-        match (&ready_r).read(&mut byte) {
-            Ok(1) => {}
-            Ok(_) => return Err(kill(child, StartError::Failed)),
-            Err(e) => return Err(kill(child, e.into())),
-        }
         let stop_nr = stop.as_raw_fd();
+        let failed = Arc::new(AtomicBool::new(false));
+        let watch_failed = Arc::clone(&failed);
+        let pid = child.id() as libc::pid_t;
         let watcher = std::thread::Builder::new()
             .name("pvm-fsrv-watch".into())
-            .spawn(move || watch(&pidfd, stop_nr, &page));
+            .spawn(move || watch(&pidfd, pid, stop_nr, &ready_r, &page, &watch_failed));
         match watcher {
-            Ok(w) => Ok(Self { child, stop, watcher: Some(w) }),
+            Ok(w) => Ok(Self { child, stop, watcher: Some(w), failed }),
             Err(e) => Err(kill(child, e.into())),
         }
+    }
+
+    /// Whether F exited, or was killed for not answering, before it served: its queues are
+    /// broken and the run must fail (F printed why, or the watcher did). False while F
+    /// starts and once it serves.
+    pub fn failed_to_start(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     /// F's process id.
@@ -163,27 +169,67 @@ impl FileServer {
     }
 }
 
-/// Waits until F dies (then marks the queues broken) or H stops watching.
-fn watch(pidfd: &OwnedFd, stop: RawFd, page: &ConfigPage) {
+/// `poll(2)` of `fds` for at most `timeout_ms` (-1: no limit), retried on EINTR; the number
+/// of ready descriptors (0 on timeout).
+fn poll_all(fds: &mut [libc::pollfd], timeout_ms: i64) -> libc::c_int {
+    let deadline = (timeout_ms >= 0).then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64));
+    loop {
+        let left = deadline.map_or(-1, |d| {
+            libc::c_int::try_from(d.saturating_duration_since(std::time::Instant::now()).as_millis()).unwrap_or(libc::c_int::MAX)
+        });
+        // SAFETY: `fds` is a valid array of pollfds for the call's duration.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, left) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        return n.max(0);
+    }
+}
+
+/// Waits for F's ready byte (F dead or silent for [`START_TIMEOUT_MS`] first: the queues are
+/// marked broken and `failed` set), then until F dies (then marks the queues broken) or H
+/// stops watching.
+fn watch(pidfd: &OwnedFd, pid: libc::pid_t, stop: RawFd, ready: &File, page: &ConfigPage, failed: &AtomicBool) {
+    let broken = |why: &str| {
+        tracing_free_warn(why);
+        // SAFETY: `page` maps 4096 shared bytes for as long as it lives (it outlives this call).
+        unsafe { Doorbells::new(page.0) }.mark_all_broken();
+    };
+    let mut fds = [
+        libc::pollfd { fd: ready.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: stop, events: libc::POLLIN, revents: 0 },
+    ];
+    // The ready pipe reports F's exit too (its write end closes), so it is enough here.
+    let n = poll_all(&mut fds, START_TIMEOUT_MS);
+    if fds[1].revents != 0 {
+        return;
+    }
+    let mut byte = [0u8; 1];
+    let served = n > 0 && matches!((&*ready).read(&mut byte), Ok(1));
+    if !served {
+        failed.store(true, Ordering::Release);
+        if n == 0 {
+            // SAFETY: `pid` is our unreaped child (Drop reaps it only after joining this
+            // thread), so the signal reaches F and nobody else.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            broken("the file server did not start within 10 s: hostfs requests fail with EIO");
+        } else {
+            // F printed its reason; the run fails with status 125.
+            // SAFETY: as above.
+            unsafe { Doorbells::new(page.0) }.mark_all_broken();
+        }
+        return;
+    }
     let mut fds = [
         libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
         libc::pollfd { fd: stop, events: libc::POLLIN, revents: 0 },
     ];
-    loop {
-        // SAFETY: `fds` is a valid array of two pollfds for the call's duration.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        break;
-    }
+    poll_all(&mut fds, -1);
     if fds[1].revents != 0 {
         return;
     }
     if fds[0].revents != 0 {
-        tracing_free_warn("the file server died: hostfs requests fail with EIO from now on");
-        // SAFETY: `page` maps 4096 shared bytes for as long as it lives (it outlives this call).
-        unsafe { Doorbells::new(page.0) }.mark_all_broken();
+        broken("the file server died: hostfs requests fail with EIO from now on");
     }
 }
 

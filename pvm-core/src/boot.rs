@@ -13,6 +13,7 @@ use crate::initramfs;
 use crate::kernel_image;
 use crate::mounts::MountPlan;
 use crate::program::Launch;
+use crate::tsc::TscCalibration;
 
 /// Guest memory the kernel needs beyond its image, the initramfs, the unpacked files and its
 /// reserve to run anything, bytes.
@@ -167,16 +168,33 @@ fn hostfs_config_page(plan: &MountPlan) -> Vec<u8> {
 }
 const _: () = assert!(size_of::<HostfsConfig>() == 16 + MAX_HOSTFS_MOUNTS * 208 + MAX_HOSTFS_MOUNTS * 16);
 
-/// Builds guest memory for `launch` and returns what a backend needs, and what the file server
-/// must serve (`None` when the VM has no hostfs mount).
+/// Guest memory with the initramfs and the hostfs config page in place: what the file server
+/// needs to start ([`assemble`] finishes the rest while it does).
+pub struct Memory {
+    ram: GuestRam,
+    initrd_gpa: u64,
+    hostfs_gpa: u64,
+    hostfs_len: u64,
+}
+
+impl Memory {
+    /// The memfd of guest RAM (the file server maps it).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.ram.fd()
+    }
+}
+
+/// Creates guest memory for `launch` and writes the initramfs and the hostfs config page, and
+/// says what the file server must serve (`None` when the VM has no hostfs mount).
 ///
 /// The hostfs area (config page and one ring page per hostfs mount) sits right below the
 /// initramfs at the top of RAM; `BootInfo::hostfs_gpa/hostfs_len` tell the guest kernel, which
-/// keeps it out of its frame allocator.
+/// keeps it out of its frame allocator. Everything the file server reads at its start (the
+/// config page) is written here, so it can be spawned before [`assemble`] loads the kernel.
 ///
 /// # Errors
 /// [`BootError`].
-pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result<(VmSetup, Option<ServerConfig>), BootError> {
+pub fn memory(launch: &Launch, opts: &BootOptions) -> Result<(Memory, Option<ServerConfig>), BootError> {
     let memory = opts.memory & !(PAGE_SIZE - 1);
     let image = kernel_image::image_span().map_err(BootError::Host)?;
     let initrd_len = (launch.initramfs.len() as u64).next_multiple_of(PAGE_SIZE);
@@ -190,20 +208,39 @@ pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result
         return Err(BootError::MemoryTooSmall { given: show_size(opts.memory), needed: needed.div_ceil(1 << 20) });
     }
     let ram = GuestRam::new(memory).map_err(|e| BootError::Host(e.to_string()))?;
-    let kernel = kernel_image::load(&ram).map_err(BootError::Host)?;
     let initrd_gpa = memory - initrd_len;
     ram.write(initrd_gpa, &launch.initramfs).map_err(|e| BootError::Host(e.to_string()))?;
     let hostfs_gpa = if plan.is_empty() { 0 } else { initrd_gpa - hostfs_len };
     if !plan.is_empty() {
         ram.write(hostfs_gpa, &hostfs_config_page(plan)).map_err(|e| BootError::Host(e.to_string()))?;
     }
+    let server = (!plan.served.is_empty()).then(|| ServerConfig {
+        memfd: std::os::fd::AsRawFd::as_raw_fd(&ram.fd()),
+        ready_fd: -1,
+        parent_pid: 0,
+        ram_size: memory,
+        area_gpa: hostfs_gpa,
+        mounts: plan.served.clone(),
+    });
+    Ok((Memory { ram, initrd_gpa, hostfs_gpa, hostfs_len }, server))
+}
+
+/// Loads the kernel, the launch block and the boot info into `mem` and returns what a backend
+/// needs; `tsc` was started when `pvm run` did ([`crate::tsc`]).
+///
+/// # Errors
+/// [`BootError`].
+pub fn assemble(mem: Memory, launch: &Launch, opts: &BootOptions, backend: Backend, tsc: &TscCalibration) -> Result<VmSetup, BootError> {
+    let Memory { ram, initrd_gpa, hostfs_gpa, hostfs_len } = mem;
+    let memory = ram.size();
+    let kernel = kernel_image::load(&ram).map_err(BootError::Host)?;
     let block = launch_block(launch)?;
     ram.write(LAUNCH_GPA, &block).map_err(|e| BootError::Host(e.to_string()))?;
 
     let (console_flags, console_rows, console_cols) = console_flags();
     let mut hostname = [0u8; 64];
     hostname[..3].copy_from_slice(b"pvm");
-    let tsc_khz = devices::tsc_khz();
+    let tsc_khz = tsc.khz();
     let boot_tsc = devices::rdtsc();
     let info = BootInfo {
         magic: BOOT_MAGIC,
@@ -238,21 +275,12 @@ pub fn assemble(launch: &Launch, opts: &BootOptions, backend: Backend) -> Result
         hostfs_len,
     };
     ram.write_pod(BOOT_INFO_GPA, &info).map_err(|e| BootError::Host(e.to_string()))?;
-    let server = (!plan.served.is_empty()).then(|| ServerConfig {
-        memfd: std::os::fd::AsRawFd::as_raw_fd(&ram.fd()),
-        ready_fd: -1,
-        parent_pid: 0,
-        ram_size: memory,
-        area_gpa: hostfs_gpa,
-        mounts: plan.served.clone(),
-    });
-    let setup = VmSetup {
+    Ok(VmSetup {
         memory: ram,
         kernel_segments: kernel.segments,
         kernel_entry: kernel.entry,
         vcpus: opts.vcpus,
         placement: opts.placement,
         verbose: opts.verbose > 0,
-    };
-    Ok((setup, server))
+    })
 }

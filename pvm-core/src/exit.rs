@@ -67,6 +67,9 @@ pub fn run_and_exit(args: &RunArgs) -> ExitCode {
 }
 
 fn run(args: &RunArgs) -> ExitCode {
+    let t_start = std::time::Instant::now();
+    // The TSC is compared with CLOCK_MONOTONIC over the set-up below (crate::tsc).
+    let tsc = crate::tsc::TscCalibration::start();
     let request = match args.backend.as_str() {
         "kvm" => BackendRequest::Kvm,
         "auto" => BackendRequest::Auto,
@@ -111,23 +114,29 @@ fn run(args: &RunArgs) -> ExitCode {
         BackendChoice::Soft => BackendKind::Soft,
         BackendChoice::Kvm => BackendKind::Kvm,
     };
-    let (setup, server) = match boot::assemble(&launch, &opts, kind) {
+    let t_resolved = t_start.elapsed();
+    let (memory, server) = match boot::memory(&launch, &opts) {
+        Ok(m) => m,
+        Err(e) => return fail(PVM_FAILED, e),
+    };
+    // F is spawned as soon as guest memory holds its config page, and H goes on setting up
+    // and booting the VM while F execs and enters its sandbox (file_server::host). F runs
+    // while the VM does; dropping it (after `backend.run`, or on an early return) kills and
+    // reaps it. Spawned from this thread, which lives as long as the VM (the parent-death
+    // signal follows the forking thread).
+    let file_server = match server.map(|cfg| file_server::FileServer::start(&cfg, memory.fd())).transpose() {
+        Ok(f) => f,
+        Err(e) => return fail(PVM_FAILED, e),
+    };
+    if let Some(f) = &file_server {
+        tracing::debug!(pid = f.pid(), "file server spawned");
+    }
+    let t_spawned = t_start.elapsed();
+    let setup = match boot::assemble(memory, &launch, &opts, kind, &tsc) {
         Ok(s) => s,
         Err(e) => return fail(PVM_FAILED, e),
     };
-    // F runs while the VM does; dropping it (after `backend.run`, or on an early return)
-    // kills and reaps it. Spawned from this thread, which lives as long as the VM (the
-    // parent-death signal follows the forking thread).
-    let t0 = std::time::Instant::now();
-    let _file_server = match server.map(|cfg| file_server::FileServer::start(&cfg, setup.memory.fd())).transpose() {
-        Ok(f) => f,
-        // F printed its own line.
-        Err(file_server::host::StartError::Failed) => return ExitCode::from(PVM_FAILED),
-        Err(e) => return fail(PVM_FAILED, e),
-    };
-    if let Some(f) = &_file_server {
-        tracing::debug!(pid = f.pid(), us = t0.elapsed().as_micros() as u64, "file server serving");
-    }
+    let t_assembled = t_start.elapsed();
     let mut backend: Box<dyn Backend> = match choice {
         BackendChoice::Soft => Box::new(SoftBackend),
         BackendChoice::Kvm => Box::new(KvmBackend),
@@ -141,6 +150,11 @@ fn run(args: &RunArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return fail(PVM_FAILED, format!("the {} backend failed: {e}", backend.name())),
     };
+    tracing::debug!(resolved = ?t_resolved, spawned = ?t_spawned, assembled = ?t_assembled, ran = ?t_start.elapsed(), "run phases");
+    if file_server.as_ref().is_some_and(file_server::FileServer::failed_to_start) {
+        // The guest saw EIO from hostfs; F (or its watcher) printed why.
+        return ExitCode::from(PVM_FAILED);
+    }
     if args.stats {
         stats_table::print(&outcome, backend.name());
     }

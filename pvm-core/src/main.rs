@@ -15,6 +15,7 @@ mod mounts;
 mod program;
 mod signals;
 mod stats_table;
+mod tsc;
 
 use std::process::ExitCode;
 
