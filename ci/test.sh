@@ -22,7 +22,8 @@ if ! [ -x /bin/busybox ] \
     || [ "$(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null)" != "install ok installed" ]; then
     missing+=(busybox-static)
 fi
-# pvm-core/tests/debian.rs builds a Debian minbase tree once (cached per user) with it.
+# pvm-core/tests/debian.rs builds a Debian minbase tree with python3 once (cached per user)
+# with it, and builds a .deb with dpkg-deb (part of dpkg, on every Debian/Ubuntu host).
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 # ... and checks bookworm's Release signature with Debian's keyring (not preinstalled on Ubuntu).
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
