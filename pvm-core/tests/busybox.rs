@@ -23,8 +23,7 @@ fn rootfs() -> TempDir {
     for d in ["bin", "data/sub", "tmp"] {
         std::fs::create_dir_all(root.join(d)).expect("mkdir in rootfs");
     }
-    std::fs::copy(HOST_BUSYBOX, root.join("bin/busybox"))
-        .expect("copying /bin/busybox (install busybox-static, see ci/test.sh)");
+    common::copy_executable(Path::new(HOST_BUSYBOX), &root.join("bin/busybox"));
     let hello = "hello from the data directory\nsecond line\n\nfourth line, after an empty one\n";
     std::fs::write(root.join("data/hello.txt"), hello).expect("write");
     let words: String = (0..2000).map(|i| format!("word{i} {}\n", i * i % 977)).collect();

@@ -32,8 +32,7 @@ impl Tree {
         for d in ["bin", "data/sub", "tmp", "proc", "dev"] {
             std::fs::create_dir_all(root.join(d)).expect("mkdir in rootfs");
         }
-        std::fs::copy(HOST_BUSYBOX, root.join("bin/busybox"))
-            .expect("copying /bin/busybox (install busybox-static, see ci/test.sh)");
+        common::copy_executable(Path::new(HOST_BUSYBOX), &root.join("bin/busybox"));
         // The applets the scripts use, as links (a chroot has no /proc/self/exe, so busybox
         // sh cannot run its applets without them).
         for applet in ["sh", "cat", "ls", "stat", "ln", "mkdir", "rm", "tar", "touch", "wc", "echo"] {

@@ -95,7 +95,7 @@ fn a_rootfs_larger_than_memory_is_served_in_place() {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
     std::fs::create_dir(root.join("bin")).expect("mkdir");
-    std::fs::copy(program("hello", Libc::Glibc), root.join("bin/true")).expect("copy");
+    common::copy_executable(&program("hello", Libc::Glibc), &root.join("bin/true"));
     std::fs::write(root.join("big"), vec![0x5au8; 40 << 20]).expect("write");
     let ok = Run::pvm()
         .arg("run")

@@ -27,7 +27,7 @@ fn tree() -> &'static Path {
         std::fs::create_dir_all(root.join("prog")).expect("mkdir /prog");
         for p in PROGRAMS {
             let exe = common::build_source(&common::scripts_dir().join(format!("programs/{p}.c")), Libc::Glibc, Link::Static);
-            std::fs::copy(&exe, root.join("prog").join(p)).expect("copying a program into the tree");
+            common::copy_executable(&exe, &root.join("prog").join(p));
         }
         root
     })

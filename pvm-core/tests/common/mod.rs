@@ -174,6 +174,18 @@ fn build_cache() -> &'static Mutex<HashMap<BuildKey, PathBuf>> {
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// Copies the executable `src` to `dst` (mode included) in a child `cp` process.
+///
+/// Not `std::fs::copy`: while this thread holds `dst` open for writing, a test on another
+/// thread may fork, and its child keeps the (close-on-exec) write descriptor until it execs;
+/// an `execve` of `dst` in that window fails with ETXTBSY ("Text file busy", execve(2)). In a
+/// child process the descriptor is never visible to this process's forks. Panics with the
+/// reason if the copy fails.
+pub fn copy_executable(src: &Path, dst: &Path) {
+    let st = Command::new("cp").arg("--").arg(src).arg(dst).status().expect("running cp");
+    assert!(st.success(), "cp {} {} failed: {st}", src.display(), dst.display());
+}
+
 /// Builds `tests/programs/<name>.c` with `libc`, statically linked; cached for the test binary's
 /// run. Returns the executable's path (under cargo's target tmp dir).
 pub fn program(name: &str, libc: Libc) -> PathBuf {
