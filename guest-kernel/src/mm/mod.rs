@@ -4,6 +4,7 @@
 pub mod filecache;
 pub mod frame;
 pub mod paging;
+pub mod pcp;
 pub mod space;
 pub mod uaccess;
 pub mod vma;

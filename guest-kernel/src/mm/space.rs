@@ -202,7 +202,11 @@ impl AddrSpace {
                 self.map_frames(page, new, 1, want).map_err(|_| FaultError::OutOfMemory)?;
                 return Ok((page, PAGE_SIZE));
             }
-            // Present: the VMA allows the access, so the PTE just needs the VMA's flags.
+            // Present: the VMA allows the access, so the PTE just needs the VMA's flags; but a
+            // frame shared copy-on-write stays read-only, as in `protect` (a read or fetch
+            // fault that reaches here, e.g. after H answered a shadow miss with an error,
+            // must not make another space's frame writable here).
+            let want = if frame::is_shared(leaf.gpa) { want - F::WRITABLE } else { want };
             if leaf.flags & PERM != want & PERM && self.pt.protect(page, want) && !grants_more(leaf.flags, want) {
                 self.queue_flush(page, PAGE_SIZE);
             }
