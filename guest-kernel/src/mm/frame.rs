@@ -21,6 +21,11 @@
 //! operation needs a few to finish); the kernel's own allocations (the heap, flush lists) may
 //! take everything. So a guest that fills its memory makes its own page faults fail (and the
 //! OOM killer run, `crate::oom`) long before the kernel heap runs dry.
+//!
+//! SMP: the bitmap, free count and search hint are behind one lock ([`FRAMES`]); single
+//! frames are allocated and freed through per-vCPU caches in front of it (`super::pcp`), and
+//! the owner counts and pristine bits are atomics ([`Geometry`]), so `is_shared`, `zero_new`
+//! and a free that only drops an owner take no lock at all.
 
 use super::PAGE_SIZE;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -547,12 +552,6 @@ pub fn free(gpa: u64, n: usize) {
 /// (used, peak, total) frames; frames in the per-vCPU caches count as free.
 pub fn usage() -> (usize, usize, usize) {
     CACHES.usage()
-}
-
-/// Counts of the per-vCPU caches for `--stats`: (frames held now, allocations served from a
-/// cache, refills, drains).
-pub fn cache_stats() -> super::pcp::Counters {
-    CACHES.counters()
 }
 
 #[cfg(test)]

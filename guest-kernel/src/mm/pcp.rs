@@ -48,7 +48,7 @@ struct Magazine {
     frames: [u64; CACHE_MAX],
 }
 
-/// Counts for `--stats`.
+/// What the caches did (unit tests check the refill and drain policy with them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Frames held by all caches now.
@@ -153,7 +153,7 @@ impl Caches {
         (used, peak, total)
     }
 
-    /// Counts for `--stats`.
+    /// What the caches did so far.
     pub fn counters(&self) -> Counters {
         Counters {
             cached: self.cached.load(Ordering::Relaxed) as u64,
