@@ -23,7 +23,10 @@
 //! `pcp->lock` (since 5.19). On this kernel a thread never changes vCPU inside kernel code
 //! (threads switch only between traps; `crate::sched`), so the lock of the caller's magazine is
 //! uncontended except while another vCPU drains it (`drain_all`); it is what makes a stale vCPU
-//! index (a thread that moved on) or a remote drain safe. Lock order: a magazine, then
+//! index (a thread that moved on) or a remote drain safe. No interrupt handler can re-enter a
+//! cache on the same vCPU: kernel code runs with interrupts masked on the hw platform (they are
+//! taken only in the idle `sti; hlt`, holding no lock) and polls them on the soft backend
+//! (`crate::sched::take_irq`). Lock order: a magazine, then
 //! `FRAMES`; never two magazines at once. The counters read without locks
 //! (`global_free`, `cached`) are updated so that a concurrent reader under-counts rather than
 //! over-counts (frames leave one count before they enter the other).
