@@ -3,7 +3,7 @@
 //! launch block on vCPU 0. Other vCPUs wait for boot to finish and idle in their run loop.
 
 use crate::console::{ConsoleDevice, StdioFile};
-use crate::mm::frame::{FrameAllocator, FRAMES};
+use crate::mm::frame::FrameAllocator;
 use crate::mm::{page_up, phys_to_virt, PAGE_SIZE};
 use crate::platform::FpuAction;
 use crate::proc::{alloc_pid, Process, Thread};
@@ -144,7 +144,7 @@ fn init_frames(bi: &BootInfo) {
         fa.release_initial(gpa, n, true);
     });
     fa.set_reserve(crate::mm::frame::reserve_for(nframes));
-    *FRAMES.lock() = Some(fa);
+    crate::mm::frame::install(fa);
 }
 
 /// Calls `release(gpa, frames)` for the parts of the page-aligned range `[start, end)` that

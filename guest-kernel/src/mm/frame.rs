@@ -21,8 +21,17 @@
 //! operation needs a few to finish); the kernel's own allocations (the heap, flush lists) may
 //! take everything. So a guest that fills its memory makes its own page faults fail (and the
 //! OOM killer run, `crate::oom`) long before the kernel heap runs dry.
+//!
+//! SMP: the bitmap, free count and search hint are behind one lock ([`FRAMES`]); single
+//! frames are allocated and freed through per-vCPU caches in front of it (`super::pcp`), and
+//! the owner counts and pristine bits are atomics ([`Geometry`]), so `is_shared`, `zero_new`
+//! and a free that only drops an owner take no lock at all.
 
 use super::PAGE_SIZE;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+// The atomic views of the boot-time `u32`/`u64` slices below rely on equal layouts.
+const _: () = assert!(align_of::<u32>() == align_of::<AtomicU32>() && align_of::<u64>() == align_of::<AtomicU64>());
 
 /// Bitmap allocator state. Bit set = frame in use.
 pub struct FrameAllocator {
@@ -31,10 +40,12 @@ pub struct FrameAllocator {
     /// Number of frames covered.
     nframes: usize,
     bitmap: &'static mut [u64],
-    /// Extra owners per frame (copy-on-write sharing); empty = sharing unsupported.
-    refs: &'static mut [u32],
-    /// Bit set = frame never allocated since boot, so still zero; empty = none known.
-    pristine: &'static mut [u64],
+    /// Extra owners per frame (copy-on-write sharing); empty = sharing unsupported. Atomic:
+    /// owners drop their reference without the allocator lock ([`Geometry::drop_owner`]).
+    refs: &'static [AtomicU32],
+    /// Bit set = frame never allocated since boot, so still zero; empty = none known. Atomic:
+    /// [`zero_new`] and the per-vCPU caches clear bits without the allocator lock.
+    pristine: &'static [AtomicU64],
     /// Frames currently free.
     free: usize,
     /// Where the next first-fit search starts (frame index).
@@ -82,26 +93,31 @@ impl FrameAllocator {
         bitmap[..words].fill(u64::MAX);
         refs.fill(0);
         pristine.fill(0);
+        // SAFETY: `AtomicU32`/`AtomicU64` have the size, bit validity and (asserted above)
+        // alignment of `u32`/`u64`; the exclusive `'static` borrows are given up here, so the
+        // atomic views are the only accesses from now on.
+        let (refs, pristine) = unsafe {
+            (
+                &*(core::ptr::from_mut::<[u32]>(refs) as *const [AtomicU32]),
+                &*(core::ptr::from_mut::<[u64]>(pristine) as *const [AtomicU64]),
+            )
+        };
         FrameAllocator { base, nframes: nframes.min(words * 64), bitmap, refs, pristine, free: 0, hint: 0, peak_used: 0, reserve: 0 }
     }
 
     /// Clears the pristine bits of frames `[i, i + n)` (which must lie within one 64-frame
     /// word) and returns the mask of those that were *not* pristine (need zeroing), relative
-    /// to bit `i % 64`.
-    fn take_pristine(&mut self, i: usize, n: usize) -> u64 {
-        let mask = if n >= 64 { u64::MAX } else { ((1u64 << n) - 1) << (i % 64) };
-        let Some(w) = self.pristine.get_mut(i / 64) else { return mask >> (i % 64) };
-        let dirty = !*w & mask;
-        *w &= !mask;
-        dirty >> (i % 64)
+    /// to bit `i % 64` (see [`Geometry`]; the global path is [`zero_new`]).
+    #[cfg(test)]
+    fn take_pristine(&self, i: usize, n: usize) -> u64 {
+        self.geometry().take_pristine(i, n)
     }
 
     /// Adds an owner to the (allocated) frame at `gpa`. `false` if it cannot be shared.
     pub fn share(&mut self, gpa: u64) -> bool {
         match self.index(gpa) {
-            Some(i) if i < self.refs.len() && self.bit(i) && self.refs[i] < u32::MAX => {
-                self.refs[i] += 1;
-                true
+            Some(i) if i < self.refs.len() && self.bit(i) => {
+                self.refs[i].fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_add(1)).is_ok()
             }
             _ => false,
         }
@@ -109,7 +125,29 @@ impl FrameAllocator {
 
     /// True when the frame at `gpa` has more than one owner.
     pub fn is_shared(&self, gpa: u64) -> bool {
-        self.index(gpa).is_some_and(|i| i < self.refs.len() && self.refs[i] > 0)
+        self.geometry().is_shared(gpa)
+    }
+
+    /// The lock-free view of this allocator's per-frame state (owners, pristine bits).
+    pub fn geometry(&self) -> Geometry {
+        Geometry { base: self.base, nframes: self.nframes, refs: self.refs, pristine: self.pristine }
+    }
+
+    /// Returns frames taken from a per-vCPU cache (`super::pcp`) to the pool: each is in use
+    /// in the bitmap, has one owner and no pristine bit (it was freed into the cache).
+    /// Frames that are not in use are ignored. Returns the number returned.
+    pub fn put_back(&mut self, gpas: &[u64]) -> usize {
+        let mut n = 0;
+        for &gpa in gpas {
+            let Some(j) = self.index(gpa) else { continue };
+            if self.bit(j) {
+                self.set(j, false);
+                self.hint = self.hint.min(j);
+                n += 1;
+            }
+        }
+        self.free += n;
+        n
     }
 
     fn bit(&self, i: usize) -> bool {
@@ -279,8 +317,8 @@ impl FrameAllocator {
                 let w = self.bitmap[j / 64];
                 freed += if w == u64::MAX { 64 } else { w.count_ones() as usize };
                 self.bitmap[j / 64] = 0;
-                if let (true, Some(p)) = (zeroed, self.pristine.get_mut(j / 64)) {
-                    *p = u64::MAX;
+                if let (true, Some(p)) = (zeroed, self.pristine.get(j / 64)) {
+                    p.store(u64::MAX, Ordering::Relaxed);
                 }
                 j += 64;
                 continue;
@@ -288,8 +326,8 @@ impl FrameAllocator {
             if self.bit(j) {
                 self.set(j, false);
                 freed += 1;
-                if let (true, Some(p)) = (zeroed, self.pristine.get_mut(j / 64)) {
-                    *p |= 1 << (j % 64);
+                if let (true, Some(p)) = (zeroed, self.pristine.get(j / 64)) {
+                    p.fetch_or(1 << (j % 64), Ordering::Relaxed);
                 }
             }
             j += 1;
@@ -305,18 +343,16 @@ impl FrameAllocator {
     pub fn free(&mut self, gpa: u64, n: usize) -> usize {
         let Some(i) = self.index(gpa) else { return 0 };
         let mut freed = 0;
+        let geo = self.geometry();
         for j in i..(i + n).min(self.nframes) {
-            if j < self.refs.len() && self.refs[j] > 0 {
-                self.refs[j] -= 1;
+            if !geo.drop_owner(j) {
                 continue;
             }
             if self.bit(j) {
                 self.set(j, false);
                 freed += 1;
                 // Its owner may have written it: no longer known to be zero.
-                if let Some(p) = self.pristine.get_mut(j / 64) {
-                    *p &= !(1 << (j % 64));
-                }
+                geo.clear_pristine(j);
                 // Reuse freed frames first: they are resident in host memory, while frames
                 // never touched cost a host page fault (allocation and zeroing) at first use
                 // in K and in U.
@@ -328,45 +364,124 @@ impl FrameAllocator {
     }
 }
 
-/// The global frame allocator (set at boot).
+/// The per-frame state that is read and changed without the allocator lock: owner counts and
+/// pristine bits, as atomics over the allocator's own arrays (a copyable view; the arrays live
+/// for the whole run).
+#[derive(Clone, Copy)]
+pub struct Geometry {
+    base: u64,
+    nframes: usize,
+    refs: &'static [AtomicU32],
+    pristine: &'static [AtomicU64],
+}
+
+impl Geometry {
+    /// Frame index of `gpa`, if it is a managed frame.
+    pub fn index(&self, gpa: u64) -> Option<usize> {
+        if gpa < self.base || !gpa.is_multiple_of(PAGE_SIZE) {
+            return None;
+        }
+        let i = ((gpa - self.base) / PAGE_SIZE) as usize;
+        (i < self.nframes).then_some(i)
+    }
+
+    /// True when the frame at `gpa` has more than one owner.
+    pub fn is_shared(&self, gpa: u64) -> bool {
+        self.index(gpa).and_then(|i| self.refs.get(i)).is_some_and(|r| r.load(Ordering::Acquire) > 0)
+    }
+
+    /// Drops one owner of frame `i`: true when it was the last one (the frame is now free for
+    /// its caller to give back), false when another owner remains. Two owners dropping at
+    /// once see one `false` and one `true`.
+    pub fn drop_owner(&self, i: usize) -> bool {
+        self.refs.get(i).is_none_or(|r| r.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| v.checked_sub(1)).is_err())
+    }
+
+    /// Clears the pristine bit of frame `i` (its owner may have written it).
+    pub fn clear_pristine(&self, i: usize) {
+        if let Some(w) = self.pristine.get(i / 64) {
+            w.fetch_and(!(1 << (i % 64)), Ordering::Relaxed);
+        }
+    }
+
+    /// Clears the pristine bits of frames `[i, i + n)` (which must lie within one 64-frame
+    /// word) and returns the mask of those that were *not* pristine (need zeroing), relative
+    /// to bit `i % 64`.
+    pub(super) fn take_pristine(&self, i: usize, n: usize) -> u64 {
+        let mask = if n >= 64 { u64::MAX } else { ((1u64 << n) - 1) << (i % 64) };
+        let Some(w) = self.pristine.get(i / 64) else { return mask >> (i % 64) };
+        let old = w.fetch_and(!mask, Ordering::AcqRel);
+        (!old & mask) >> (i % 64)
+    }
+}
+
+/// The global frame allocator (set at boot by [`install`]). Lock order: a per-vCPU cache
+/// (`super::pcp`) before this, never the other way round.
 pub static FRAMES: spin::Mutex<Option<FrameAllocator>> = spin::Mutex::new(None);
+
+/// The per-vCPU caches in front of [`FRAMES`].
+static CACHES: super::pcp::Caches = super::pcp::Caches::new();
+
+/// Boot: makes `fa` the global allocator (and its per-frame state reachable lock-free).
+pub fn install(fa: FrameAllocator) {
+    CACHES.install(&fa);
+    *FRAMES.lock() = Some(fa);
+}
+
+/// Runs `op` on the global allocator under its lock, keeping the caches' mirror of its free
+/// count current. `None` before boot.
+fn locked<R>(op: impl FnOnce(&mut FrameAllocator) -> R) -> Option<R> {
+    CACHES.locked(&FRAMES, op)
+}
+
+/// A global run allocation that failed while the per-vCPU caches hold frames may succeed
+/// once they are drained (their frames fragment the bitmap): drain and try again, so memory
+/// is exhausted only when it really is (the OOM killer must not run while caches hold frames).
+fn run_or_drain(n: usize, align: usize, class: Class) -> Option<u64> {
+    if n == 1 && align <= 1 {
+        return CACHES.alloc_one(&FRAMES, crate::percpu::current() as usize, class);
+    }
+    locked(|f| f.alloc_run_as(n, align, class)).flatten().or_else(|| {
+        (CACHES.drain_all(&FRAMES) > 0).then(|| locked(|f| f.alloc_run_as(n, align, class)).flatten()).flatten()
+    })
+}
 
 /// Allocates `n` contiguous frames aligned to `align` frames from the global allocator.
 pub fn alloc_run(n: usize, align: usize) -> Option<u64> {
-    FRAMES.lock().as_mut()?.alloc_run(n, align)
+    run_or_drain(n, align, Class::Kernel)
 }
 
 /// Allocates exactly the frames at `gpa` from the global allocator.
 pub fn alloc_at(gpa: u64, n: usize) -> bool {
-    FRAMES.lock().as_mut().is_some_and(|f| f.alloc_at(gpa, n))
+    locked(|f| f.alloc_at(gpa, n)).unwrap_or(false)
 }
 
 /// Allocates `n` contiguous frames aligned to `align` frames for user memory: `None` rather
 /// than take a frame of the kernel reserve.
 pub fn alloc_user_run(n: usize, align: usize) -> Option<u64> {
-    FRAMES.lock().as_mut()?.alloc_run_as(n, align, Class::User)
+    run_or_drain(n, align, Class::User)
 }
 
-/// Allocates exactly the frames at `gpa` for user memory (outside the reserve).
+/// Allocates exactly the frames at `gpa` for user memory (outside the reserve). Frames held by
+/// a per-vCPU cache count as taken here (this only extends a contiguous run opportunistically).
 pub fn alloc_user_at(gpa: u64, n: usize) -> bool {
-    FRAMES.lock().as_mut().is_some_and(|f| f.alloc_at_as(gpa, n, Class::User))
+    locked(|f| f.alloc_at_as(gpa, n, Class::User)).unwrap_or(false)
 }
 
 /// Allocates one (unzeroed) frame for a page-table page ([`Class::Table`]).
 pub fn alloc_table() -> Option<u64> {
-    FRAMES.lock().as_mut()?.alloc_run_as(1, 1, Class::Table)
+    run_or_drain(1, 1, Class::Table)
 }
 
 /// Sets the kernel reserve of the global allocator, frames.
 pub fn set_reserve(frames: usize) {
-    if let Some(f) = FRAMES.lock().as_mut() {
-        f.set_reserve(frames);
-    }
+    locked(|f| f.set_reserve(frames));
 }
 
-/// Frames user memory may still take from the global allocator (0 when it is at the reserve).
+/// Frames user memory may still take (0 when it is at the reserve); frames in the per-vCPU
+/// caches count as free.
 pub fn user_headroom() -> usize {
-    FRAMES.lock().as_ref().map_or(0, FrameAllocator::user_headroom)
+    CACHES.user_headroom()
 }
 
 /// Allocates one zeroed frame.
@@ -377,22 +492,19 @@ pub fn alloc_zeroed() -> Option<u64> {
 }
 
 /// Zeroes the `n` just-allocated frames at `gpa`, skipping pristine ones (still zero since
-/// boot), which stop being pristine. Takes the allocator lock once per 64 frames and zeroes
-/// outside it.
+/// boot), which stop being pristine. Takes no lock (the pristine bits are atomic); zeroes 64
+/// frames' worth of bits at a time.
 pub fn zero_new(gpa: u64, n: usize) {
+    let geo = CACHES.geometry();
     let mut done = 0;
     while done < n {
         let at = gpa + done as u64 * PAGE_SIZE;
-        let (dirty, chunk) = {
-            let mut g = FRAMES.lock();
-            let found = g.as_mut().and_then(|f| f.index(at).map(|i| (f, i)));
-            match found {
-                Some((f, i)) => {
-                    let chunk = (64 - i % 64).min(n - done);
-                    (f.take_pristine(i, chunk), chunk)
-                }
-                None => (u64::MAX, n - done),
+        let (dirty, chunk) = match geo.and_then(|g| g.index(at).map(|i| (g, i))) {
+            Some((g, i)) => {
+                let chunk = (64 - i % 64).min(n - done);
+                (g.take_pristine(i, chunk), chunk)
             }
+            None => (u64::MAX, n - done),
         };
         // Zero each run of set bits of `dirty` (frames that were used before).
         let mut k = 0;
@@ -415,31 +527,31 @@ pub fn zero_new(gpa: u64, n: usize) {
 /// Adds an owner to each frame in `gpas` (fork), under one lock. Returns false if one could
 /// not be shared (then none of the remaining ones were).
 pub fn share_all(gpas: &[u64]) -> bool {
-    let mut g = FRAMES.lock();
-    let Some(f) = g.as_mut() else { return false };
-    gpas.iter().all(|&p| f.share(p))
+    locked(|f| gpas.iter().all(|&p| f.share(p))).unwrap_or(false)
 }
 
-/// True when the frame at `gpa` has more than one owner.
+/// True when the frame at `gpa` has more than one owner (no lock taken).
 pub fn is_shared(gpa: u64) -> bool {
-    FRAMES.lock().as_ref().is_some_and(|f| f.is_shared(gpa))
+    CACHES.geometry().is_some_and(|g| g.is_shared(gpa))
 }
 
-/// Free frames of the global allocator.
+/// Free frames: the global allocator's and those held by the per-vCPU caches.
 pub fn free_frames() -> usize {
-    FRAMES.lock().as_ref().map_or(0, FrameAllocator::free_frames)
+    CACHES.free_frames()
 }
 
-/// Returns frames to the global allocator.
+/// Drops one owner of each of the `n` frames at `gpa`; frames whose last owner goes are
+/// free again. A few frames go to the calling vCPU's cache without the global lock.
 pub fn free(gpa: u64, n: usize) {
-    if let Some(f) = FRAMES.lock().as_mut() {
-        f.free(gpa, n);
+    if n <= super::pcp::FAST_FREE_MAX && CACHES.free(&FRAMES, crate::percpu::current() as usize, gpa, n) {
+        return;
     }
+    locked(|f| f.free(gpa, n));
 }
 
-/// (used, peak, total) frames of the global allocator.
+/// (used, peak, total) frames; frames in the per-vCPU caches count as free.
 pub fn usage() -> (usize, usize, usize) {
-    FRAMES.lock().as_ref().map_or((0, 0, 0), |f| (f.used_frames(), f.peak_frames(), f.total_frames()))
+    CACHES.usage()
 }
 
 #[cfg(test)]

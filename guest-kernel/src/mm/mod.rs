@@ -4,6 +4,7 @@
 pub mod filecache;
 pub mod frame;
 pub mod paging;
+pub mod pcp;
 pub mod space;
 pub mod uaccess;
 pub mod vma;
@@ -63,4 +64,40 @@ pub const fn page_down(x: u64) -> u64 {
 pub fn zero_phys(gpa: u64, len: u64) {
     // SAFETY: callers pass frames they own (just allocated), inside guest RAM.
     unsafe { core::ptr::write_bytes(phys_to_virt(gpa), 0, len as usize) };
+}
+
+/// Host unit tests that point the physmap somewhere ([`set_physmap`] is process-wide) hold this
+/// lock, so tests running in parallel do not see each other's guest memory.
+#[cfg(test)]
+pub(crate) static PHYSMAP_TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[cfg(test)]
+extern crate std;
+
+/// Host unit tests: a 16 MiB guest RAM in host memory behind the physmap and the global frame
+/// allocator over it (set up once; frame 0 is never handed out). Returns the guard of
+/// [`PHYSMAP_TEST_LOCK`], held for the test.
+#[cfg(test)]
+pub(crate) fn test_ram() -> std::sync::MutexGuard<'static, ()> {
+    use std::boxed::Box;
+    use std::vec;
+    #[repr(C, align(4096))]
+    struct Page([u8; 4096]);
+    const FRAMES_N: usize = 4096;
+    static RAM: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let guard = PHYSMAP_TEST_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let base = *RAM.get_or_init(|| {
+        let ram: &'static mut [Page] = Box::leak((0..FRAMES_N).map(|_| Page([0; 4096])).collect::<std::vec::Vec<_>>().into_boxed_slice());
+        let base = ram.as_mut_ptr() as usize;
+        set_physmap(base as u64, (FRAMES_N as u64) * PAGE_SIZE);
+        let bm: &'static mut [u64] = Box::leak(vec![0u64; FRAMES_N / 64].into_boxed_slice());
+        let refs: &'static mut [u32] = Box::leak(vec![0u32; FRAMES_N].into_boxed_slice());
+        let pr: &'static mut [u64] = Box::leak(vec![0u64; FRAMES_N / 64].into_boxed_slice());
+        let mut fa = frame::FrameAllocator::new(0, FRAMES_N, bm, refs, pr);
+        fa.release_initial(PAGE_SIZE, FRAMES_N - 1, true);
+        frame::install(fa);
+        base
+    });
+    set_physmap(base as u64, (FRAMES_N as u64) * PAGE_SIZE);
+    guard
 }

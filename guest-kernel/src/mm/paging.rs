@@ -415,6 +415,7 @@ mod tests {
 
     #[test]
     fn scan_finds_every_nonzero_entry() {
+        let _physmap = super::super::PHYSMAP_TEST_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut page = Box::new(Page([0; 512]));
         // A "physmap" whose GPA 0 is this page (the tests only touch GPA 0).
         super::super::set_physmap(page.0.as_ptr() as u64, 4096);

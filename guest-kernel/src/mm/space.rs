@@ -202,7 +202,11 @@ impl AddrSpace {
                 self.map_frames(page, new, 1, want).map_err(|_| FaultError::OutOfMemory)?;
                 return Ok((page, PAGE_SIZE));
             }
-            // Present: the VMA allows the access, so the PTE just needs the VMA's flags.
+            // Present: the VMA allows the access, so the PTE just needs the VMA's flags; but a
+            // frame shared copy-on-write stays read-only, as in `protect` (a read or fetch
+            // fault that reaches here, e.g. after H answered a shadow miss with an error,
+            // must not make another space's frame writable here).
+            let want = if frame::is_shared(leaf.gpa) { want - F::WRITABLE } else { want };
             if leaf.flags & PERM != want & PERM && self.pt.protect(page, want) && !grants_more(leaf.flags, want) {
                 self.queue_flush(page, PAGE_SIZE);
             }
@@ -725,6 +729,45 @@ mod tests {
         assert!(!grants_more(rw, ro), "write dropped");
         assert!(!grants_more(rx, ro), "exec dropped");
         assert!(!grants_more(rw, none), "everything dropped");
+    }
+
+    /// A read fault that reaches `fault_in` on a present copy-on-write page (H answered the
+    /// shadow miss with an error, or the table changed under it) must leave the page
+    /// read-only: making it writable would let this process write a frame its fork child
+    /// still maps. Then a write copies it as usual.
+    #[test]
+    fn a_read_fault_on_a_shared_page_keeps_it_copy_on_write() {
+        let _ram = super::super::test_ram();
+        let va = 0x10_0000_0000u64;
+        let mut parent = AddrSpace::new().expect("page tables");
+        // More writable pages than a fork copies eagerly: the fork shares them copy-on-write.
+        let pages = EAGER_FORK_PAGES as u64 * 2;
+        parent.add_vma(va, va + pages * PAGE_SIZE, 3, VmaKind::Anon);
+        parent.fault_in(va, Access::Write).expect("demand fill");
+        let before = parent.pt.translate(va).expect("mapped");
+        assert!(before.flags.contains(F::WRITABLE));
+        // SAFETY: the frame is mapped by `parent`, a whole page in the test physmap.
+        unsafe { super::super::phys_to_virt(before.gpa).write(7) };
+        let child = parent.fork(&[]).expect("fork");
+        let shared = parent.pt.translate(va).expect("still mapped");
+        assert!(!shared.flags.contains(F::WRITABLE) && frame::is_shared(shared.gpa), "fork write-protects and shares");
+        for access in [Access::Read, Access::Exec] {
+            let _ = parent.fault_in(va, access);
+            let after = parent.pt.translate(va).expect("still mapped");
+            assert_eq!(after.gpa, shared.gpa, "{access:?}: no copy for a read");
+            assert!(!after.flags.contains(F::WRITABLE), "{access:?} fault made a shared frame writable");
+        }
+        parent.fault_in(va, Access::Write).expect("copy-on-write");
+        let copied = parent.pt.translate(va).expect("mapped");
+        assert!(copied.flags.contains(F::WRITABLE) && copied.gpa != shared.gpa, "a write copies");
+        assert_eq!(child.pt.translate(va).map(|l| l.gpa), Some(shared.gpa), "the child keeps the original");
+        // SAFETY: both frames are mapped (by parent and child), whole pages in the physmap.
+        unsafe { super::super::phys_to_virt(copied.gpa).write(9) };
+        // SAFETY: as above.
+        assert_eq!(unsafe { super::super::phys_to_virt(shared.gpa).read() }, 7, "the child's page is untouched");
+        parent.flush();
+        drop(child);
+        drop(parent);
     }
 
     fn flags_for_prot_ro() -> F {

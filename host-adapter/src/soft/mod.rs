@@ -53,6 +53,12 @@ pub(crate) struct Vm {
 impl Vm {
     /// Ends the VM with `reason` unless it already ended, and wakes every H thread.
     pub(crate) fn finish(&self, reason: ExitReason) {
+        // A stop request (pvm got SIGTERM, SIGINT or SIGHUP): H's vCPU threads must come back
+        // even from a mapper round trip with a U that never answers (stopped, or hostile),
+        // which would otherwise hold the VM for its 10 s timeout. Killing the U processes now
+        // ends such waits at once (the channel watches U's pidfd); they are killed at the end
+        // of the run anyway.
+        let kill_spaces = matches!(reason, ExitReason::Stopped(_));
         {
             let mut r = self.reason.lock();
             if r.is_none() {
@@ -68,6 +74,11 @@ impl Vm {
         let _ = unsafe { libc::write(self.stop_event.as_raw_fd(), one.as_ptr().cast(), one.len()) };
         for v in 0..self.setup.vcpus {
             let _ = switcher::futex::wake(&self.shared.vcpu_page(v).state, i32::MAX);
+        }
+        if kill_spaces {
+            for space in self.spaces.live() {
+                space.process.kill();
+            }
         }
     }
 }

@@ -131,7 +131,11 @@ fn over_vma_budget(vm: &Vm, space: &super::spaces::Space) -> bool {
 /// A shadow operation failed: the U process's mappings are no longer known, so the space is
 /// ended (its U process killed; the monitor marks it dead and the guest kernel kills what
 /// used it). Returns the errno for the guest.
-fn mapper_failed(space: &super::spaces::Space, what: &str, e: &shadow_mmu::ShadowError) -> i64 {
+fn mapper_failed(vm: &Vm, space: &super::spaces::Space, what: &str, e: &shadow_mmu::ShadowError) -> i64 {
+    if vm.stop.load(Ordering::Acquire) {
+        // The VM is ending (its U processes are killed at a stop request): not news.
+        return -EIO;
+    }
     match e {
         shadow_mmu::ShadowError::Mapper(m) if m.errno == libc::ENOMEM => {
             tracing::error!(space = space.id, "{what}: the host refused more mappings (vm.max_map_count)");
@@ -210,7 +214,7 @@ fn serve(
             counters.flushes.add(t0.elapsed().as_nanos() as u64);
             match result {
                 Ok(()) => 0,
-                Err(e) => mapper_failed(&space, "flush", &e),
+                Err(e) => mapper_failed(vm, &space, "flush", &e),
             }
         }
         Hypercall::FlushTlbList => {
@@ -221,7 +225,7 @@ fn serve(
             counters.flushes.add(t0.elapsed().as_nanos() as u64);
             match result {
                 Ok(()) => 0,
-                Err(e) => mapper_failed(&space, "flush", &e),
+                Err(e) => mapper_failed(vm, &space, "flush", &e),
             }
         }
         Hypercall::Prefault => {
@@ -235,7 +239,7 @@ fn serve(
             counters.prefaults.add(t0.elapsed().as_nanos() as u64);
             match r {
                 Ok(pages) => pages as i64,
-                Err(e) => mapper_failed(&space, "prefault", &e),
+                Err(e) => mapper_failed(vm, &space, "prefault", &e),
             }
         }
         Hypercall::ShadowFault => {
@@ -253,7 +257,7 @@ fn serve(
                     counters.injected.add(t0.elapsed().as_nanos() as u64);
                     FAULT_INJECT
                 }
-                Err(e) => mapper_failed(&space, "shadow fault", &e),
+                Err(e) => mapper_failed(vm, &space, "shadow fault", &e),
             }
         }
         Hypercall::ConsoleWrite => vm.console.write(ram, a0, a1, a2),
