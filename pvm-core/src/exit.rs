@@ -46,8 +46,9 @@ fn failure(code: u8, msg: impl std::fmt::Display) -> Failure {
 /// for an OCI container, the monitor reports to `pvm create` and waits for `pvm start`
 /// (`crate::oci::lifecycle`).
 pub trait Gate {
-    /// The VM could not be assembled (called once, before the status is returned).
-    fn failed(&mut self, failure: &Failure);
+    /// The VM could not be assembled (called once, before the status is returned); returns
+    /// whether the gate reported the failure's line itself (else it goes to stderr).
+    fn failed(&mut self, failure: &Failure) -> bool;
     /// The VM is assembled and F serves; returns when it may run, or why it must not.
     ///
     /// # Errors
@@ -59,7 +60,9 @@ pub trait Gate {
 struct NoGate;
 
 impl Gate for NoGate {
-    fn failed(&mut self, _: &Failure) {}
+    fn failed(&mut self, _: &Failure) -> bool {
+        false
+    }
     fn ready(&mut self) -> Result<(), Failure> {
         Ok(())
     }
@@ -111,8 +114,9 @@ pub fn run_gated(args: &RunArgs, gate: &mut dyn Gate) -> ExitCode {
     match run(args, gate) {
         Ok(code) => code,
         Err(f) => {
-            gate.failed(&f);
-            if let Some(msg) = &f.msg {
+            if !gate.failed(&f)
+                && let Some(msg) = &f.msg
+            {
                 eprintln!("pvm: {msg}");
             }
             ExitCode::from(f.code)

@@ -79,6 +79,7 @@ pub fn create(g: &GlobalArgs, req: &CreateRequest<'_>) -> Result<Child> {
     }
     let bundle = std::fs::canonicalize(req.bundle).with_context(|| format!("--bundle {}", req.bundle.display()))?;
     let container = config::load(&bundle, None)?;
+    super::rootfs::make_mount_points(&container.args)?;
     let dir = state::create_dir(&g.root, req.id)?;
     let mut child = None;
     match create_in(&dir, g, req, &bundle, &container, &mut child) {
@@ -407,11 +408,10 @@ struct FifoGate {
 }
 
 impl Gate for FifoGate {
-    fn failed(&mut self, f: &Failure) {
-        if let Some(mut r) = self.ready.take() {
-            let msg = f.msg.clone().unwrap_or_else(|| "the VM could not be set up (see the container's stderr)".into());
-            let _ = writeln!(r, "err {} {msg}", f.code);
-        }
+    fn failed(&mut self, f: &Failure) -> bool {
+        let Some(mut r) = self.ready.take() else { return false };
+        let msg = f.msg.clone().unwrap_or_else(|| "the VM could not be set up (see the container's stderr)".into());
+        writeln!(r, "err {} {msg}", f.code).is_ok()
     }
 
     fn ready(&mut self) -> Result<(), Failure> {

@@ -4,7 +4,7 @@
 //!
 //! Files: [`cli`] (flags), [`state`] (state directory, lock, status), [`config`] (config.json
 //! to the VM), [`lifecycle`] (operations and the container monitor), [`hooks`], [`features`]
-//! (`features` and `spec`), [`signal`] (names), [`log`] (`--log`).
+//! (`features` and `spec`), [`signal`] (names), [`log`] (`--log`), [`rootfs`] (mount points).
 
 pub mod cli;
 pub mod config;
@@ -12,6 +12,7 @@ pub mod features;
 pub mod hooks;
 pub mod lifecycle;
 pub mod log;
+pub mod rootfs;
 pub mod signal;
 pub mod state;
 
