@@ -19,8 +19,8 @@ use crate::cli::{self, RunArgs, Tmpfs, Volume};
 
 /// Destinations of single-file bind mounts that container engines add on their own (podman:
 /// /etc/hosts, /etc/resolv.conf, /etc/hostname, /run/.containerenv; Kubernetes:
-/// /dev/termination-log). hostfs volumes are directories, so pvm skips these (with a warning)
-/// and the guest sees the image's own files; any other file bind mount fails.
+/// /dev/termination-log). hostfs volumes are directories, so pvm skips these
+/// (a debug line) and the guest sees the image's own files; any other file bind mount fails.
 const ENGINE_FILES: &[&str] =
     &["/etc/hosts", "/etc/resolv.conf", "/etc/hostname", "/run/.containerenv", "/dev/termination-log"];
 
@@ -208,8 +208,7 @@ fn mount(m: &Mount, bundle: &Path, volumes: &mut Vec<Volume>, tmpfs: &mut Vec<Tm
             let meta = std::fs::metadata(&src).with_context(|| format!("bind mount {} on {dest}", src.display()))?;
             if !meta.is_dir() {
                 if ENGINE_FILES.contains(&dest) {
-                    log::warn(&format!("bind mount of the file {} on {dest}: skipped (pvm's volumes are directories; the guest sees the image's {dest})", src.display()));
-                    return Ok(());
+                    return skip("pvm's volumes are directories (the guest sees the image's own file)");
                 }
                 bail!("bind mount of {} on {dest}: pvm mounts directories only (hostfs volumes), not single files", src.display());
             }
