@@ -59,7 +59,7 @@ impl<'a> From<&'a CreateArgs> for CreateRequest<'a> {
     }
 }
 
-fn hook_list<'h>(hooks: &'h Option<oci_spec::runtime::Hooks>, pick: fn(&oci_spec::runtime::Hooks) -> &Option<Vec<Hook>>) -> &'h [Hook] {
+fn hook_list(hooks: &Option<oci_spec::runtime::Hooks>, pick: fn(&oci_spec::runtime::Hooks) -> &Option<Vec<Hook>>) -> &[Hook] {
     hooks.as_ref().and_then(|h| pick(h).as_deref()).unwrap_or_default()
 }
 
