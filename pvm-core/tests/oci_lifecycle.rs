@@ -321,7 +321,16 @@ fn hooks_get_the_state_on_stdin() {
     let b = Bundle::new("exit 0");
     let out = b.dir.path().join("hooks");
     std::fs::create_dir(&out).expect("mkdir hooks");
-    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}/{name}.json; echo \"$HOOKVAR\" > {}/{name}.env", out.display(), out.display())], "env": ["HOOKVAR=set"]});
+    // Each hook saves its stdin, its environment, and `pvm state` as seen while it runs.
+    let hook = |name: &str| {
+        let o = out.display();
+        let script = format!(
+            "cat > {o}/{name}.json; echo \"$HOOKVAR\" > {o}/{name}.env; {} --root {} state h1 > {o}/{name}.live",
+            pvm_bin().display(),
+            b.root().display()
+        );
+        json!({"path": "/bin/sh", "args": ["sh", "-c", script], "env": ["HOOKVAR=set"]})
+    };
     let mut config = b.config("exit 0");
     config["hooks"] = json!({
         "createRuntime": [hook("createRuntime")],
@@ -338,14 +347,21 @@ fn hooks_get_the_state_on_stdin() {
         assert_eq!(std::fs::read_to_string(out.join(format!("{name}.env"))).expect("env"), "set\n", "{name}'s env");
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} got no JSON ({e}): {text}"))
     };
+    let live = |name: &str| -> Value {
+        let text = std::fs::read_to_string(out.join(format!("{name}.live"))).expect("live state");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: `pvm state` gave no JSON ({e}): {text}"))
+    };
     for name in ["createRuntime", "createContainer"] {
-        check_state(&read(name), "h1", "created", &b.bundle());
+        check_state(&read(name), "h1", "creating", &b.bundle());
         assert_eq!(pid_of(&read(name)), pid);
+        check_state(&live(name), "h1", "creating", &b.bundle());
     }
+    check_state(&b.state("h1"), "h1", "created", &b.bundle());
     assert!(!out.join("startContainer.json").exists());
     b.pvm(&["start", "h1"]).ok();
     check_state(&read("startContainer"), "h1", "created", &b.bundle());
     check_state(&read("poststart"), "h1", "running", &b.bundle());
+    check_state(&live("poststart"), "h1", "running", &b.bundle());
     assert_eq!(reap(pid), 0);
     assert!(!out.join("poststop.json").exists());
     b.pvm(&["delete", "h1"]).ok();

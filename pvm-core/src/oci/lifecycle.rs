@@ -172,18 +172,20 @@ fn create_in(dir: &Locked, g: &GlobalArgs, req: &CreateRequest<'_>, bundle: &Pat
             _ => bail!("the container monitor failed"),
         }
     }
-    record.phase = Phase::Created;
-    dir.write(&record)?;
     if let Some(p) = req.pid_file {
         let tmp = p.with_extension("pvm-tmp");
         state::write_atomic(p, format!("{}", record.pid).as_bytes(), &tmp).with_context(|| format!("--pid-file {}", p.display()))?;
     }
+    // The create-time hooks see `creating` (runtime.md, "Lifecycle": the container is
+    // created once they have run).
     let st = state::oci_state(&record);
     #[allow(deprecated)] // prestart is deprecated by the spec, still honoured as runc does
     let prestart = hook_list(&record.hooks, |h| h.prestart());
     hooks::run("prestart", prestart, &st)?;
     hooks::run("createRuntime", hook_list(&record.hooks, |h| h.create_runtime()), &st)?;
     hooks::run("createContainer", hook_list(&record.hooks, |h| h.create_container()), &st)?;
+    record.phase = Phase::Created;
+    dir.write(&record)?;
     Ok(())
 }
 
@@ -252,7 +254,7 @@ pub fn start(g: &GlobalArgs, id: &str) -> Result<()> {
 /// # Errors
 /// No such container.
 pub fn print_state(g: &GlobalArgs, id: &str) -> Result<()> {
-    let record = state::open_dir(&g.root, id)?.read()?;
+    let record = state::read_unlocked(&g.root, id)?;
     println!("{}", serde_json::to_string_pretty(&state::oci_state(&record))?);
     Ok(())
 }
@@ -351,7 +353,7 @@ pub fn ps(g: &GlobalArgs, id: &str, format: &str, ps_args: &[String]) -> Result<
     if !ps_args.is_empty() {
         bail!("ps options {ps_args:?}: pvm's ps prints PID and CMD only");
     }
-    let record = state::open_dir(&g.root, id)?.read()?;
+    let record = state::read_unlocked(&g.root, id)?;
     let pids = pids(&record);
     if format == "json" {
         println!("{}", serde_json::to_string(&pids)?);
