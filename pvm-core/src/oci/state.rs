@@ -316,6 +316,31 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_pid_reads_as_stopped() {
+        let pid = std::process::id() as i32;
+        let (_, start) = proc_stat(pid).expect("own /proc/PID/stat");
+        let mut r = Record {
+            id: "x".into(),
+            bundle: "/".into(),
+            phase: Phase::Running,
+            pid,
+            pid_start: start,
+            created: now_rfc3339(),
+            annotations: HashMap::new(),
+            network_namespace: None,
+            hooks: None,
+        };
+        assert_eq!(status(&r), ContainerState::Running);
+        assert_eq!(oci_state(&r).pid(), &Some(pid));
+        r.pid_start = start + 1;
+        assert_eq!(status(&r), ContainerState::Stopped, "another process now has the pid");
+        assert_eq!(oci_state(&r).pid(), &None);
+        r.pid = 0;
+        r.phase = Phase::Creating;
+        assert_eq!(status(&r), ContainerState::Stopped, "a crashed create");
+    }
+
+    #[test]
     fn rfc3339_shape() {
         let t = now_rfc3339();
         assert_eq!(t.len(), "2026-12-03T17:20:18.123456789Z".len(), "{t}");
