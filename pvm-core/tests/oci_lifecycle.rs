@@ -318,7 +318,9 @@ fn a_killed_monitor_reads_as_stopped() {
 fn hooks_get_the_state_on_stdin() {
     subreaper();
     let _slot = vm_slot();
-    let b = Bundle::new("exit 0");
+    // Runs until told to end, so poststart's `pvm state` sees it running.
+    let script = "while [ ! -e /shared/go ]; do sleep 0.05; done";
+    let b = Bundle::new(script);
     let out = b.dir.path().join("hooks");
     std::fs::create_dir(&out).expect("mkdir hooks");
     // Each hook saves its stdin, its environment, and `pvm state` as seen while it runs.
@@ -331,7 +333,7 @@ fn hooks_get_the_state_on_stdin() {
         );
         json!({"path": "/bin/sh", "args": ["sh", "-c", script], "env": ["HOOKVAR=set"]})
     };
-    let mut config = b.config("exit 0");
+    let mut config = b.config(script);
     config["hooks"] = json!({
         "createRuntime": [hook("createRuntime")],
         "createContainer": [hook("createContainer")],
@@ -362,6 +364,7 @@ fn hooks_get_the_state_on_stdin() {
     check_state(&read("startContainer"), "h1", "created", &b.bundle());
     check_state(&read("poststart"), "h1", "running", &b.bundle());
     check_state(&live("poststart"), "h1", "running", &b.bundle());
+    std::fs::write(b.shared().join("go"), "").expect("write go");
     assert_eq!(reap(pid), 0);
     assert!(!out.join("poststop.json").exists());
     b.pvm(&["delete", "h1"]).ok();
