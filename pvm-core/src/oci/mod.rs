@@ -3,7 +3,7 @@
 //! shim and Kubernetes' RuntimeClass. See docs/oci.md for what config.json fields mean here.
 //!
 //! Files: [`cli`] (flags), [`state`] (state directory, lock, status), [`config`] (config.json
-//! to the VM), [`lifecycle`] (operations and the container monitor), [`hooks`], [`features`]
+//! to the VM), [`lifecycle`] (operations), [`monitor`] (the container's host process), [`hooks`], [`features`]
 //! (`features` and `spec`), [`signal`] (names), [`log`] (`--log`), [`rootfs`] (mount points).
 
 pub mod cli;
@@ -12,6 +12,7 @@ pub mod features;
 pub mod hooks;
 pub mod lifecycle;
 pub mod log;
+pub mod monitor;
 pub mod rootfs;
 pub mod signal;
 pub mod state;
@@ -54,7 +55,7 @@ pub fn main(g: &GlobalArgs, cmd: &OciCommand) -> ExitCode {
 /// The container monitor (`pvm oci-monitor`), started by `create`.
 pub fn monitor(g: &GlobalArgs, a: &cli::MonitorArgs) -> ExitCode {
     log::init(g, false);
-    lifecycle::monitor(g, a)
+    monitor::monitor(g, a)
 }
 
 /// `pvm run --bundle DIR ID`.
