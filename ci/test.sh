@@ -27,6 +27,9 @@ fi
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 # ... and checks bookworm's Release signature with Debian's keyring (not preinstalled on Ubuntu).
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+# pvm-core/tests/oci_podman.rs drives pvm as podman's OCI runtime (containerd: docs/oci.md).
+command -v podman >/dev/null || missing+=(podman)
+command -v containerd >/dev/null || missing+=(containerd)
 if [ ${#missing[@]} -gt 0 ]; then
     # As root apt-get runs directly; otherwise through passwordless sudo (GitHub's runners).
     if [ "$(id -u)" -eq 0 ]; then

@@ -88,6 +88,9 @@ pub struct BootOptions {
     pub bulk_mem_min: u64,
     /// `BootInfo::pv_features`: `guest_abi::boot::PV_*` bits.
     pub pv_features: u32,
+    /// The guest's hostname (`BootInfo::hostname`): at most 63 bytes, checked by the CLI
+    /// (`cli::parse_hostname`); longer names are cut.
+    pub hostname: String,
 }
 
 /// [`BootOptions::bulk_mem_min`] under software KVM, bytes: measured on `kvm_pvm` (guest
@@ -239,7 +242,8 @@ pub fn assemble(mem: Memory, launch: &Launch, opts: &BootOptions, backend: Backe
 
     let (console_flags, console_rows, console_cols) = console_flags();
     let mut hostname = [0u8; 64];
-    hostname[..3].copy_from_slice(b"pvm");
+    let name = &opts.hostname.as_bytes()[..opts.hostname.len().min(63)];
+    hostname[..name.len()].copy_from_slice(name);
     let tsc_khz = tsc.khz();
     let boot_tsc = devices::rdtsc();
     let info = BootInfo {

@@ -10,18 +10,22 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "pvm", version, about)]
 pub struct Cli {
+    /// Options every OCI runtime command takes (runc's global flags).
+    #[command(flatten)]
+    pub global: crate::oci::cli::GlobalArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
 impl Cli {
-    /// Whether `--verbose` was given.
+    /// Whether `--verbose` (or, for the OCI commands, `--debug`) was given.
     pub fn verbose(&self) -> bool {
         match &self.command {
-            Command::Run(r) => r.verbose > 0,
+            Command::Run(r) => r.verbose > 0 || self.global.debug,
             Command::Info(_) => false,
             Command::Bench(_) => false,
+            Command::Oci(_) | Command::OciMonitor(_) => self.global.debug,
         }
     }
 }
@@ -35,6 +39,12 @@ pub enum Command {
     Info(InfoArgs),
     /// Measure pvm against native, pvm-kvm, gVisor, QEMU and UML side by side.
     Bench(crate::bench::BenchArgs),
+    /// OCI runtime commands (runc's command line: create, start, state, kill, delete, ...).
+    #[command(flatten)]
+    Oci(crate::oci::cli::OciCommand),
+    /// The container monitor `pvm create` starts (internal).
+    #[command(name = "oci-monitor", hide = true)]
+    OciMonitor(crate::oci::cli::MonitorArgs),
 }
 
 /// `pvm info` options.
@@ -96,6 +106,31 @@ pub struct RunArgs {
     /// (round-robin when vCPUs outnumber CPUs), with every thread that works for it.
     #[arg(long, value_parser = parse_pin)]
     pub pin: Option<Pin>,
+    /// The guest's hostname (at most 63 bytes of letters, digits, `-`, `.`, `_`).
+    #[arg(long, default_value = "pvm", value_parser = parse_hostname)]
+    pub hostname: String,
+    /// OCI mode (runc's `run`): run the container of the bundle in DIR; PROGRAM is then the
+    /// container ID. See `pvm create`.
+    #[arg(long, short = 'b', value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// OCI mode: write the container's host pid (pvm's container monitor) to FILE.
+    #[arg(long, value_name = "FILE", requires = "bundle")]
+    pub pid_file: Option<PathBuf>,
+    /// OCI mode: return once the container runs instead of waiting for its end.
+    #[arg(long, short = 'd', requires = "bundle")]
+    pub detach: bool,
+    /// OCI mode: the console socket (refused: pvm has no consoles yet).
+    #[arg(long, value_name = "SOCKET", requires = "bundle")]
+    pub console_socket: Option<PathBuf>,
+    /// OCI mode: accepted and ignored (runc's pivot_root choice; the guest has its own root).
+    #[arg(long, requires = "bundle")]
+    pub no_pivot: bool,
+    /// OCI mode: accepted and ignored (runc's session keyring; the guest has no keyrings).
+    #[arg(long, requires = "bundle")]
+    pub no_new_keyring: bool,
+    /// OCI mode: extra fds to pass (only 0 is supported: the guest gets stdio only).
+    #[arg(long, default_value_t = 0, requires = "bundle")]
+    pub preserve_fds: u32,
     /// Do not offer the guest kernel paravirtual lock-holder hints (`YIELD_TO` after a long
     /// spin; `BootInfo::pv_features` bit `PV_LOCK_HINTS`): to compare, in benchmarks.
     #[arg(long)]
@@ -221,6 +256,15 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("size `{s}` is too large"))
 }
 
+/// Checks a hostname: 1 to 63 bytes of ASCII letters, digits, `-`, `.` and `_` (RFC 1123
+/// labels, plus `_` as Linux allows; `BootInfo::hostname` holds 64 bytes with the NUL).
+pub fn parse_hostname(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 63 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
+        return Err(format!("invalid hostname `{s}` (1 to 63 letters, digits, `-`, `.`, `_`)"));
+    }
+    Ok(s.to_string())
+}
+
 fn parse_env(s: &str) -> Result<String, String> {
     match s.split_once('=') {
         Some((k, _)) if !k.is_empty() && !s.contains('\0') => Ok(s.to_string()),
@@ -245,6 +289,12 @@ pub fn parse() -> Result<Cli, ExitCode> {
                 && let Some(next) = lines.next()
             {
                 first = format!("{first} {next}");
+            }
+            let oci = std::env::args().nth(1).is_some_and(|a| a.starts_with("--") || crate::oci::cli::VERBS.contains(&a.as_str()));
+            if oci && !std::env::args().any(|a| a == "run") {
+                // runc's convention: a usage error of a runtime command is status 1.
+                eprintln!("pvm: {first} (see `pvm --help`)");
+                return ExitCode::from(1);
             }
             eprintln!("pvm: {first} (see `pvm run --help`)");
             ExitCode::from(125)

@@ -28,6 +28,46 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Why a VM did not get to run: the exit status (125, 126, 127, or 128+N after stop signal N)
+/// and the line to print (`None`: already printed, or nothing to say).
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit status.
+    pub code: u8,
+    /// One line, without the `pvm: ` prefix.
+    pub msg: Option<String>,
+}
+
+fn failure(code: u8, msg: impl std::fmt::Display) -> Failure {
+    Failure { code, msg: Some(msg.to_string()) }
+}
+
+/// What waits between assembling a VM and starting its first vCPU: nothing for `pvm run`;
+/// for an OCI container, the monitor reports to `pvm create` and waits for `pvm start`
+/// (`crate::oci::lifecycle`).
+pub trait Gate {
+    /// The VM could not be assembled (called once, before the status is returned); returns
+    /// whether the gate reported the failure's line itself (else it goes to stderr).
+    fn failed(&mut self, failure: &Failure) -> bool;
+    /// The VM is assembled and F serves; returns when it may run, or why it must not.
+    ///
+    /// # Errors
+    /// A [`Failure`] ends the run with its status.
+    fn ready(&mut self) -> Result<(), Failure>;
+}
+
+/// `pvm run`'s gate: the VM runs at once.
+struct NoGate;
+
+impl Gate for NoGate {
+    fn failed(&mut self, _: &Failure) -> bool {
+        false
+    }
+    fn ready(&mut self) -> Result<(), Failure> {
+        Ok(())
+    }
+}
+
 /// The message a shell prints for a child killed by `sig` (bash prints none for SIGINT and
 /// SIGPIPE).
 fn signal_message(sig: u32) -> Option<String> {
@@ -61,12 +101,30 @@ fn errno_text(errno: u64) -> String {
 /// dies of that signal ([`crate::signals`]).
 pub fn run_and_exit(args: &RunArgs) -> ExitCode {
     crate::signals::watch();
-    let code = run(args);
+    let code = run_gated(args, &mut NoGate);
     crate::signals::die_if_stopped();
     code
 }
 
-fn run(args: &RunArgs) -> ExitCode {
+/// The one way pvm boots a guest, for `pvm run` and the OCI container monitor: assembles the
+/// VM from `args`, starts F, asks `gate` whether to run, runs the VM and maps its end to an
+/// exit status. Call [`crate::signals::watch`] first and [`crate::signals::die_if_stopped`]
+/// after.
+pub fn run_gated(args: &RunArgs, gate: &mut dyn Gate) -> ExitCode {
+    match run(args, gate) {
+        Ok(code) => code,
+        Err(f) => {
+            if !gate.failed(&f)
+                && let Some(msg) = &f.msg
+            {
+                eprintln!("pvm: {msg}");
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run(args: &RunArgs, gate: &mut dyn Gate) -> Result<ExitCode, Failure> {
     let t_start = std::time::Instant::now();
     // The TSC is compared with CLOCK_MONOTONIC over the set-up below (crate::tsc).
     let tsc = crate::tsc::TscCalibration::start();
@@ -86,14 +144,14 @@ fn run(args: &RunArgs) -> ExitCode {
                 }
                 (choice, probe.kind() == KvmKind::Software)
             }
-            Err(e) => return fail(PVM_FAILED, format!("--backend kvm: {e}")),
+            Err(e) => return Err(failure(PVM_FAILED, format!("--backend kvm: {e}"))),
         }
     };
     let launch = match program::resolve(args) {
         Ok(l) => l,
-        Err(e @ ProgramError::NotFound(_)) => return fail(NOT_FOUND, e),
-        Err(e @ ProgramError::CannotExecute { .. }) => return fail(CANNOT_EXECUTE, e),
-        Err(e) => return fail(PVM_FAILED, e),
+        Err(e @ ProgramError::NotFound(_)) => return Err(failure(NOT_FOUND, e)),
+        Err(e @ ProgramError::CannotExecute { .. }) => return Err(failure(CANNOT_EXECUTE, e)),
+        Err(e) => return Err(failure(PVM_FAILED, e)),
     };
     let placement = match args.pin {
         Some(Pin::None) => Placement::Unpinned,
@@ -109,6 +167,7 @@ fn run(args: &RunArgs) -> ExitCode {
         // Only where guest ring 0 is emulated (software KVM) are copies cheaper in H.
         bulk_mem_min: if choice == BackendChoice::Kvm && software_kvm { boot::SOFTWARE_KVM_BULK_MEM_MIN } else { 0 },
         pv_features: if args.no_pv_lock_hints { 0 } else { guest_abi::boot::PV_LOCK_HINTS },
+        hostname: args.hostname.clone(),
     };
     let kind = match choice {
         BackendChoice::Soft => BackendKind::Soft,
@@ -117,7 +176,7 @@ fn run(args: &RunArgs) -> ExitCode {
     let t_resolved = t_start.elapsed();
     let (memory, server) = match boot::memory(&launch, &opts) {
         Ok(m) => m,
-        Err(e) => return fail(PVM_FAILED, e),
+        Err(e) => return Err(failure(PVM_FAILED, e)),
     };
     // F is spawned as soon as guest memory holds its config page, and H goes on setting up
     // and booting the VM while F execs and enters its sandbox (file_server::host). F runs
@@ -126,7 +185,7 @@ fn run(args: &RunArgs) -> ExitCode {
     // signal follows the forking thread).
     let file_server = match server.map(|cfg| file_server::FileServer::start(&cfg, memory.fd())).transpose() {
         Ok(f) => f,
-        Err(e) => return fail(PVM_FAILED, e),
+        Err(e) => return Err(failure(PVM_FAILED, e)),
     };
     if let Some(f) = &file_server {
         tracing::debug!(pid = f.pid(), "file server spawned");
@@ -134,7 +193,7 @@ fn run(args: &RunArgs) -> ExitCode {
     let t_spawned = t_start.elapsed();
     let setup = match boot::assemble(memory, &launch, &opts, kind, &tsc) {
         Ok(s) => s,
-        Err(e) => return fail(PVM_FAILED, e),
+        Err(e) => return Err(failure(PVM_FAILED, e)),
     };
     let t_assembled = t_start.elapsed();
     let mut backend: Box<dyn Backend> = match choice {
@@ -143,23 +202,24 @@ fn run(args: &RunArgs) -> ExitCode {
     };
     if let Some(sig) = host_adapter::stop::requested() {
         // A stop signal came during setup: start nothing (run_and_exit dies of it).
-        return ExitCode::from(128u8.saturating_add(sig as u8));
+        return Err(Failure { code: 128u8.saturating_add(sig as u8), msg: None });
     }
+    gate.ready()?;
     tracing::debug!(backend = backend.name(), "starting the VM");
     let outcome = match backend.run(setup) {
         Ok(o) => o,
-        Err(e) => return fail(PVM_FAILED, format!("the {} backend failed: {e}", backend.name())),
+        Err(e) => return Ok(fail(PVM_FAILED, format!("the {} backend failed: {e}", backend.name()))),
     };
     tracing::debug!(resolved = ?t_resolved, spawned = ?t_spawned, assembled = ?t_assembled, ran = ?t_start.elapsed(), "run phases");
     if file_server.as_ref().is_some_and(file_server::FileServer::failed_to_start) {
         // The guest saw EIO from hostfs; F (or its watcher) printed why.
-        return ExitCode::from(PVM_FAILED);
+        return Ok(ExitCode::from(PVM_FAILED));
     }
     if args.stats {
         stats_table::print(&outcome, backend.name());
     }
     let shown = launch.argv.first().cloned().unwrap_or_default();
-    match outcome.reason {
+    Ok(match outcome.reason {
         ExitReason::Exited(code) => ExitCode::from(code),
         ExitReason::Signaled(sig) => {
             if let Some(msg) = signal_message(sig) {
@@ -187,7 +247,7 @@ fn run(args: &RunArgs) -> ExitCode {
         ExitReason::BadShutdown(kind, value) => {
             fail(PVM_FAILED, format!("the guest kernel sent an unknown shutdown ({kind}, {value})"))
         }
-    }
+    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! `pvm`: run a static Linux program in a guest on the software backend.
+//! `pvm`: run a static Linux program in a guest on the software backend, or a container as an
+//! OCI runtime (runc's command line, `oci`).
 //!
 //! Exit statuses follow `docker run`: the guest program's status (128+N when signal N killed
 //! it), 125 for pvm's own failure, 126 when the program cannot be run, 127 when it is not
@@ -12,6 +13,7 @@ mod info;
 mod initramfs;
 mod kernel_image;
 mod mounts;
+mod oci;
 mod program;
 mod signals;
 mod stats_table;
@@ -31,7 +33,10 @@ fn main() -> ExitCode {
     };
     init_tracing(cli.verbose());
     match cli.command {
+        cli::Command::Run(args) if args.bundle.is_some() => oci::run(&cli.global, &args),
         cli::Command::Run(args) => exit::run_and_exit(&args),
+        cli::Command::Oci(cmd) => oci::main(&cli.global, &cmd),
+        cli::Command::OciMonitor(args) => oci::monitor(&cli.global, &args),
         cli::Command::Info(args) => info::print(args.json),
         cli::Command::Bench(args) => bench::run(&args),
     }
