@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -88,7 +89,7 @@ impl Containerd {
         let d = self.dir.path();
         let root = d.join("image");
         std::fs::create_dir_all(root.join("bin")).expect("mkdir");
-        std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("copying /bin/busybox (install busybox-static)");
+        common::copy_executable(Path::new("/bin/busybox"), &root.join("bin/busybox"));
         std::os::unix::fs::symlink("busybox", root.join("bin/sh")).expect("symlink");
         let run = |cmd: &mut Command| {
             let o = cmd.output().expect("running a tool");

@@ -35,7 +35,7 @@ impl Bundle {
         let root = dir.path().join("bundle/rootfs/bin");
         std::fs::create_dir_all(&root).expect("mkdir rootfs");
         std::fs::create_dir_all(dir.path().join("shared")).expect("mkdir shared");
-        std::fs::copy("/bin/busybox", root.join("busybox")).expect("copying /bin/busybox (install busybox-static)");
+        common::copy_executable(Path::new("/bin/busybox"), &root.join("busybox"));
         std::fs::create_dir_all(dir.path().join("root")).expect("mkdir root");
         let b = Bundle { dir };
         b.write_config(&b.config(script));
@@ -131,6 +131,21 @@ impl Bundle {
             }
             assert!(t0.elapsed() < DEADLINE, "the guest never wrote /shared/{name}");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A failed test must not leave a container running: every container still in this bundle's
+/// `--root` is deleted with `--force` (which kills its monitor and so the VM).
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let Ok(dir) = std::fs::read_dir(self.root()) else { return };
+        for e in dir.flatten() {
+            if e.path().is_dir()
+                && let Some(id) = e.file_name().to_str()
+            {
+                let _ = self.pvm(&["delete", "--force", id]);
+            }
         }
     }
 }

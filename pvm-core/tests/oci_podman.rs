@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::{pvm_bin, vm_slot};
@@ -49,7 +49,7 @@ impl Podman {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("image");
         std::fs::create_dir_all(root.join("bin")).expect("mkdir");
-        std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("copying /bin/busybox (install busybox-static)");
+        common::copy_executable(Path::new("/bin/busybox"), &root.join("bin/busybox"));
         for applet in ["sh", "echo", "cat", "pwd", "sleep", "true", "false"] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("symlink");
         }
