@@ -79,6 +79,8 @@ impl core::fmt::Debug for Object {
 static OBJECTS: Mutex<BTreeMap<usize, Arc<Object>>> = Mutex::new(BTreeMap::new());
 /// Pages held by all objects.
 static PAGES: AtomicUsize = AtomicUsize::new(0);
+/// Cache size (pages) above which a fault makes the next budget scan (see `fault_pages`).
+static RECLAIM_AT: AtomicUsize = AtomicUsize::new(0);
 /// Dirty pages of all objects (a `read(2)` checks for writeback only when nonzero).
 static DIRTY: AtomicUsize = AtomicUsize::new(0);
 
@@ -215,10 +217,13 @@ impl Object {
         if !frame::share_all(&gpas) {
             return Err(PageError::NoMemory);
         }
-        let over = PAGES.load(Ordering::Relaxed) > budget_pages();
+        let over = PAGES.load(Ordering::Relaxed) > budget_pages().max(RECLAIM_AT.load(Ordering::Relaxed));
         drop(g);
         if over {
             reclaim();
+            // Mapped pages cannot go: scan again only after another quarter budget of growth,
+            // so that a cache full of mapped pages does not make every fault scan it.
+            RECLAIM_AT.store(PAGES.load(Ordering::Relaxed) + budget_pages() / 4, Ordering::Relaxed);
         }
         Ok(out)
     }

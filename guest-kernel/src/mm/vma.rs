@@ -278,6 +278,29 @@ mod tests {
     }
 
     #[test]
+    fn backed_vmas_split_and_merge_by_object_page() {
+        let obj = crate::mm::pagecache::anon_object();
+        let b = |pgoff| Some(Backing { obj: obj.clone(), pgoff, shared: true });
+        let mut s = VmaSet::new();
+        s.insert(Vma { backing: b(10), ..v(0x1000, 0x5000, 3) });
+        let r = s.remove(0x2000, 0x3000);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].backing.as_ref().map(|x| x.pgoff), Some(11), "the removed piece starts at page 11");
+        let right = s.find(0x3000).unwrap();
+        assert_eq!(right.backing.as_ref().map(|x| x.pgoff), Some(12));
+        assert_eq!(s.find(0x1000).unwrap().backing.as_ref().map(|x| x.pgoff), Some(10));
+        // Putting page 11 back merges all three; a piece of another offset does not merge.
+        s.insert(Vma { backing: b(11), ..v(0x2000, 0x3000, 3) });
+        assert_eq!(s.len(), 1);
+        s.insert(Vma { backing: b(99), ..v(0x5000, 0x6000, 3) });
+        assert_eq!(s.len(), 2);
+        s.insert(v(0x6000, 0x7000, 3));
+        assert_eq!(s.len(), 3, "an anonymous VMA does not merge with a backed one");
+        assert!(s.find(0x1000).unwrap().is_shared());
+        assert_eq!(s.find(0x4000).unwrap().object_page(0x4000).map(|(_, pg)| pg), Some(13));
+    }
+
+    #[test]
     fn protect_requires_cover() {
         let mut s = VmaSet::new();
         s.insert(v(0x1000, 0x3000, 3));
