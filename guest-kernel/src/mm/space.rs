@@ -353,7 +353,7 @@ impl AddrSpace {
     /// `munmap`). Returns the first error of a file.
     pub fn writeback(&self, start: u64, end: u64) -> Result<(), guest_fs::Errno> {
         let mut res = Ok(());
-        for v in self.vmas.iter().filter(|v| v.start < end && v.end > start) {
+        for v in self.vmas.overlapping(start, end) {
             if let Some(b) = v.backing.as_ref().filter(|b| b.shared && b.obj.is_file()) {
                 let lo = b.pgoff + (start.max(v.start) - v.start) / PAGE_SIZE;
                 let hi = b.pgoff + (end.min(v.end) - v.start).div_ceil(PAGE_SIZE);

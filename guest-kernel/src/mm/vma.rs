@@ -240,6 +240,11 @@ impl VmaSet {
         self.find(start).is_some_and(|v| v.start < start && v.end > end)
     }
 
+    /// The VMAs overlapping `[start, end)`, highest first (a range query, not a scan).
+    pub fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &Vma> {
+        self.map.range(..end).rev().map(|(_, v)| v).take_while(move |v| v.end > start)
+    }
+
     /// All VMAs in address order.
     pub fn iter(&self) -> impl Iterator<Item = &Vma> {
         self.map.values()

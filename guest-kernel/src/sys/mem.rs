@@ -81,6 +81,11 @@ pub fn mmap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     if !anon && off % PAGE_SIZE != 0 {
         return Err(Errno::EINVAL);
     }
+    // The mapping's last byte must have a file offset (mm/mmap.c: `EOVERFLOW` when
+    // `pgoff + pages` wraps); this also keeps every page index's byte offset in a u64.
+    if !anon && off.checked_add(len).is_none() {
+        return Err(Errno::EOVERFLOW);
+    }
     // File pages are the page cache's frames (no copy); shared anonymous memory is an object
     // of its own, so that it stays shared across fork.
     let backing = if anon {
