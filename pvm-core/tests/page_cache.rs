@@ -4,9 +4,9 @@
 //! as natively in a host directory, and a file written only through a `MAP_SHARED` mapping
 //! holds the bytes on the host after `munmap` (writeback through the file server); a file
 //! larger than guest memory reads through mappings (eviction).
-//! Every case runs on both backends: `soft::*` and `kvm::*` (skipped without `/dev/kvm`).
+//! Every case runs on both backends: `soft::*` and `kvm::*` (skipped without `/dev/kvm`; the
+//! large file only with `PVM_TEST_KVM_FULL=1` on software KVM, where it takes minutes).
 
-#[macro_use]
 mod common;
 
 use common::{Libc, Run, Stderr, assert_same, program, pvm_run_args};
@@ -60,4 +60,28 @@ fn a_file_larger_than_guest_memory_reads_through_mappings() {
     assert!(guest.out().starts_with("size 201326592 hash "), "{}", guest.describe());
 }
 
-on_both_backends!(shared_mappings_on_a_volume_match_native, a_file_larger_than_guest_memory_reads_through_mappings);
+mod soft {
+    #[test]
+    fn shared_mappings_on_a_volume_match_native() {
+        super::shared_mappings_on_a_volume_match_native();
+    }
+    #[test]
+    fn a_file_larger_than_guest_memory_reads_through_mappings() {
+        super::a_file_larger_than_guest_memory_reads_through_mappings();
+    }
+}
+
+mod kvm {
+    #[test]
+    fn shared_mappings_on_a_volume_match_native() {
+        super::common::on_kvm("shared_mappings_on_a_volume_match_native", super::shared_mappings_on_a_volume_match_native);
+    }
+    #[test]
+    fn a_file_larger_than_guest_memory_reads_through_mappings() {
+        super::common::on_kvm_unless_slow(
+            "a_file_larger_than_guest_memory_reads_through_mappings",
+            "192 MiB faulted in through the file server",
+            super::a_file_larger_than_guest_memory_reads_through_mappings,
+        );
+    }
+}
