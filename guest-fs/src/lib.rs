@@ -15,6 +15,7 @@
 
 extern crate alloc;
 
+pub mod cachehook;
 mod context;
 mod cpio;
 mod device;

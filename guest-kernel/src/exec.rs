@@ -191,7 +191,7 @@ fn load_segments(mm: &mut AddrSpace, file: &ExecFile, elf: &Elf, bias: u64) -> R
         // A segment may start in the last page of the previous one: widen that page's prot.
         let mut s = start;
         while s < end {
-            match mm.vmas.find(s).copied() {
+            match mm.vmas.find(s).cloned() {
                 Some(v) => {
                     mm.protect(s, s + PAGE_SIZE, v.prot | prot);
                     s += PAGE_SIZE;

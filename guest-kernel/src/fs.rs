@@ -9,7 +9,10 @@ static VFS: Once<Vfs> = Once::new();
 
 /// Creates the filesystem (boot, once).
 pub fn init() -> &'static Vfs {
-    VFS.call_once(|| Vfs::new(Arc::new(crate::time::FsClock)))
+    VFS.call_once(|| {
+        crate::mm::pagecache::init();
+        Vfs::new(Arc::new(crate::time::FsClock))
+    })
 }
 
 /// The filesystem (after boot).

@@ -784,8 +784,9 @@ fn handle_page_fault(t: &mut Thread, addr: u64, error: u64) -> Result<Next, sign
     }
     let mut mm = t.mm.lock();
     let mut r = if addr < guest_abi::layout::USER_END { mm.fault_in(addr, access) } else { Err(FaultError::Unmapped) };
-    if r == Err(FaultError::OutOfMemory) && crate::mm::filecache::shrink() > 0 {
-        // Frames held only by the executable page cache come back; try once more.
+    if r == Err(FaultError::OutOfMemory) && crate::mm::filecache::shrink() + crate::mm::pagecache::reclaim() > 0 {
+        // Frames held only by the executable page cache, and page-cache pages nobody maps
+        // (dirty ones written back first), come back; try once more.
         r = mm.fault_in(addr, access);
     }
     match r {
@@ -814,7 +815,12 @@ fn handle_page_fault(t: &mut Thread, addr: u64, error: u64) -> Result<Next, sign
         Err(e) => {
             crate::klog!(crate::log::DEBUG, "pid {}: segfault at {addr:#x} rip {:#x} error {error:#x} ({e:?})", t.proc.pid, t.ctx.regs.rip);
             crate::stats::page_fault(false);
-            Err(signal::page_fault_info(addr, error, e == FaultError::Denied))
+            let info = signal::page_fault_info(addr, error, e == FaultError::Denied);
+            if e == FaultError::Bus {
+                // A file mapping's page past the end of the file (mm/filemap.c VM_FAULT_SIGBUS).
+                return Err(signal::Info { signo: signal::SIGBUS, code: signal::code::BUS_ADRERR, ..info });
+            }
+            Err(info)
         }
     }
 }

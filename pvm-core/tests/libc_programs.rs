@@ -145,6 +145,14 @@ fn vfs_calls(libc: Libc) {
     same_as_native("vfs_calls", libc, &[], &[], Stderr::Same);
 }
 
+/// File mappings through the page cache (tmpfs `/tmp`), shared anonymous memory across fork
+/// with a process-shared mutex, and `/dev/shm` shared between two processes.
+fn page_cache(libc: Libc) {
+    let exe = program("page_cache", libc);
+    let (_, guest) = compare(&exe, &[], &[], Path::new("/"), "/", &[], Stderr::Same);
+    assert!(guest.out().ends_with("done\n"), "{}", guest.describe());
+}
+
 /// One `#[test]` per (program, libc, backend): `glibc::*` and `musl::*` on the soft backend,
 /// `kvm_glibc::*` and `kvm_musl::*` the same cases on `--backend kvm` (skipped without KVM).
 macro_rules! both_libcs {
@@ -171,6 +179,7 @@ macro_rules! both_libcs {
 both_libcs!(
     hello,
     vfs_calls,
+    page_cache,
     args_and_env,
     empty_env_and_workdir,
     exit_statuses,

@@ -173,6 +173,9 @@ fn finish_open(vfs: &Vfs, ctx: &FsContext, inode: InodeRef, flags: u32, created:
     if foreign::is_foreign(&inode) && matches!(ftype, FileType::Regular | FileType::Directory) {
         let trunc = if ftype == FileType::Regular && !created { flags & g::O_TRUNC } else { 0 };
         let file = foreign::ops_of(&inode)?.open(kept | trunc)?;
+        if trunc != 0 {
+            crate::cachehook::after_resize(&inode, 0);
+        }
         return Ok(OpenFile::new(Target::Foreign { file, inode }, kept));
     }
     match ftype {
@@ -185,6 +188,8 @@ fn finish_open(vfs: &Vfs, ctx: &FsContext, inode: InodeRef, flags: u32, created:
                     f.set_size(&shared, 0)?;
                 }
                 st.touch_modify(now);
+                drop(st);
+                crate::cachehook::after_resize(&inode, 0);
             }
             Ok(OpenFile::new(Target::Inode(inode), kept))
         }

@@ -34,6 +34,7 @@ impl OpenFile {
         match &self.target {
             Target::Inode(i) => {
                 let mut pos = self.pos.lock();
+                crate::cachehook::before_read(i, *pos, buf_len as u64);
                 let mut st = i.lock();
                 let f = match i.file_type() {
                     FileType::Directory => return Err(Errno::EISDIR),
@@ -51,6 +52,7 @@ impl OpenFile {
                     return Err(Errno::EISDIR);
                 }
                 let mut pos = self.pos.lock();
+                crate::cachehook::before_read(inode, *pos, buf_len as u64);
                 let n = file.pread(buf, *pos)?.min(buf_len);
                 *pos += n as u64;
                 Ok(n)
@@ -80,6 +82,7 @@ impl OpenFile {
                 let at = if self.status_flags() & g::O_APPEND != 0 { crate::foreign::getattr(inode)?.size } else { *pos };
                 let n = file.pwrite(buf, at)?.min(buf.len());
                 *pos = at + n as u64;
+                crate::cachehook::after_write(inode, at, &buf[..n]);
                 Ok(n)
             }
         }
@@ -98,6 +101,7 @@ impl OpenFile {
                 if i.is_dir() {
                     return Err(Errno::EISDIR);
                 }
+                crate::cachehook::before_read(i, off, len as u64);
                 let mut st = i.lock();
                 let n = st.file().ok_or(Errno::EINVAL)?.read_at(off, &mut buf[..len]);
                 touch_atime(&mut st, i.shared.now());
@@ -108,6 +112,7 @@ impl OpenFile {
                 if inode.is_dir() {
                     return Err(Errno::EISDIR);
                 }
+                crate::cachehook::before_read(inode, off, len as u64);
                 Ok(file.pread(&mut buf[..len], off)?.min(len))
             }
             _ => Err(Errno::ESPIPE),
@@ -131,7 +136,9 @@ impl OpenFile {
             Target::Device { dev, tty: None, .. } => dev.write(buf),
             Target::Foreign { file, inode } => {
                 let at = if self.status_flags() & g::O_APPEND != 0 { crate::foreign::getattr(inode)?.size } else { off };
-                Ok(file.pwrite(buf, at)?.min(buf.len()))
+                let n = file.pwrite(buf, at)?.min(buf.len());
+                crate::cachehook::after_write(inode, at, &buf[..n]);
+                Ok(n)
             }
             _ => Err(Errno::ESPIPE),
         }
@@ -219,6 +226,8 @@ fn write_inode(i: &crate::inode::Inode, at: Option<u64>, buf: &[u8]) -> Result<(
     if n > 0 {
         st.touch_modify(now);
     }
+    drop(st);
+    crate::cachehook::after_write(i, off, &buf[..n]);
     Ok((n, off + n as u64))
 }
 
@@ -254,6 +263,7 @@ fn set_len(i: &crate::inode::InodeRef, len: i64) -> Result<()> {
         let set = crate::ops::SetAttr { size: Some(len), ..Default::default() };
         let a = crate::foreign::ops_of(i)?.setattr(&set, &crate::ops::Creds { uid: 0, gid: 0, pid: 0 })?;
         i.lock().set_attr(&a);
+        crate::cachehook::after_resize(i, len);
         return Ok(());
     }
     let now = i.shared.now();
@@ -261,6 +271,8 @@ fn set_len(i: &crate::inode::InodeRef, len: i64) -> Result<()> {
     let f = st.file_mut().ok_or(Errno::EINVAL)?;
     f.set_size(&i.shared, len)?;
     st.touch_modify(now);
+    drop(st);
+    crate::cachehook::after_resize(i, len);
     Ok(())
 }
 
@@ -306,8 +318,14 @@ pub fn fsync_data(fds: &FdTable, fd: i32, datasync: bool) -> Result<()> {
         return Err(Errno::EBADF);
     }
     match &f.target {
-        Target::Inode(_) => Ok(()),
-        Target::Foreign { file, .. } => file.fsync(datasync),
+        Target::Inode(i) => {
+            crate::cachehook::sync(i);
+            Ok(())
+        }
+        Target::Foreign { file, inode } => {
+            crate::cachehook::sync(inode);
+            file.fsync(datasync)
+        }
         _ => Err(Errno::EINVAL),
     }
 }
@@ -358,7 +376,12 @@ pub fn fallocate(fds: &FdTable, fd: i32, mode: u32, offset: i64, len: i64) -> Re
     }
     inode.shared.check_writable()?;
     if let Target::Foreign { file, .. } = &f.target {
-        return file.fallocate(mode, offset as u64, len as u64);
+        file.fallocate(mode, offset as u64, len as u64)?;
+        // FALLOC_FL_PUNCH_HOLE (2) and FALLOC_FL_ZERO_RANGE (0x10) change the bytes.
+        if mode & 0x12 != 0 {
+            crate::cachehook::after_zero(&inode, offset as u64, len as u64);
+        }
+        return Ok(());
     }
     match mode {
         0 => {
@@ -375,6 +398,8 @@ pub fn fallocate(fds: &FdTable, fd: i32, mode: u32, offset: i64, len: i64) -> Re
             let f = st.file_mut().ok_or(Errno::ENODEV)?;
             f.punch_hole(&shared, offset as u64, len as u64);
             st.touch_modify(now);
+            drop(st);
+            crate::cachehook::after_zero(&inode, offset as u64, len as u64);
             Ok(())
         }
         _ => Err(Errno::EOPNOTSUPP),

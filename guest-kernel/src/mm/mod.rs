@@ -3,6 +3,7 @@
 
 pub mod filecache;
 pub mod frame;
+pub mod pagecache;
 pub mod paging;
 pub mod pcp;
 pub mod space;

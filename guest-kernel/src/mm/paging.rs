@@ -12,6 +12,11 @@ use x86_64::structures::paging::{PageTable, PageTableFlags as F};
 const TABLE_FLAGS: F = F::PRESENT.union(F::WRITABLE).union(F::USER_ACCESSIBLE);
 /// Physical address bits of an entry.
 pub(crate) const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+/// Software bit of a leaf (SDM 4.5: bits 9-11 are ignored by the MMU, and by H's shadow
+/// walk, which copies only the architectural bits): the frame is a page of a `MAP_SHARED`
+/// mapping. Such a leaf is never made copy-on-write: fork keeps it writable on both sides,
+/// and a write through a read-only one (first write, for dirty tracking) makes it writable.
+pub const SHARED_MAP: F = F::BIT_9;
 
 /// A leaf translation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,7 +229,8 @@ impl PageTables {
     }
 
     /// Copies the tables for `fork(2)`: the child gets every present leaf of this address
-    /// space; writable leaves lose `WRITABLE` on both sides (copy-on-write). Pushes the GPA of
+    /// space; writable leaves lose `WRITABLE` on both sides (copy-on-write), except leaves
+    /// of shared mappings ([`SHARED_MAP`]), which stay writable and shared. Pushes the GPA of
     /// every leaf frame now referenced twice to `shared` (the caller adds an owner to each) and
     /// the parent's ranges whose present PTEs changed to `changed` (the caller flushes them).
     ///
@@ -329,7 +335,7 @@ fn fork_table(gpa: u64, level: u32, va: u64, eager: &dyn Fn(u64) -> bool, out: &
             continue;
         }
         let mut leaf = v;
-        if v & F::WRITABLE.bits() != 0 {
+        if v & F::WRITABLE.bits() != 0 && v & SHARED_MAP.bits() == 0 {
             if eager(at) {
                 let Some(copy) = frame::alloc_user_run(1, 1) else {
                     free_table(child, level);

@@ -3,8 +3,10 @@
 //! mremap/brk, populate, teardown). Present-PTE changes are queued and flushed in batches
 //! (`FLUSH_TLB`) before the frames they referenced are reused (design section 6).
 
-use super::paging::{flags_for_prot, Leaf, NoMemory, PageTables};
-use super::vma::{Vma, VmaKind, VmaSet};
+use super::pagecache::{self, Object, PageError};
+use super::paging::{flags_for_prot, Leaf, NoMemory, PageTables, SHARED_MAP};
+use super::vma::{Backing, Vma, VmaKind, VmaSet};
+use alloc::sync::Arc;
 use super::{frame, page_down, page_up, PAGE_SIZE};
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
@@ -32,6 +34,9 @@ pub enum FaultError {
     Denied,
     /// Guest memory exhausted.
     OutOfMemory,
+    /// A file mapping's page past the end of the file, or one that could not be read
+    /// (`SIGBUS`, `BUS_ADRERR`).
+    Bus,
 }
 
 /// Kind of a user access.
@@ -77,7 +82,7 @@ pub struct AddrSpace {
 }
 
 /// A planned demand fill (see [`AddrSpace::plan_demand_fill`]).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DemandPlan {
     vma: Vma,
     page: u64,
@@ -179,19 +184,30 @@ impl AddrSpace {
 
     /// Adds a VMA over `[start, end)` (page aligned, must be free).
     pub fn add_vma(&mut self, start: u64, end: u64, prot: u32, kind: VmaKind) {
-        self.vmas.insert(Vma { start, end, prot, kind });
+        self.vmas.insert(Vma::new(start, end, prot, kind));
+    }
+
+    /// Adds `vma` (its range must be free).
+    pub fn insert_vma(&mut self, vma: Vma) {
+        self.vmas.insert(vma);
     }
 
     /// Resolves a user access at `addr` that the page table does not allow yet: demand-fills
     /// a contiguous chunk around it (or fixes a PTE whose flags lag behind its VMA). Returns
     /// the range now mapped, to `PREFAULT`.
     pub fn fault_in(&mut self, addr: u64, access: Access) -> Result<(u64, u64), FaultError> {
-        let vma = *self.vmas.find(addr).ok_or(FaultError::Unmapped)?;
+        let vma = self.vmas.find(addr).ok_or(FaultError::Unmapped)?.clone();
         if !allowed(vma.prot, access) {
             return Err(FaultError::Denied);
         }
         let page = page_down(addr);
         let want = flags_for_prot(vma.prot);
+        if vma.backing.is_some() {
+            let leaf = self.pt.translate(page);
+            if leaf.is_none() || vma.is_shared() {
+                return self.fault_backed(&vma, page, access, leaf);
+            }
+        }
         if let Some(leaf) = self.pt.translate(page) {
             if access == Access::Write && !leaf.flags.contains(F::WRITABLE) && frame::is_shared(leaf.gpa) {
                 // Copy-on-write: this address space gets its own copy of the shared frame.
@@ -223,6 +239,134 @@ impl AddrSpace {
         frame::zero_new(gpa, n);
         self.map_frames(start, gpa, n, want).map_err(|_| FaultError::OutOfMemory)?;
         Ok((start, n as u64 * PAGE_SIZE))
+    }
+
+    /// A fault in a VMA backed by a page-cache object: a present leaf of a shared mapping
+    /// gets the VMA's rights (a first write marks the page dirty); a missing page comes from
+    /// the object, with the cached pages around it (read faults), read-only in private
+    /// mappings (a later write copies it) and in shared file mappings until written; a write
+    /// fault in a private mapping gets its own copy at once.
+    fn fault_backed(&mut self, vma: &Vma, page: u64, access: Access, leaf: Option<Leaf>) -> Result<(u64, u64), FaultError> {
+        let Some((b, pg)) = vma.object_page(page) else { return Err(FaultError::Unmapped) };
+        let b: Backing = b.clone();
+        let want = flags_for_prot(vma.prot);
+        let ro = want - F::WRITABLE;
+        if let Some(leaf) = leaf {
+            // Shared mapping, page present: the VMA allows the access, the leaf lags behind.
+            let f = if access == Access::Write || leaf.flags.contains(F::WRITABLE) || !b.obj.is_file() { want } else { ro };
+            if access == Access::Write {
+                b.obj.mark_dirty(pg);
+            }
+            let f = f | SHARED_MAP;
+            if leaf.flags & PERM != f & PERM && self.pt.protect(page, f) && !grants_more(leaf.flags, f) {
+                self.queue_flush(page, PAGE_SIZE);
+            }
+            return Ok((page, PAGE_SIZE));
+        }
+        let first = b.pgoff;
+        let end = b.pgoff + vma.len() / PAGE_SIZE;
+        let private_write = !b.shared && access == Access::Write;
+        let (lo, hi) = if private_write {
+            (pg, pg + 1)
+        } else {
+            pagecache::fault_window(pg, first, end, b.obj.eof_pages()).ok_or(FaultError::Bus)?
+        };
+        let pages = b.obj.fault_pages(pg, lo, hi).map_err(|e| match e {
+            PageError::Bus => FaultError::Bus,
+            PageError::NoMemory => FaultError::OutOfMemory,
+        })?;
+        let va_of = |i: u64| vma.start + (i - first) * PAGE_SIZE;
+        if private_write {
+            let Some(&(_, src)) = pages.first() else { return Err(FaultError::Bus) };
+            let copy = frame::alloc_user_run(1, 1);
+            if let Some(new) = copy {
+                // SAFETY: `src` is a page-cache frame we hold a reference on and `new` a frame
+                // just allocated; both whole guest pages in the physmap.
+                unsafe { core::ptr::copy_nonoverlapping(super::phys_to_virt(src), super::phys_to_virt(new), PAGE_SIZE as usize) };
+            }
+            frame::free(src, 1);
+            let new = copy.ok_or(FaultError::OutOfMemory)?;
+            self.map_frames(page, new, 1, want).map_err(|_| FaultError::OutOfMemory)?;
+            return Ok((page, PAGE_SIZE));
+        }
+        let (mut lo_va, mut hi_va) = (page, page + PAGE_SIZE);
+        let mut err = None;
+        for (i, gpa) in pages {
+            let va = va_of(i);
+            if err.is_some() || self.pt.translate(va).is_some() {
+                frame::free(gpa, 1);
+                continue;
+            }
+            let flags = if !b.shared {
+                ro
+            } else if !b.obj.is_file() {
+                want | SHARED_MAP
+            } else if va == page && access == Access::Write {
+                b.obj.mark_dirty(i);
+                want | SHARED_MAP
+            } else {
+                ro | SHARED_MAP
+            };
+            if self.map_frames(va, gpa, 1, flags).is_err() {
+                err = Some(FaultError::OutOfMemory);
+                continue;
+            }
+            lo_va = lo_va.min(va);
+            hi_va = hi_va.max(va + PAGE_SIZE);
+        }
+        match err {
+            Some(e) if self.pt.translate(page).is_none() => Err(e),
+            _ => Ok((lo_va, hi_va - lo_va)),
+        }
+    }
+
+    /// Removes the leaves that map pages `first..` of `obj` (truncation): every such leaf of
+    /// a shared mapping, and the leaves of private mappings whose frame is one of `gpas` (the
+    /// cache's; private copies stay). The flush is queued.
+    pub fn zap_object(&mut self, obj: &Arc<Object>, first: u64, gpas: &[u64]) {
+        let hits: Vec<(u64, u64, bool)> = self
+            .vmas
+            .iter()
+            .filter_map(|v| {
+                let b = v.backing.as_ref().filter(|b| Arc::ptr_eq(&b.obj, obj))?;
+                let pages = v.len() / PAGE_SIZE;
+                if b.pgoff + pages <= first {
+                    return None;
+                }
+                let from = v.start + first.saturating_sub(b.pgoff) * PAGE_SIZE;
+                Some((from, v.end, b.shared))
+            })
+            .collect();
+        for (from, to, shared) in hits {
+            let (flush, free) = (&mut self.pending_flush, &mut self.pending_free);
+            let mut gone = 0;
+            self.pt.for_each_leaf(from, to, &mut |va, pte| {
+                let gpa = *pte & super::paging::ADDR_MASK;
+                if shared || gpas.contains(&gpa) {
+                    push_run(flush, va, PAGE_SIZE);
+                    push_frames(free, gpa, 1);
+                    *pte = 0;
+                    gone += 1;
+                }
+            });
+            self.resident -= gone;
+        }
+    }
+
+    /// Writes back the dirty pages of the shared file mappings in `[start, end)` (`msync`,
+    /// `munmap`). Returns the first error of a file.
+    pub fn writeback(&self, start: u64, end: u64) -> Result<(), guest_fs::Errno> {
+        let mut res = Ok(());
+        for v in self.vmas.overlapping(start, end) {
+            if let Some(b) = v.backing.as_ref().filter(|b| b.shared && b.obj.is_file()) {
+                let lo = b.pgoff + (start.max(v.start) - v.start) / PAGE_SIZE;
+                let hi = b.pgoff + (end.min(v.end) - v.start).div_ceil(PAGE_SIZE);
+                if let Err(e) = b.obj.writeback(lo, hi) {
+                    res = Err(e);
+                }
+            }
+        }
+        res
     }
 
     /// The demand fill of not-present `page` in `vma`: the run of non-present pages around
@@ -261,15 +405,16 @@ impl AddrSpace {
     /// allocates and zeroes the frames with no lock held ([`DemandPlan::allocate`]), then
     /// installs them exclusively with [`AddrSpace::commit_demand`].
     pub fn plan_demand_fill(&self, addr: u64, access: Access) -> Option<DemandPlan> {
-        let vma = *self.vmas.find(addr)?;
-        if !allowed(vma.prot, access) {
+        let vma = self.vmas.find(addr)?.clone();
+        if !allowed(vma.prot, access) || vma.backing.is_some() {
             return None;
         }
         let page = page_down(addr);
         if self.pt.translate(page).is_some() {
             return None;
         }
-        Some(self.plan_demand(vma, page, flags_for_prot(vma.prot)))
+        let want = flags_for_prot(vma.prot);
+        Some(self.plan_demand(vma, page, want))
     }
 
     /// Second half of a demand fill: maps the frames `plan.allocate()` got if the address
@@ -355,7 +500,13 @@ impl AddrSpace {
                 a += PAGE_SIZE;
                 continue;
             }
-            let vma = *self.vmas.find(a).ok_or(FaultError::Unmapped)?;
+            let vma = self.vmas.find(a).ok_or(FaultError::Unmapped)?.clone();
+            if vma.backing.is_some() {
+                // Pages of a page-cache object come from it.
+                self.fault_in(a, Access::Read)?;
+                a += PAGE_SIZE;
+                continue;
+            }
             let hi = end.min(vma.end);
             let mut b = a + PAGE_SIZE;
             while b < hi && self.pt.translate(b).is_none() {
@@ -379,9 +530,18 @@ impl AddrSpace {
     pub fn populate_best_effort(&mut self, start: u64, end: u64) {
         let mut a = page_down(start);
         while a < end {
-            let Some(vma) = self.vmas.find(a).copied() else { return };
+            let Some(vma) = self.vmas.find(a).cloned() else { return };
             if vma.prot == 0 {
                 a = vma.end;
+                continue;
+            }
+            if vma.backing.is_some() {
+                // Pages of a page-cache object: fault them in (fault-around maps several),
+                // stopping at the end of the file or when memory is short.
+                if self.pt.translate(a).is_none() && (frame::user_headroom() < POPULATE_LOW_WATER || self.fault_in(a, Access::Read).is_err()) {
+                    return;
+                }
+                a += PAGE_SIZE;
                 continue;
             }
             if self.pt.translate(a).is_some() {
@@ -509,6 +669,7 @@ impl AddrSpace {
     /// Removes `[start, end)` (page aligned) from the address space: VMAs, PTEs, frames.
     /// The flush is queued; call [`AddrSpace::flush`].
     pub fn unmap(&mut self, start: u64, end: u64) {
+        let _ = self.writeback(start, end);
         let removed = self.vmas.remove(start, end);
         for v in removed {
             self.zap(v.start, v.end);
@@ -540,8 +701,16 @@ impl AddrSpace {
         self.pt.for_each_leaf(start, end, &mut |va, pte| {
             let old = *pte;
             let gpa = old & super::paging::ADDR_MASK;
-            // A frame shared copy-on-write stays read-only: the first write copies it.
-            let f = if flags.contains(F::WRITABLE) && frame::is_shared(gpa) { ro } else { flags };
+            let f = if old & SHARED_MAP.bits() != 0 {
+                // A shared mapping's page: writable only once written (dirty tracking; the
+                // fault makes it writable), never copied.
+                (if old & F::WRITABLE.bits() != 0 { flags } else { ro }) | SHARED_MAP
+            } else if flags.contains(F::WRITABLE) && frame::is_shared(gpa) {
+                // A frame shared copy-on-write stays read-only: the first write copies it.
+                ro
+            } else {
+                flags
+            };
             let new = super::paging::with_flags(old, f);
             if new != old {
                 *pte = new;
@@ -565,7 +734,7 @@ impl AddrSpace {
     pub fn move_range(&mut self, old: u64, new: u64, len: u64) -> Result<(), NoMemory> {
         let pieces = self.vmas.remove(old, old + len);
         for v in &pieces {
-            self.vmas.insert(Vma { start: v.start - old + new, end: v.end - old + new, ..*v });
+            self.vmas.insert(Vma { start: v.start - old + new, end: v.end - old + new, ..v.clone() });
         }
         let mut off = 0;
         while off < len {
@@ -681,9 +850,9 @@ impl Drop for AddrSpace {
         if self.space_id.take().is_some() && !cfg!(test) {
             crate::hcall::release_pgtbl(self.root());
         }
-        let all: Vec<Vma> = self.vmas.iter().copied().collect();
-        for v in all {
-            self.unmap(v.start, v.end);
+        let all: Vec<(u64, u64)> = self.vmas.iter().map(|v| (v.start, v.end)).collect();
+        for (start, end) in all {
+            self.unmap(start, end);
         }
         self.pending_flush.clear();
         for (gpa, n) in self.pending_free.drain(..) {
@@ -692,6 +861,14 @@ impl Drop for AddrSpace {
         let pt = core::mem::replace(&mut self.pt, PageTables::detached());
         pt.destroy();
     }
+}
+
+/// The futex key of user address `addr` when it lies in a shared mapping of a page-cache
+/// object: (object address, byte offset in the object). `None` otherwise.
+pub fn shared_key(mm: &AddrSpace, addr: u64) -> Option<(usize, u64)> {
+    let v = mm.vmas.find(addr)?;
+    let (b, pg) = v.object_page(page_down(addr)).filter(|(b, _)| b.shared)?;
+    Some((Arc::as_ptr(&b.obj) as usize, pg * PAGE_SIZE + addr % PAGE_SIZE))
 }
 
 /// `SHADOW_FAULT` of `gva` with #PF error `error` in the loaded space of page-table root

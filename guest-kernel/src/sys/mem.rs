@@ -1,5 +1,6 @@
-//! Memory syscalls: `brk`, `mmap` (anonymous, private file copies, `MAP_FIXED`,
-//! `MAP_FIXED_NOREPLACE`, `MAP_POPULATE`), `munmap`, `mprotect`, `mremap` (moving page-table
+//! Memory syscalls: `brk`, `mmap` (anonymous, shared anonymous, file mappings of page-cache
+//! pages (`crate::mm::pagecache`), `MAP_FIXED`, `MAP_FIXED_NOREPLACE`, `MAP_POPULATE`),
+//! `munmap` (writing back shared file pages), `mprotect`, `mremap` (moving page-table
 //! entries, not data), `madvise(MADV_DONTNEED)`, `mincore`, `mlock`/`munlock`, `msync`.
 //! Semantics per the man pages; ranges are checked the way Linux checks them (`mm/mmap.c`,
 //! `mm/mprotect.c`, `mm/madvise.c`, `mm/mincore.c`, `mm/mlock.c`, `mm/msync.c`), so an
@@ -8,7 +9,7 @@
 
 use super::{Ctx, KResult};
 use crate::mm::space::{AddrSpace, FaultError};
-use crate::mm::vma::VmaKind;
+use crate::mm::vma::{Backing, Vma, VmaKind};
 use crate::mm::{page_down, page_up, PAGE_SIZE};
 use alloc::vec::Vec;
 use guest_abi::layout::{USER_END, USER_START};
@@ -76,36 +77,31 @@ pub fn mmap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
         _ => return Err(Errno::EINVAL),
     }
     let anon = flags & MAP_ANONYMOUS != 0;
+    let shared = flags & MAP_SHARED_VALIDATE != MAP_PRIVATE;
     if !anon && off % PAGE_SIZE != 0 {
         return Err(Errno::EINVAL);
     }
-    // File contents are copied now (private semantics); shared file mappings are copies too.
-    let data = if anon {
-        None
+    // The mapping's last byte must have a file offset (mm/mmap.c: `EOVERFLOW` when
+    // `pgoff + pages` wraps); this also keeps every page index's byte offset in a u64.
+    if !anon && off.checked_add(len).is_none() {
+        return Err(Errno::EOVERFLOW);
+    }
+    // File pages are the page cache's frames (no copy); shared anonymous memory is an object
+    // of its own, so that it stays shared across fork.
+    let backing = if anon {
+        shared.then(|| Backing { obj: crate::mm::pagecache::anon_object(), pgoff: 0, shared: true })
     } else {
         let p = cx.proc();
-        let fds = p.fds.lock().clone();
-        let file = fds.get(fd)?;
+        let file = p.fds.lock().get(fd)?;
         if !file.is_regular() {
             return Err(Errno::ENODEV);
         }
-        if !file.readable() {
+        if !file.readable() || (shared && prot & 2 != 0 && !file.writable()) {
             return Err(Errno::EACCES);
         }
-        // Only the bytes the file has past `off` are copied (at most `len`): a mapping larger
-        // than the file costs no kernel memory for its tail.
-        // The size from fstat: a mounted filesystem's (hostfs) inode caches no size.
-        let size = guest_fs::fstat(&fds, fd).map_or(0, |s| u64::try_from(s.st_size).unwrap_or(0));
-        let want = size.saturating_sub(off).min(len);
-        if !crate::heap::user_may_grow(want) {
-            return Err(Errno::ENOMEM);
-        }
-        let mut buf = Vec::new();
-        buf.try_reserve_exact(want as usize).map_err(|_| Errno::ENOMEM)?;
-        buf.resize(want as usize, 0);
-        let n = guest_fs::pread64(&fds, fd, &mut buf, off as i64)?;
-        buf.truncate(n);
-        Some(buf)
+        let inode = file.inode().ok_or(Errno::ENODEV)?;
+        let obj = crate::mm::pagecache::file_object(inode, &file)?;
+        Some(Backing { obj, pgoff: off / PAGE_SIZE, shared })
     };
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
     cx.mm(|mm| {
@@ -125,38 +121,14 @@ pub fn mmap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
         } else {
             mm.find_free(len).ok_or(Errno::ENOMEM)?
         };
-        mm.add_vma(start, start + len, prot, VmaKind::Anon);
-        if let Some(d) = &data {
-            if let Err(e) = fill_copy(mm, start, d) {
-                mm.unmap(start, start + len);
-                mm.flush();
-                return Err(e);
-            }
-        } else if flags & MAP_POPULATE != 0 {
+        mm.insert_vma(Vma { backing, ..Vma::new(start, start + len, prot, VmaKind::Anon) });
+        if flags & MAP_POPULATE != 0 {
             // Best effort, like Linux: nothing for PROT_NONE, stops when memory is short,
             // never fails the mmap.
             mm.populate_best_effort(start, start + len);
         }
         Ok(start as i64)
     })
-}
-
-/// Populates `[start, start + data.len())` and copies the file bytes in (ignoring prot).
-fn fill_copy(mm: &mut AddrSpace, start: u64, data: &[u8]) -> Result<(), Errno> {
-    if data.is_empty() {
-        return Ok(());
-    }
-    mm.populate(start, start + data.len() as u64).map_err(|_| Errno::ENOMEM)?;
-    let mut done = 0usize;
-    while done < data.len() {
-        let at = start + done as u64;
-        let n = (PAGE_SIZE as usize).min(data.len() - done);
-        let leaf = mm.pt.translate(at).ok_or(Errno::ENOMEM)?;
-        // SAFETY: the frame was just populated for this mapping; n <= one page.
-        unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), crate::mm::phys_to_virt(leaf.gpa), n) };
-        done += n;
-    }
-    Ok(())
 }
 
 /// `munmap(2)`.
@@ -215,7 +187,7 @@ pub fn mremap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     }
     cx.mm(|mm| {
         vma_room(mm)?;
-        let vma = *mm.vmas.find(old).ok_or(Errno::EFAULT)?;
+        let vma = mm.vmas.find(old).ok_or(Errno::EFAULT)?.clone();
         if old_len == 0 || old_len > vma.end - old {
             return Err(Errno::EFAULT);
         }
@@ -227,7 +199,7 @@ pub fn mremap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
             }
             // Grow in place if the following range is free.
             if range_ok(old, new_len) && !mm.vmas.overlaps(old + old_len, old + new_len) {
-                mm.add_vma(old + old_len, old + new_len, vma.prot, vma.kind);
+                mm.insert_vma(grown(&vma, old + old_len, old + new_len));
                 return Ok(old as i64);
             }
             if flags & MREMAP_MAYMOVE == 0 {
@@ -249,11 +221,18 @@ pub fn mremap(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
             mm.unmap(old + keep, old + old_len);
         }
         if new_len > keep {
-            mm.add_vma(dest + keep, dest + new_len, vma.prot, vma.kind);
+            let piece = grown(&vma, old + keep, old + new_len);
+            mm.insert_vma(Vma { start: dest + keep, end: dest + new_len, ..piece });
         }
         mm.flush();
         Ok(dest as i64)
     })
+}
+
+/// The VMA that extends `vma` over `[start, end)` (at or past its end) for `mremap`: same
+/// prot and kind, and for an object's mapping the object pages that follow.
+fn grown(vma: &Vma, start: u64, end: u64) -> Vma {
+    Vma { start, end, prot: vma.prot, kind: vma.kind, backing: vma.backing.as_ref().map(|b| b.advanced(start - vma.start)) }
 }
 
 /// `madvise(2)`: `MADV_DONTNEED`/`MADV_FREE` drop anonymous pages (they read back as zero);
@@ -296,8 +275,10 @@ pub fn mlock(cx: &mut Ctx<'_>, a: [u64; 6], with_flags: bool) -> KResult {
     cx.mm(|mm| if mm.vmas.covered(start, end) { Ok(0) } else { Err(Errno::ENOMEM) })
 }
 
-/// `msync(2)`: nothing to write back (file mappings are private copies); `EINVAL` for an
-/// unaligned `addr` or bad flags, `ENOMEM` when the range wraps or is not all mapped.
+/// `msync(2)`: writes back the dirty page-cache pages of the shared file mappings in the
+/// range (`MS_ASYNC` too: the write is made now); `EINVAL` for an unaligned `addr` or bad
+/// flags, `ENOMEM` when the range wraps or is not all mapped, `EIO` when the file refused a
+/// write.
 pub fn msync(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     let (addr, flags) = (a[0], a[2]);
     if addr % PAGE_SIZE != 0 || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || flags & (MS_ASYNC | MS_SYNC) == (MS_ASYNC | MS_SYNC) {
@@ -308,7 +289,12 @@ pub fn msync(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     if end == addr {
         return Ok(0);
     }
-    cx.mm(|mm| if mm.vmas.covered(addr, end) { Ok(0) } else { Err(Errno::ENOMEM) })
+    cx.mm(|mm| {
+        if !mm.vmas.covered(addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        mm.writeback(addr, end).map(|()| 0).map_err(|_| Errno::EIO)
+    })
 }
 
 /// `mincore(2)`: one byte per page, 1 if resident. `EINVAL` for an unaligned `addr`;

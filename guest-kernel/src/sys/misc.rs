@@ -42,7 +42,19 @@ pub fn futex(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
         return Err(Errno::EINVAL);
     }
     let space = Arc::as_ptr(&cx.t.mm) as usize;
-    let key = |addr: u64| (space, addr);
+    // Private futexes are keyed by (address space, address); a shared one in a MAP_SHARED
+    // mapping by (page-cache object, offset), so that processes mapping the object at other
+    // addresses, or across fork, meet (kernel/futex/core.c `get_futex_key`).
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
+    let key_of = |cx: &Ctx<'_>, addr: u64| -> (usize, u64) {
+        if !private
+            && let Some(k) = cx.mm(|mm| crate::mm::space::shared_key(mm, addr))
+        {
+            return k;
+        }
+        (space, addr)
+    };
+    let (key1, key2) = (key_of(cx, uaddr), key_of(cx, a[4]));
     match cmd {
         0 | 9 => {
             let bitset = if cmd == 9 { val3 } else { u32::MAX };
@@ -79,7 +91,7 @@ pub fn futex(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
                     // Validate the address before taking the waiter lock.
                     let _: u32 = cx.read(uaddr)?;
                     let t = &*cx;
-                    let registered = crate::futex::register(&t.t.shared, key(uaddr), bitset, || t.read::<u32>(uaddr).is_ok_and(|v| v == val));
+                    let registered = crate::futex::register(&t.t.shared, key1, bitset, || t.read::<u32>(uaddr).is_ok_and(|v| v == val));
                     if !registered {
                         return Err(Errno::EAGAIN);
                     }
@@ -93,7 +105,7 @@ pub fn futex(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
             if bitset == 0 {
                 return Err(Errno::EINVAL);
             }
-            Ok(i64::from(crate::futex::wake(key(uaddr), val, bitset)))
+            Ok(i64::from(crate::futex::wake(key1, val, bitset)))
         }
         3 | 4 => {
             if !a[4].is_multiple_of(4) {
@@ -105,16 +117,16 @@ pub fn futex(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
                     return Err(Errno::EAGAIN);
                 }
             }
-            Ok(i64::from(crate::futex::requeue(key(uaddr), key(a[4]), val, a[3] as u32)))
+            Ok(i64::from(crate::futex::requeue(key1, key2, val, a[3] as u32)))
         }
         5 => {
             if !a[4].is_multiple_of(4) {
                 return Err(Errno::EINVAL);
             }
             let old = wake_op_update(cx, a[4], val3)?;
-            let mut n = crate::futex::wake(key(uaddr), val, u32::MAX);
+            let mut n = crate::futex::wake(key1, val, u32::MAX);
             if wake_op_cmp(old, val3) {
-                n += crate::futex::wake(key(a[4]), a[3] as u32, u32::MAX);
+                n += crate::futex::wake(key2, a[3] as u32, u32::MAX);
             }
             Ok(i64::from(n))
         }
