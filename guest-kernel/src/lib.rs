@@ -32,6 +32,7 @@ pub mod stats;
 pub mod sync;
 pub mod sys;
 pub mod time;
+pub mod vdso;
 pub mod waitq;
 #[cfg(not(test))]
 pub mod rt;

@@ -15,6 +15,10 @@ pub enum VmaKind {
     Stack,
     /// The `brk` heap.
     Heap,
+    /// The vDSO's data page (`[vvar]`, `crate::vdso`): the kernel's shared frame, read-only.
+    Vvar,
+    /// The vDSO image (`[vdso]`, `crate::vdso`): the kernel's shared frames, read+exec.
+    Vdso,
 }
 
 /// One area.
