@@ -8,6 +8,7 @@ extern crate alloc;
 pub mod arch;
 pub mod boot;
 pub mod console;
+pub mod cpustat;
 pub mod elf;
 pub mod exec;
 pub mod fifo;
