@@ -2,6 +2,7 @@
 //! halted for lack of work (idle) and handling syscalls (system), and context switches. The
 //! scheduler adds to them (`crate::sched`); user time is the rest of the vCPU's uptime.
 
+use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_abi::MAX_VCPUS;
 
@@ -40,4 +41,28 @@ pub fn times(v: u32) -> (u64, u64, u64) {
 /// Context switches since boot.
 pub fn switches() -> u64 {
     SWITCHES.load(Ordering::Relaxed)
+}
+
+/// Adds the time from [`RunTime::start`] to its drop to the process's `run_ns` (one stay of a
+/// thread on a vCPU, `crate::sched::run_thread`).
+pub struct RunTime(Arc<crate::proc::Process>, u64);
+
+impl RunTime {
+    /// Starts timing a thread of `p`.
+    pub fn start(p: &Arc<crate::proc::Process>) -> Self {
+        RunTime(p.clone(), crate::time::monotonic_ns())
+    }
+}
+
+impl Drop for RunTime {
+    fn drop(&mut self) {
+        self.0.run_ns.fetch_add(crate::time::monotonic_ns().saturating_sub(self.1), Ordering::Relaxed);
+    }
+}
+
+/// (user, system) ns of process `p`: its time on a vCPU split by the syscall time.
+pub fn process_times(p: &crate::proc::Process) -> (u64, u64) {
+    let sys = p.sys_ns.load(Ordering::Relaxed);
+    let run = p.run_ns.load(Ordering::Relaxed).max(sys);
+    (run - sys, sys)
 }

@@ -136,6 +136,8 @@ pub struct Process {
     pub alarm_ns: AtomicU64,
     /// Start time (ns since boot).
     pub start_ns: u64,
+    /// Time its threads spent on a vCPU (user and kernel), ns (`crate::cpustat::RunTime`).
+    pub run_ns: core::sync::atomic::AtomicU64,
     /// Time spent in the kernel on behalf of this process, ns.
     pub sys_ns: core::sync::atomic::AtomicU64,
     /// The live threads (thread group), the first one (tid = pid) included while it lives.
@@ -271,6 +273,7 @@ impl Process {
             alarm_ns: AtomicU64::new(0),
             start_ns: crate::time::uptime_ns(),
             sys_ns: core::sync::atomic::AtomicU64::new(0),
+            run_ns: core::sync::atomic::AtomicU64::new(0),
             threads: Mutex::new(Vec::new()),
             group_exit: Mutex::new(None),
         });

@@ -408,6 +408,7 @@ fn settle(vcpu: u32, mut t: Task, trapped_in: Option<SpaceRef>, next: Next) -> O
 
 fn run_thread(vcpu: u32, mut t: Task) {
     crate::cpustat::switched();
+    let _run = crate::cpustat::RunTime::start(&t.proc);
     let mut last_fault = (u64::MAX, 0u32);
     let slice_end = crate::time::monotonic_ns() + SLICE_NS;
     let mut trapped_in: Option<SpaceRef> = None;

@@ -123,6 +123,24 @@ pub fn cpuinfo() -> String {
     s
 }
 
+/// `/proc/vmstat` (the counters `vmstat` needs to start; page counts from the frame
+/// allocator, event counters the kernel does not keep are 0).
+pub fn vmstat() -> String {
+    let (used, _, total) = crate::mm::frame::usage();
+    let free = total.saturating_sub(used);
+    let mut s = String::new();
+    let rows: [(&str, usize); 16] = [
+        ("nr_free_pages", free), ("nr_zone_inactive_anon", 0), ("nr_zone_active_anon", used), ("nr_zone_inactive_file", 0),
+        ("nr_zone_active_file", 0), ("nr_zone_unevictable", 0), ("nr_mlock", 0), ("nr_anon_pages", used), ("nr_mapped", 0),
+        ("nr_file_pages", 0), ("nr_dirty", 0), ("nr_writeback", 0), ("nr_shmem", 0), ("pgpgin", 0), ("pgpgout", 0), ("pswpin", 0),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(s, "{k} {v}");
+    }
+    s.push_str("pswpout 0\npgfault 0\npgmajfault 0\n");
+    s
+}
+
 /// `/proc/version`.
 pub fn version() -> String {
     format!("Linux version {OSRELEASE} (pvm guest kernel {}) #1 SMP PREEMPT_DYNAMIC\n", env!("CARGO_PKG_VERSION"))

@@ -334,6 +334,7 @@ fn refresh_global(ctx: &FsContext, procs: &[Arc<Process>]) {
     put(ctx, "/proc/uptime", global::uptime().as_bytes());
     put(ctx, "/proc/loadavg", global::loadavg(procs).as_bytes());
     put(ctx, "/proc/version", global::version().as_bytes());
+    put(ctx, "/proc/vmstat", global::vmstat().as_bytes());
     put(ctx, "/proc/filesystems", global::FILESYSTEMS.as_bytes());
     let fds = FdTable::new();
     for d in ["/proc/sys", "/proc/sys/kernel", "/proc/sys/kernel/random", "/proc/sys/fs", "/proc/sys/vm"] {

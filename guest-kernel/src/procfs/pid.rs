@@ -68,8 +68,7 @@ fn ticks(ns: u64) -> u64 {
 pub fn stat(p: &Process, t: Option<&ThreadShared>, reader_tid: i32) -> String {
     let comm = String::from_utf8_lossy(&p.comm()).into_owned();
     let (st, _) = state(p, t, reader_tid);
-    let sys = p.sys_ns.load(Ordering::Relaxed);
-    let total = crate::time::uptime_ns().saturating_sub(p.start_ns);
+    let (user, sys) = crate::cpustat::process_times(p);
     let m = mem_view(p);
     let nthreads = p.threads.lock().len().max(1);
     let rss_lim = p.rlimits.lock()[5].0;
@@ -82,7 +81,7 @@ pub fn stat(p: &Process, t: Option<&ThreadShared>, reader_tid: i32) -> String {
         ppid = p.ppid.load(Ordering::Relaxed),
         pgid = p.pgid.load(Ordering::Relaxed),
         sid = p.sid.load(Ordering::Relaxed),
-        ut = ticks(total.saturating_sub(sys)),
+        ut = ticks(user),
         stt = ticks(sys),
         start = ticks(p.start_ns),
         vsz = m.size,

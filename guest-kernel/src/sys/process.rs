@@ -236,9 +236,7 @@ pub fn getrusage(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     let mut r = [0i64; 18];
     if who != -1 {
         let p = cx.proc();
-        let sys = p.sys_ns.load(Ordering::Relaxed);
-        let total = crate::time::uptime_ns().saturating_sub(p.start_ns);
-        let user = total.saturating_sub(sys);
+        let (user, sys) = crate::cpustat::process_times(&p);
         r[0] = (user / 1_000_000_000) as i64;
         r[1] = ((user % 1_000_000_000) / 1000) as i64;
         r[2] = (sys / 1_000_000_000) as i64;
@@ -252,10 +250,9 @@ pub fn getrusage(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 /// `times(2)`: clock ticks (100 Hz).
 pub fn times(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     let p = cx.proc();
-    let sys = p.sys_ns.load(Ordering::Relaxed) / 10_000_000;
-    let total = crate::time::uptime_ns().saturating_sub(p.start_ns) / 10_000_000;
+    let (user, sys) = crate::cpustat::process_times(&p);
     if a[0] != 0 {
-        cx.write(a[0], &[total.saturating_sub(sys) as i64, sys as i64, 0, 0])?;
+        cx.write(a[0], &[(user / 10_000_000) as i64, (sys / 10_000_000) as i64, 0, 0])?;
     }
     Ok((crate::time::uptime_ns() / 10_000_000) as i64 + 1000)
 }
