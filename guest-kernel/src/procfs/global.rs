@@ -157,7 +157,8 @@ pub fn sysctl() -> [(&'static str, String); 9] {
         String::from_utf8_lossy(&h[..n]).into_owned()
     };
     [
-        ("kernel/pid_max", String::from("4194304\n")),
+        // Linux's PID_MAX_DEFAULT (include/linux/threads.h); procps sizes its PID column by it.
+        ("kernel/pid_max", String::from("32768\n")),
         ("kernel/threads-max", format!("{}\n", crate::mm::mem_size() / (128 << 10) * 2)),
         ("kernel/hostname", format!("{host}\n")),
         ("kernel/osrelease", format!("{OSRELEASE}\n")),
