@@ -9,5 +9,5 @@
 
 pub mod vvar;
 
-#[cfg(feature = "image")]
+#[cfg(all(feature = "image", not(test)))]
 mod image;
