@@ -59,10 +59,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 log "clippy of the guest kernel and the switcher stub"
 (cd guest-kernel && cargo clippy --release)
 (cd switcher/stub && cargo clippy --release)
+(cd guest-kernel/vdso && cargo clippy --release --features image --all-targets)
 
 # The guest kernel is freestanding, in its own workspace: its unit tests run on the host.
 log "guest kernel unit tests (cd guest-kernel && cargo test --lib --release)"
 (cd guest-kernel && cargo test --lib --release)
+(cd guest-kernel/vdso && cargo test --release)
 
 # Run by a user other than root, the tests' native reference runs (chroot in a private mount
 # namespace) use `sudo -n` or an unprivileged user namespace, or are skipped with a printed

@@ -98,6 +98,16 @@ static int b_getppid(uint64_t n) {
     return 0;
 }
 
+/* The C library's clock_gettime: a vDSO call where there is one (Linux, pvm), else a syscall. */
+static int b_clock_gettime(uint64_t n) {
+    struct timespec ts;
+    for (uint64_t i = 0; i < n; i++) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        sink += (uint64_t)ts.tv_nsec;
+    }
+    return 0;
+}
+
 static int fd_zero = -1, fd_null = -1;
 static int s_devs(void) {
     fd_zero = open("/dev/zero", O_RDONLY);
@@ -720,6 +730,7 @@ static void t_self_pipe(void) {
 
 static const struct bench BENCHES[] = {
     {"getppid", "call", b_getppid, NULL, NULL, 0, NULL, NULL, 0},
+    {"clock_gettime", "call", b_clock_gettime, NULL, NULL, 0, NULL, NULL, 0},
     {"read_zero", "call", b_read_zero, s_devs, t_devs, 0, NULL, NULL, 0},
     {"write_null", "call", b_write_null, s_devs, t_devs, 0, NULL, NULL, 0},
     {"stat", "call", b_stat, NULL, NULL, 0, NULL, NULL, 0},

@@ -194,6 +194,7 @@ fn init_fs(bi: &BootInfo) {
     // --tmpfs mounts go on it, then the standard mounts on whatever root is final.
     crate::hostfs::mount_boot_table(bi);
     crate::fs::mount_standard();
+    crate::procfs::mount_sys();
     vfs.register_device(5, 1, Arc::new(ConsoleDevice));
     vfs.register_device(5, 0, Arc::new(ConsoleDevice));
 }
@@ -232,6 +233,7 @@ fn launch_first(bi: &BootInfo) {
         crate::klog!(crate::log::WARN, "working directory {} not found, using /", String::from_utf8_lossy(&cwd));
     }
     let cmdline = crate::proc::cmdline_of(&argv);
+    let environ = crate::proc::cmdline_of(&envp);
     let loaded = match crate::exec::load(&ctx, &path, argv, &envp) {
         Ok(l) => l,
         Err(e) => {
@@ -268,6 +270,7 @@ fn launch_first(bi: &BootInfo) {
     let proc = Process::new(pid, 0, mm.clone(), fds, ctx);
     *proc.exe.lock() = loaded.exe;
     *proc.cmdline.lock() = cmdline;
+    *proc.environ.lock() = environ;
     let mut t = Thread::new(pid, proc, mm);
     t.ctx.regs = UserRegs { rip: loaded.entry, rsp: loaded.rsp, rflags: 0x202, ..UserRegs::default() };
     t.fpu = FpuAction::Reset;

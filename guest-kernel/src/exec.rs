@@ -134,6 +134,7 @@ pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) 
     let (_, _, _, edx) = crate::arch::cpuid(1, 0);
     let (_, xsave_size, _, _) = crate::arch::cpuid(0xd, 0);
     let phdr = elf.phdr_vaddr().map_or(0, |v| v.wrapping_add(bias));
+    let vdso = crate::vdso::map_into(&mut mm);
     let aux = [
         (stack::AT_PHDR, phdr),
         (stack::AT_PHENT, crate::elf::PHDR_SIZE as u64),
@@ -152,6 +153,8 @@ pub fn load(ctx: &FsContext, path: &[u8], argv: Vec<Vec<u8>>, envp: &[Vec<u8>]) 
         (stack::AT_CLKTCK, 100),
         (stack::AT_MINSIGSTKSZ, u64::from(xsave_size) + 1024),
     ];
+    // Linux puts AT_SYSINFO_EHDR first and leaves it out when there is no vDSO.
+    let aux: Vec<(u64, u64)> = vdso.map(|v| (crate::vdso::AT_SYSINFO_EHDR, v)).into_iter().chain(aux).collect();
     let img = stack::build(STACK_TOP, &StackSpec { argv: &argv, envp, execfn: &path, random, aux: &aux }, ARG_MAX)
         .ok_or_else(|| err(Errno::E2BIG, format!("exec {show}: argument list too long")))?;
     // Only the pages the initial stack needs (plus a little room): fresh frames must be

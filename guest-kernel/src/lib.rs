@@ -8,6 +8,7 @@ extern crate alloc;
 pub mod arch;
 pub mod boot;
 pub mod console;
+pub mod cpustat;
 pub mod elf;
 pub mod exec;
 pub mod fifo;
@@ -32,6 +33,7 @@ pub mod stats;
 pub mod sync;
 pub mod sys;
 pub mod time;
+pub mod vdso;
 pub mod waitq;
 #[cfg(not(test))]
 pub mod rt;

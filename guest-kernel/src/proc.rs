@@ -59,19 +59,30 @@ impl ExitReason {
 /// Resource limits tracked per process (`RLIMIT_*` index → (soft, hard)).
 pub type Rlimits = [(u64, u64); 16];
 
-/// Linux default limits (`RLIM_INFINITY` = `u64::MAX`).
+/// Linux's default limits (`RLIM_INFINITY` = `u64::MAX`): `INIT_RLIMITS` of
+/// include/asm-generic/resource.h, with `RLIMIT_NPROC` and `RLIMIT_SIGPENDING` at half of
+/// `max_threads` as kernel/fork.c sets them (guest RAM / 128 KiB), and `RLIMIT_NOFILE`
+/// 1024/1048576: Linux boots with 1024/4096, but what a container gets is its engine's
+/// choice (Docker passes dockerd's own limit, commonly 1048576 hard; Docker 25+ with
+/// systemd 1024:524288), and 1048576 is Linux's `fs.nr_open`, the highest hard limit.
 pub fn default_rlimits() -> Rlimits {
     let inf = u64::MAX;
+    let threads = (crate::mm::mem_size() / (128 << 10)).max(20);
     let mut r = [(inf, inf); 16];
     r[3] = (8 << 20, inf); // RLIMIT_STACK
     r[4] = (0, inf); // RLIMIT_CORE
-    r[6] = (4096, 4096); // RLIMIT_NPROC
-    r[7] = (1024, 4096); // RLIMIT_NOFILE
+    r[6] = (threads / 2, threads / 2); // RLIMIT_NPROC
+    r[7] = (1024, NR_OPEN); // RLIMIT_NOFILE
     r[8] = (8 << 20, 8 << 20); // RLIMIT_MEMLOCK
-    r[11] = (4096, 4096); // RLIMIT_SIGPENDING
+    r[11] = (threads / 2, threads / 2); // RLIMIT_SIGPENDING
     r[12] = (819_200, 819_200); // RLIMIT_MSGQUEUE
+    r[13] = (0, 0); // RLIMIT_NICE
+    r[14] = (0, 0); // RLIMIT_RTPRIO
     r
 }
+
+/// `fs.nr_open`: the highest `RLIMIT_NOFILE` (Linux's default, fs/file.c).
+pub const NR_OPEN: u64 = 1 << 20;
 
 /// An address space as processes share it (`CLONE_VM`: a vfork child runs in its parent's).
 /// `lock()` (= `write()`) is exclusive; page faults that only ask H for a shadow fill take
@@ -106,6 +117,9 @@ pub struct Process {
     pub name: Mutex<Option<Vec<u8>>>,
     /// `argv` of the running program, each NUL-terminated (`/proc/<pid>/cmdline`).
     pub cmdline: Mutex<Vec<u8>>,
+    /// The environment of the running program, each string NUL-terminated
+    /// (`/proc/<pid>/environ`).
+    pub environ: Mutex<Vec<u8>>,
     /// Signal actions, index = signal - 1.
     pub sigactions: Mutex<[SigAction; NSIG]>,
     /// Resource limits.
@@ -122,6 +136,8 @@ pub struct Process {
     pub alarm_ns: AtomicU64,
     /// Start time (ns since boot).
     pub start_ns: u64,
+    /// Time its threads spent on a vCPU (user and kernel), ns (`crate::cpustat::RunTime`).
+    pub run_ns: core::sync::atomic::AtomicU64,
     /// Time spent in the kernel on behalf of this process, ns.
     pub sys_ns: core::sync::atomic::AtomicU64,
     /// The live threads (thread group), the first one (tid = pid) included while it lives.
@@ -223,6 +239,11 @@ static NEXT_PID: AtomicI32 = AtomicI32::new(1);
 /// All live (and zombie) processes by pid.
 pub static PROCESSES: RwSpin<BTreeMap<i32, Arc<Process>>> = RwSpin::new(BTreeMap::new());
 
+/// Pids (processes and threads) made since boot (`/proc/stat` `processes`).
+pub fn pids_made() -> i32 {
+    NEXT_PID.load(Ordering::Relaxed) - 1
+}
+
 /// Allocates a pid (never reused within a VM run, up to `i32::MAX`).
 pub fn alloc_pid() -> i32 {
     NEXT_PID.fetch_add(1, Ordering::Relaxed)
@@ -242,6 +263,7 @@ impl Process {
             exe: Mutex::new(Vec::new()),
             name: Mutex::new(None),
             cmdline: Mutex::new(Vec::new()),
+            environ: Mutex::new(Vec::new()),
             sigactions: Mutex::new([SigAction::default(); NSIG]),
             rlimits: Mutex::new(default_rlimits()),
             exit: Mutex::new(None),
@@ -251,6 +273,7 @@ impl Process {
             alarm_ns: AtomicU64::new(0),
             start_ns: crate::time::uptime_ns(),
             sys_ns: core::sync::atomic::AtomicU64::new(0),
+            run_ns: core::sync::atomic::AtomicU64::new(0),
             threads: Mutex::new(Vec::new()),
             group_exit: Mutex::new(None),
         });

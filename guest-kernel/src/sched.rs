@@ -316,7 +316,9 @@ pub fn run_vcpu(vcpu: u32) -> ! {
                     d = d.min(now + IDLE_POLL_NS);
                 }
                 arm(vcpu, d, now);
+                let halted = crate::time::monotonic_ns();
                 crate::hcall::halt();
+                crate::cpustat::add_idle(vcpu, crate::time::monotonic_ns().saturating_sub(halted));
                 IDLE.fetch_and(!bit, Ordering::SeqCst);
                 take_irq(vcpu);
             }
@@ -405,6 +407,8 @@ fn settle(vcpu: u32, mut t: Task, trapped_in: Option<SpaceRef>, next: Next) -> O
 }
 
 fn run_thread(vcpu: u32, mut t: Task) {
+    crate::cpustat::switched();
+    let _run = crate::cpustat::RunTime::start(&t.proc);
     let mut last_fault = (u64::MAX, 0u32);
     let slice_end = crate::time::monotonic_ns() + SLICE_NS;
     let mut trapped_in: Option<SpaceRef> = None;
@@ -512,6 +516,7 @@ fn run_thread(vcpu: u32, mut t: Task) {
                 let ns = crate::time::tsc_to_ns(t2.saturating_sub(t1), khz);
                 crate::stats::syscall(n, ns);
                 t.proc.sys_ns.fetch_add(ns, Ordering::Relaxed);
+                crate::cpustat::add_sys(vcpu, ns);
                 r
             }
             Trap::PageFault { addr, error } => {

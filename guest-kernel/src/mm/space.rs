@@ -234,6 +234,9 @@ impl AddrSpace {
             }
             return Ok((page, PAGE_SIZE));
         }
+        if matches!(vma.kind, VmaKind::Vvar | VmaKind::Vdso) {
+            return crate::vdso::refault(self, &vma, page);
+        }
         let plan = self.plan_demand(vma, page, want);
         let (start, gpa, n) = alloc_extent(plan.lo, plan.hi, page, plan.prev, plan.next).ok_or(FaultError::OutOfMemory)?;
         frame::zero_new(gpa, n);
@@ -374,7 +377,7 @@ impl AddrSpace {
     fn plan_demand(&self, vma: Vma, page: u64, want: F) -> DemandPlan {
         let chunk = match vma.kind {
             VmaKind::Stack => 128 << 10,
-            VmaKind::Anon | VmaKind::Heap => LARGE,
+            VmaKind::Anon | VmaKind::Heap | VmaKind::Vvar | VmaKind::Vdso => LARGE,
         };
         let mut lo = (page & !(chunk - 1)).max(vma.start);
         let mut hi = (page.saturating_add(chunk) & !(chunk - 1)).min(vma.end);
@@ -410,7 +413,7 @@ impl AddrSpace {
             return None;
         }
         let page = page_down(addr);
-        if self.pt.translate(page).is_some() {
+        if self.pt.translate(page).is_some() || matches!(vma.kind, VmaKind::Vvar | VmaKind::Vdso) {
             return None;
         }
         let want = flags_for_prot(vma.prot);

@@ -20,6 +20,10 @@ pub enum VmaKind {
     Stack,
     /// The `brk` heap.
     Heap,
+    /// The vDSO's data page (`[vvar]`, `crate::vdso`): the kernel's shared frame, read-only.
+    Vvar,
+    /// The vDSO image (`[vdso]`, `crate::vdso`): the kernel's shared frames, read+exec.
+    Vdso,
 }
 
 /// The page-cache object a VMA maps (`mmap` of a file, shared anonymous memory).

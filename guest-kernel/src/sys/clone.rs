@@ -131,6 +131,7 @@ pub fn clone(cx: &mut Ctx<'_>, a: Args) -> SysRet {
     *child.exe.lock() = parent.exe.lock().clone();
     *child.name.lock() = parent.name.lock().clone();
     *child.cmdline.lock() = parent.cmdline.lock().clone();
+    *child.environ.lock() = parent.environ.lock().clone();
     *child.sigactions.lock() = *parent.sigactions.lock();
     *child.rlimits.lock() = *parent.rlimits.lock();
     child.exit_signal.store(exit_signal, Ordering::Relaxed);

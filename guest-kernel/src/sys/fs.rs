@@ -27,16 +27,21 @@ pub fn refresh_proc(cx: &Ctx<'_>, path: &[u8]) {
     proc_hook(cx, path);
 }
 
-/// Refreshes `/proc` before a lookup that may need it.
+/// Refreshes `/proc` before a lookup that may need it (the part of it `path` names).
 fn proc_hook(cx: &Ctx<'_>, path: &[u8]) {
-    let in_proc = path.starts_with(b"/proc") || (path.first() != Some(&b'/') && {
+    let abs = if path.first() == Some(&b'/') {
+        crate::procfs::normalize(b"", path)
+    } else {
         let p = cx.proc();
         let ctx = p.fs.lock().clone();
         let mut buf = [0u8; 256];
-        gfs::getcwd(&ctx, &mut buf).is_ok_and(|n| buf[..n].starts_with(b"/proc"))
-    });
-    if in_proc {
-        crate::procfs::refresh(cx.t.proc.pid);
+        match gfs::getcwd(&ctx, &mut buf) {
+            Ok(n) if buf[..n].starts_with(b"/proc") => crate::procfs::normalize(&buf[..n.saturating_sub(1)], path),
+            _ => return,
+        }
+    };
+    if abs.starts_with(b"/proc") {
+        crate::procfs::refresh_for(cx.t.proc.pid, cx.t.tid, &abs);
     }
 }
 

@@ -47,6 +47,7 @@ fn exec_inner(cx: &mut Ctx<'_>, path: u64, argv: u64, envp: u64, dirfd: i32, _fl
     let envp = cx.string_array(envp, 2 << 20)?;
     let ctx = p.fs.lock().clone();
     let cmdline = crate::proc::cmdline_of(&argv);
+    let environ = crate::proc::cmdline_of(&envp);
     let loaded = crate::exec::load(&ctx, &path, argv, &envp).map_err(|e| {
         crate::klog!(crate::log::DEBUG, "{}", e.reason);
         e.errno
@@ -69,6 +70,7 @@ fn exec_inner(cx: &mut Ctx<'_>, path: u64, argv: u64, envp: u64, dirfd: i32, _fl
     *p.exe.lock() = loaded.exe;
     *p.name.lock() = Some(comm);
     *p.cmdline.lock() = cmdline;
+    *p.environ.lock() = environ;
     p.fds.lock().close_on_exec();
     {
         let mut acts = p.sigactions.lock();
@@ -191,6 +193,9 @@ pub fn sysinfo(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 }
 
 /// `prlimit64(2)` (also backs `getrlimit`/`setrlimit`): args (pid, resource, new, old).
+/// Checks as Linux's `do_prlimit` (kernel/sys.c): `EINVAL` for an unknown resource or a soft
+/// limit above the hard one, `EPERM` for a hard `RLIMIT_NOFILE` above `fs.nr_open` or a
+/// raised hard limit without `CAP_SYS_RESOURCE` (here: uid 0).
 pub fn prlimit(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     let res = a[1] as usize;
     if res >= 16 {
@@ -198,12 +203,19 @@ pub fn prlimit(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     }
     let p = lookup(cx, a[0] as i32)?;
     let new: Option<[u64; 2]> = if a[2] != 0 { Some(cx.read(a[2])?) } else { None };
+    let privileged = cx.proc().fs.lock().uid == 0;
     let old = {
         let mut l = p.rlimits.lock();
         let old = l[res];
         if let Some([soft, hard]) = new {
             if soft > hard {
                 return Err(Errno::EINVAL);
+            }
+            if res == 7 && hard > crate::proc::NR_OPEN {
+                return Err(Errno::EPERM);
+            }
+            if hard > old.1 && !privileged {
+                return Err(Errno::EPERM);
             }
             l[res] = (soft, hard);
         }
@@ -224,9 +236,7 @@ pub fn getrusage(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     let mut r = [0i64; 18];
     if who != -1 {
         let p = cx.proc();
-        let sys = p.sys_ns.load(Ordering::Relaxed);
-        let total = crate::time::uptime_ns().saturating_sub(p.start_ns);
-        let user = total.saturating_sub(sys);
+        let (user, sys) = crate::cpustat::process_times(&p);
         r[0] = (user / 1_000_000_000) as i64;
         r[1] = ((user % 1_000_000_000) / 1000) as i64;
         r[2] = (sys / 1_000_000_000) as i64;
@@ -240,10 +250,9 @@ pub fn getrusage(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 /// `times(2)`: clock ticks (100 Hz).
 pub fn times(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     let p = cx.proc();
-    let sys = p.sys_ns.load(Ordering::Relaxed) / 10_000_000;
-    let total = crate::time::uptime_ns().saturating_sub(p.start_ns) / 10_000_000;
+    let (user, sys) = crate::cpustat::process_times(&p);
     if a[0] != 0 {
-        cx.write(a[0], &[total.saturating_sub(sys) as i64, sys as i64, 0, 0])?;
+        cx.write(a[0], &[(user / 10_000_000) as i64, (sys / 10_000_000) as i64, 0, 0])?;
     }
     Ok((crate::time::uptime_ns() / 10_000_000) as i64 + 1000)
 }

@@ -146,6 +146,7 @@ const fn over(name: &'static str, lmb: &'static str, title: &'static str, hints:
 /// memory).
 pub const ALL: &[Bench] = &[
     lat("getppid", "null syscall (getppid)", "call"),
+    lat("clock_gettime", "clock_gettime(MONOTONIC), vDSO", "call"),
     lat("read_zero", "read 1 byte of /dev/zero", "call"),
     lat("write_null", "write 1 byte to /dev/null", "call"),
     lat("stat", "stat", "call"),
