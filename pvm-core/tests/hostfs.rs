@@ -29,7 +29,7 @@ impl Tree {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("root");
-        for d in ["bin", "data/sub", "tmp", "proc", "dev"] {
+        for d in ["bin", "data/sub", "tmp", "proc", "dev", "sys"] {
             std::fs::create_dir_all(root.join(d)).expect("mkdir in rootfs");
         }
         common::copy_executable(Path::new(HOST_BUSYBOX), &root.join("bin/busybox"));
