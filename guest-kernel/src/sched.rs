@@ -596,6 +596,9 @@ fn interrupt_if_signalled(t: &mut Thread, n: u64) -> bool {
             | linux_raw_sys::general::__NR_ppoll
             | linux_raw_sys::general::__NR_select
             | linux_raw_sys::general::__NR_pselect6
+            | linux_raw_sys::general::__NR_epoll_wait
+            | linux_raw_sys::general::__NR_epoll_pwait
+            | linux_raw_sys::general::__NR_epoll_pwait2
     );
     if act.handler > 1 && act.flags & signal::SA_RESTART != 0 && restartable {
         // Re-execute the `syscall` instruction (2 bytes) after the handler; rax still holds n.
