@@ -151,7 +151,8 @@ pub trait Socket: Send + Sync {
     fn accept(&self, cx: &Caller) -> Result<Arc<dyn Socket>, Errno>;
     /// `sendmsg(2)`: bytes taken.
     fn send(&self, cx: &Caller, msg: SendMsg) -> Result<usize, Errno>;
-    /// `recvmsg(2)` into at most `len` bytes with `MSG_*` `flags`.
+    /// `recvmsg(2)` into at most `len` bytes with `MSG_*` `flags` (`MSG_DONTWAIT` is set
+    /// for nonblocking descriptions too).
     fn recv(&self, cx: &Caller, len: usize, flags: u32) -> Result<Recvd, Errno>;
     /// `shutdown(2)` with `how` = `SHUT_RD` (0), `SHUT_WR` (1), `SHUT_RDWR` (2).
     fn shutdown(&self, how: u32) -> Result<(), Errno>;
@@ -216,8 +217,9 @@ fn anonymous_caller() -> Caller {
 }
 
 impl FileOps for SocketFile {
-    fn read(&self, buf: &mut [u8], _flags: u32) -> Result<usize, Errno> {
-        let r = self.0.recv(&anonymous_caller(), buf.len(), 0)?;
+    fn read(&self, buf: &mut [u8], flags: u32) -> Result<usize, Errno> {
+        let dontwait = if flags & SOCK_NONBLOCK != 0 { MSG_DONTWAIT } else { 0 };
+        let r = self.0.recv(&anonymous_caller(), buf.len(), dontwait)?;
         buf[..r.data.len()].copy_from_slice(&r.data);
         Ok(r.data.len())
     }

@@ -93,6 +93,12 @@ fn sockaddr(name: Option<&Name>) -> Vec<u8> {
     v
 }
 
+/// The `msg_name` a receiver gets for a message from a socket named `name`: nothing for an
+/// unnamed sender (`unix_copy_addr` leaves `msg_namelen` 0).
+fn sender_name(name: Option<&Name>) -> Vec<u8> {
+    if name.is_some() { sockaddr(name) } else { Vec::new() }
+}
+
 /// Connection state (`sk_state`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Conn {
@@ -282,7 +288,7 @@ impl UnixSock {
                 return Err(Errno::EPIPE);
             }
             match (&st.peer, st.conn) {
-                (Some(p), Conn::Connected) => (p.clone(), st.sndbuf, sockaddr(st.name.as_ref())),
+                (Some(p), Conn::Connected) => (p.clone(), st.sndbuf, sender_name(st.name.as_ref())),
                 _ => return Err(Errno::ENOTCONN),
             }
         };
@@ -336,7 +342,7 @@ impl UnixSock {
         if len > sndbuf.saturating_sub(32) {
             return Err(Errno::EMSGSIZE);
         }
-        let from = self.name_bytes();
+        let from = sender_name(self.st.lock().name.as_ref());
         let cred = msg.cred.unwrap_or(cx.cred);
         let mut ts = target.st.lock();
         if ts.dead {
@@ -425,7 +431,9 @@ impl UnixSock {
             return Err(Errno::ENOTCONN);
         }
         let Some(m) = st.rx.front() else {
-            if st.shutdown & RCV_SHUTDOWN != 0 {
+            // End of file on a shut-down receive side, but a nonblocking datagram read gets
+            // `EAGAIN` (it does not wait, and only the wait notices the shutdown).
+            if st.shutdown & RCV_SHUTDOWN != 0 && (self.ty == SOCK_SEQPACKET || flags & super::MSG_DONTWAIT == 0) {
                 return Ok(Recvd::default());
             }
             self.wq.register_current();
@@ -469,7 +477,9 @@ impl Socket for UnixSock {
     /// file, for paths).
     fn bind(&self, cx: &Caller, addr: &[u8]) -> Result<(), Errno> {
         let spec = parse(addr)?;
-        if self.st.lock().name.is_some() {
+        // A path is made first (`unix_bind_bsd`: a taken name is `EADDRINUSE` even for a
+        // bound socket); the others check "already bound" first.
+        if !matches!(spec, Spec::Path(_)) && self.st.lock().name.is_some() {
             return Err(Errno::EINVAL);
         }
         match spec {
@@ -482,10 +492,21 @@ impl Socket for UnixSock {
                     Err(Errno::EEXIST) => return Err(Errno::EADDRINUSE),
                     r => r?,
                 }
-                let st = guest_fs::newfstatat(vfs, fs, &cx.fds, guest_fs::AT_FDCWD, &p, 0x100)?;
+                let undo = || {
+                    let _ = guest_fs::unlinkat(vfs, fs, &cx.fds, guest_fs::AT_FDCWD, &p, 0);
+                };
+                let st = match guest_fs::newfstatat(vfs, fs, &cx.fds, guest_fs::AT_FDCWD, &p, 0x100) {
+                    Ok(st) => st,
+                    Err(e) => {
+                        undo();
+                        return Err(e);
+                    }
+                };
                 let key = (st.st_dev, st.st_ino);
                 let mut s = self.st.lock();
                 if s.name.is_some() {
+                    drop(s);
+                    undo();
                     return Err(Errno::EINVAL);
                 }
                 s.name = Some(Name::Path(p, key));
@@ -536,11 +557,8 @@ impl Socket for UnixSock {
         if spec == Spec::Unnamed {
             return Err(Errno::EINVAL);
         }
-        match self.st.lock().conn {
-            Conn::Connected => return Err(Errno::EISCONN),
-            Conn::Listening(_) => return Err(Errno::EINVAL),
-            Conn::Unconnected => {}
-        }
+        // `unix_stream_connect`'s order: the listener and its backlog are checked before
+        // this socket's own state.
         let listener = Self::find(cx, &spec, self.ty)?;
         let mut ls = listener.st.lock();
         let Conn::Listening(backlog) = ls.conn else { return Err(Errno::ECONNREFUSED) };
@@ -550,6 +568,11 @@ impl Socket for UnixSock {
         if ls.backlog.len() > backlog {
             listener.wq.register_current();
             return Err(Errno::EAGAIN);
+        }
+        match self.st.lock().conn {
+            Conn::Connected => return Err(Errno::EISCONN),
+            Conn::Listening(_) => return Err(Errno::EINVAL),
+            Conn::Unconnected => {}
         }
         let server = UnixSock::new(self.ty);
         let owner = ls.owner;

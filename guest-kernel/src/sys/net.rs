@@ -44,6 +44,11 @@ fn would_block(f: &OpenFile, flags: u32, e: Errno) -> Errno {
     if e == Errno::EAGAIN && !f.is_nonblocking() && flags & so::MSG_DONTWAIT == 0 { EBLOCK } else { e }
 }
 
+/// The flags a receive passes down: `MSG_DONTWAIT` also for a nonblocking description.
+fn recv_flags(f: &OpenFile, flags: u32) -> u32 {
+    if f.is_nonblocking() { flags | so::MSG_DONTWAIT } else { flags }
+}
+
 fn read_addr(cx: &Ctx<'_>, va: u64, len: u64) -> Result<Vec<u8>, Errno> {
     if len as usize > SOCKADDR_MAX || (len as i32) < 0 {
         return Err(Errno::EINVAL);
@@ -328,7 +333,7 @@ pub fn sendmmsg(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
 fn recv_one(cx: &Ctx<'_>, f: &OpenFile, s: &Arc<dyn Socket>, hva: u64, h: &MsgHdr, flags: u32) -> KResult {
     let iov = iovecs(cx, h)?;
     let total: usize = iov.iter().map(|v| v.1).sum();
-    let r = s.recv(&caller(cx), total, flags).map_err(|e| would_block(f, flags, e))?;
+    let r = s.recv(&caller(cx), total, recv_flags(f, flags)).map_err(|e| would_block(f, flags, e))?;
     let mut at = 0;
     for &(base, len) in &iov {
         if at >= r.data.len() {
@@ -397,7 +402,7 @@ pub fn recvfrom(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     let (f, s) = socket_of(cx, a[0])?;
     let flags = a[3] as u32;
     let len = (a[2] as usize).min(guest_fs::MAX_RW_COUNT).min(SEND_MAX);
-    let r = s.recv(&caller(cx), len, flags).map_err(|e| would_block(&f, flags, e))?;
+    let r = s.recv(&caller(cx), len, recv_flags(&f, flags)).map_err(|e| would_block(&f, flags, e))?;
     cx.copy_out(a[1], &r.data)?;
     if let Some(from) = &r.from {
         write_addr(cx, a[4], a[5], from)?;
