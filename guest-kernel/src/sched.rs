@@ -210,6 +210,18 @@ fn block(t: Task, seen: u64) {
     *slot = Some(t);
 }
 
+/// Wakes `t` once when `CLOCK_MONOTONIC` reaches `deadline` (ns), besides any deadline of
+/// its own: for objects whose readiness comes with time (`crate::timerfd`), which register a
+/// waiting thread this way as well as on their wait queue. A thread woken earlier gets one
+/// spurious wake-up at `deadline`, as with [`TIMERS`] entries.
+pub fn wake_at(deadline: u64, t: &Arc<ThreadShared>) {
+    let mut tm = TIMERS.lock();
+    if !tm.iter().any(|(x, s)| *x == deadline && Arc::ptr_eq(s, t)) {
+        tm.push((deadline, t.clone()));
+    }
+    NEXT_DEADLINE.fetch_min(deadline, Ordering::SeqCst);
+}
+
 /// Pending `alarm(2)` deadlines: (deadline ns, pid). Lock order: `TIMERS` before `ALARMS`.
 static ALARMS: Mutex<Vec<(u64, i32)>> = Mutex::new(Vec::new());
 
@@ -956,4 +968,5 @@ fn exit_process(t: Task, reason: ExitReason) {
         crate::proc::wake_all_threads(&par);
     }
     crate::oom::VICTIM_GONE.wake_all();
+    crate::pidfd::EXITS.wake_all();
 }

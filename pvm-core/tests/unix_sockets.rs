@@ -1,6 +1,7 @@
-//! AF_UNIX sockets and readiness (epoll, poll/select, eventfd) compared with Linux: static C
-//! programs (`tests/programs/unix_sockets.c`, `unix_epoll.c`) built with glibc and musl give
-//! the same stdout and exit status under `pvm run` as natively.
+//! AF_UNIX sockets and readiness (epoll, poll/select, eventfd, timerfd, signalfd, pidfd,
+//! close_range, memfd) compared with Linux: static C programs (`tests/programs/unix_sockets.c`,
+//! `unix_epoll.c`, `unix_fds.c`) built with glibc and musl give the same stdout and exit
+//! status under `pvm run` as natively; `unix_hostile.c` must leave the guest kernel standing.
 
 mod common;
 
@@ -32,6 +33,22 @@ fn readiness(libc: Libc) {
     assert!(guest.out().contains("et after write 1 ok"), "{}", guest.describe());
 }
 
+fn special_fds(libc: Libc) {
+    let guest = same_as_native("unix_fds", libc, &[]);
+    assert!(guest.out().contains("link '/memfd:pvm-test (deleted)'"), "{}", guest.describe());
+}
+
+/// Hostile arguments (`tests/programs/unix_hostile.c`): bogus pointers, huge counts, garbage
+/// control messages and 20,000 random socket/epoll calls fail with errnos; the guest kernel
+/// survives and the program finishes. Run under pvm only (random calls natively could reach
+/// the host's own sockets).
+fn hostile_arguments(libc: Libc) {
+    let exe = program("unix_hostile", libc);
+    let guest = common::Run::pvm().args(common::pvm_run_args(&[], &[], None, &exe, &[])).run().finished();
+    assert_eq!(guest.status, 0, "{}", guest.describe());
+    assert_eq!(guest.out(), "done\n", "{}", guest.describe());
+}
+
 macro_rules! both_libcs {
     ($($case:ident),* $(,)?) => {
         mod glibc {
@@ -43,4 +60,4 @@ macro_rules! both_libcs {
     };
 }
 
-both_libcs!(sockets, epoll_echo_level_triggered, epoll_echo_edge_triggered, readiness);
+both_libcs!(sockets, epoll_echo_level_triggered, epoll_echo_edge_triggered, readiness, special_fds, hostile_arguments);

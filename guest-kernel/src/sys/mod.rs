@@ -4,6 +4,7 @@
 
 pub mod clone;
 pub mod epoll;
+pub mod fdx;
 pub mod fs;
 pub mod fsx;
 pub mod mem;
@@ -387,6 +388,15 @@ pub fn dispatch(cx: &mut Ctx<'_>, n: u64) -> SysRet {
         nr::__NR_epoll_pwait2 => ret(epoll::epoll_pwait2(cx, a)),
         nr::__NR_eventfd => ret(epoll::eventfd2(cx, [a[0], 0, 0, 0, 0, 0])),
         nr::__NR_eventfd2 => ret(epoll::eventfd2(cx, a)),
+        nr::__NR_timerfd_create => ret(fdx::timerfd_create(cx, a)),
+        nr::__NR_timerfd_settime => ret(fdx::timerfd_settime(cx, a)),
+        nr::__NR_timerfd_gettime => ret(fdx::timerfd_gettime(cx, a)),
+        nr::__NR_signalfd => ret(fdx::signalfd4(cx, [a[0], a[1], a[2], 0, 0, 0])),
+        nr::__NR_signalfd4 => ret(fdx::signalfd4(cx, a)),
+        nr::__NR_pidfd_open => ret(fdx::pidfd_open(cx, a)),
+        nr::__NR_pidfd_send_signal => ret(fdx::pidfd_send_signal(cx, a)),
+        nr::__NR_close_range => ret(fdx::close_range(cx, a)),
+        nr::__NR_memfd_create => ret(fdx::memfd_create(cx, a)),
         _ => unknown(n),
     }
 }
