@@ -125,16 +125,16 @@ impl Epoll {
     pub fn ctl(&self, op: u32, fd: i32, file: &Arc<OpenFile>, ev: (u32, u64)) -> Result<(), Errno> {
         let key = (fd, Arc::as_ptr(file) as usize);
         let (events, data) = ev;
-        if op == CTL_ADD || op == CTL_MOD {
-            if let Some(inner) = of_file(file) {
-                if events & EPOLLEXCLUSIVE != 0 {
-                    return Err(Errno::EINVAL);
-                }
-                match inner.depth_avoiding(self, 1) {
-                    None => return Err(Errno(linux_raw_sys::errno::ELOOP)),
-                    Some(d) if d > MAX_NESTS => return Err(Errno::EINVAL),
-                    Some(_) => {}
-                }
+        if (op == CTL_ADD || op == CTL_MOD)
+            && let Some(inner) = of_file(file)
+        {
+            if events & EPOLLEXCLUSIVE != 0 {
+                return Err(Errno::EINVAL);
+            }
+            match inner.depth_avoiding(self, 1) {
+                None => return Err(Errno(linux_raw_sys::errno::ELOOP)),
+                Some(d) if d > MAX_NESTS => return Err(Errno::EINVAL),
+                Some(_) => {}
             }
         }
         let mut items = self.items.lock();

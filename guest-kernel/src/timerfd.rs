@@ -72,7 +72,7 @@ impl TimerFd {
         if now < next {
             return;
         }
-        let n = if s.interval == 0 { 1 } else { 1 + (now - next) / s.interval };
+        let n = (now - next).checked_div(s.interval).map_or(1, |k| k + 1);
         s.ticks = s.ticks.saturating_add(n);
         s.total = s.total.wrapping_add(n);
         s.next = if s.interval == 0 { None } else { Some(next.saturating_add(n.saturating_mul(s.interval))) };

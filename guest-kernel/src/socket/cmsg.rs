@@ -74,7 +74,7 @@ pub fn parse(buf: &[u8]) -> Result<Vec<Cmsg>, Errno> {
 /// The fds of an `SCM_RIGHTS` payload (`EINVAL` when empty, not a whole number of ints, or
 /// more than [`SCM_MAX_FD`]).
 pub fn rights(data: &[u8]) -> Result<Vec<i32>, Errno> {
-    if data.is_empty() || data.len() % 4 != 0 || data.len() / 4 > SCM_MAX_FD {
+    if data.is_empty() || !data.len().is_multiple_of(4) || data.len() / 4 > SCM_MAX_FD {
         return Err(Errno::EINVAL);
     }
     Ok(data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())

@@ -174,6 +174,9 @@ pub trait Socket: Send + Sync {
     fn ino(&self) -> u64;
 }
 
+/// Two connected sockets (`socketpair(2)`).
+pub type Pair = (Arc<dyn Socket>, Arc<dyn Socket>);
+
 /// A protocol family: makes sockets of its `AF_*`.
 pub trait Family: Sync {
     /// The `AF_*` value.
@@ -181,7 +184,7 @@ pub trait Family: Sync {
     /// `socket(2)` with `ty` (no flags) and `protocol` (`EPROTONOSUPPORT`, `ESOCKTNOSUPPORT`).
     fn create(&self, ty: u32, protocol: u32) -> Result<Arc<dyn Socket>, Errno>;
     /// `socketpair(2)`: two connected sockets (`EOPNOTSUPP` where the family has none).
-    fn pair(&self, cx: &Caller, ty: u32, protocol: u32) -> Result<(Arc<dyn Socket>, Arc<dyn Socket>), Errno> {
+    fn pair(&self, cx: &Caller, ty: u32, protocol: u32) -> Result<Pair, Errno> {
         let _ = (cx, ty, protocol);
         Err(Errno::EOPNOTSUPP)
     }

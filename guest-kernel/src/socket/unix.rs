@@ -560,28 +560,42 @@ impl Socket for UnixSock {
         // `unix_stream_connect`'s order: the listener and its backlog are checked before
         // this socket's own state.
         let listener = Self::find(cx, &spec, self.ty)?;
-        let mut ls = listener.st.lock();
-        let Conn::Listening(backlog) = ls.conn else { return Err(Errno::ECONNREFUSED) };
-        if ls.dead || ls.shutdown & RCV_SHUTDOWN != 0 {
-            return Err(Errno::ECONNREFUSED);
-        }
-        if ls.backlog.len() > backlog {
-            listener.wq.register_current();
-            return Err(Errno::EAGAIN);
-        }
+        let room = |ls: &St| -> Result<(), Errno> {
+            let Conn::Listening(backlog) = ls.conn else { return Err(Errno::ECONNREFUSED) };
+            if ls.dead || ls.shutdown & RCV_SHUTDOWN != 0 {
+                return Err(Errno::ECONNREFUSED);
+            }
+            if ls.backlog.len() > backlog {
+                listener.wq.register_current();
+                return Err(Errno::EAGAIN);
+            }
+            Ok(())
+        };
+        let (owner, name) = {
+            let ls = listener.st.lock();
+            room(&ls)?;
+            (ls.owner, ls.name.clone())
+        };
         match self.st.lock().conn {
             Conn::Connected => return Err(Errno::EISCONN),
             Conn::Listening(_) => return Err(Errno::EINVAL),
             Conn::Unconnected => {}
         }
+        // The server end is made and linked with no other lock held, then queued if the
+        // listener still has room (it may have changed meanwhile: then the link is undone).
         let server = UnixSock::new(self.ty);
-        let owner = ls.owner;
-        {
-            let mut ss = server.st.lock();
-            ss.name = ls.name.clone();
-        }
+        server.st.lock().name = name;
         let Some(me) = self.me.upgrade() else { return Err(Errno::ECONNREFUSED) };
         UnixSock::link(&server, &me, cx.cred, owner);
+        let mut ls = listener.st.lock();
+        if let Err(e) = room(&ls) {
+            drop(ls);
+            let mut st = self.st.lock();
+            st.peer = None;
+            st.peercred = None;
+            st.conn = Conn::Unconnected;
+            return Err(e);
+        }
         ls.backlog.push_back(server);
         ls.in_seq += 1;
         drop(ls);
@@ -856,7 +870,7 @@ impl Family for Unix {
         Ok(UnixSock::new(ty))
     }
 
-    fn pair(&self, cx: &Caller, ty: u32, protocol: u32) -> Result<(Arc<dyn Socket>, Arc<dyn Socket>), Errno> {
+    fn pair(&self, cx: &Caller, ty: u32, protocol: u32) -> Result<super::Pair, Errno> {
         self.create(ty, protocol)?;
         let ty = if ty == 3 { SOCK_DGRAM } else { ty };
         let (a, b) = (UnixSock::new(ty), UnixSock::new(ty));

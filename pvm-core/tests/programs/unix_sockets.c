@@ -181,8 +181,9 @@ static void rights(void) {
     close(sv[0]); close(sv[1]); close(pf[1]);
 }
 
-static void paths(void) {
-    char dir[] = "/tmp/unixsockXXXXXX";
+static void paths(const char *base) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/unixsockXXXXXX", base);
     if (!mkdtemp(dir) || chdir(dir) != 0) { printf("no dir\n"); return; }
     int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
     struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -287,14 +288,15 @@ static void cross_process(void) {
     close(sv[0]);
 }
 
-int main(void) {
+// argv[1]: the directory path names are made in (default /tmp; a hostfs volume in a test).
+int main(int argc, char **argv) {
     setvbuf(stdout, 0, _IONBF, 0);
     pair_basics();
     sigpipe_cases();
     boundaries(SOCK_DGRAM, "dgram");
     boundaries(SOCK_SEQPACKET, "seqpacket");
     rights();
-    paths();
+    paths(argc > 1 ? argv[1] : "/tmp");
     abstract();
     cross_process();
     P("socket bad family", socket(77, SOCK_STREAM, 0));
