@@ -116,7 +116,10 @@ static void pidfds(void) {
     struct pollfd p = { pf, POLLIN, 0 };
     P("poll running", poll(&p, 1, 0));
     P("poll until exit", poll(&p, 1, 5000)); printf("revents %#x\n", p.revents);
-    int st; waitpid(c, &st, 0); printf("status %d\n", WEXITSTATUS(st));
+    siginfo_t info = {0};
+    P("waitid P_PIDFD", waitid(P_PIDFD, pf, &info, WEXITED)); printf("status %d code-exited %d\n", info.si_status, info.si_code == CLD_EXITED);
+    P("waitid P_PIDFD on non-pidfd", waitid(P_PIDFD, 0, &info, WEXITED));
+    int st;
     P("send after reap", syscall(SYS_pidfd_send_signal, pf, SIGTERM, NULL, 0));
     close(pf);
     c = fork();

@@ -286,6 +286,33 @@ static void cross_process(void) {
     waitpid(c, 0, 0);
     P("recv after child exit", recv(sv[0], b, sizeof b, 0));
     close(sv[0]);
+    // Blocking accept woken by a child's connect; blocking connect woken by an accept that
+    // made room in a full backlog; MSG_WAITALL waiting for a second write.
+    char name[64]; int nl = snprintf(name, sizeof name, "#pvm-unix-accept-%d", getpid());
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    memcpy(a.sun_path, name, nl); a.sun_path[0] = 0;
+    socklen_t al = offsetof(struct sockaddr_un, sun_path) + nl;
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    bind(l, (struct sockaddr *)&a, al);
+    listen(l, 0);
+    c = fork();
+    if (c == 0) {
+        usleep(20000);
+        int s1 = socket(AF_UNIX, SOCK_STREAM, 0), s2 = socket(AF_UNIX, SOCK_STREAM, 0);
+        connect(s1, (struct sockaddr *)&a, al);
+        int r = connect(s2, (struct sockaddr *)&a, al); // blocks until the parent accepts s1
+        write(s2, r == 0 ? "wait" : "FAIL", 4); usleep(20000); write(s2, "all!", 4);
+        close(s1); close(s2);
+        _exit(0);
+    }
+    int x = accept(l, NULL, NULL);
+    printf("blocking accept ok %d\n", x >= 0);
+    usleep(50000);
+    int y = accept(l, NULL, NULL);
+    memset(b, 0, sizeof b);
+    P("recv waitall", recv(y, b, 8, MSG_WAITALL)); printf("'%s'\n", b);
+    waitpid(c, 0, 0);
+    close(x); close(y); close(l);
 }
 
 // argv[1]: the directory path names are made in (default /tmp; a hostfs volume in a test).
