@@ -32,9 +32,27 @@ pub trait FileOps: Send + Sync {
     fn stat(&self) -> Stat {
         Stat::default()
     }
-    /// Readiness among `events` ([`poll`] bits).
+    /// Readiness among `events` ([`poll`] bits; `POLLERR` and `POLLHUP` are reported even
+    /// when not asked for). The readiness contract every pollable kernel object keeps
+    /// (`poll`, `select`, `epoll`): when nothing among `events | POLLERR | POLLHUP` is
+    /// ready, the object registers the calling thread on its wait queue, so that its next
+    /// change of state wakes the thread (which then polls again). `poll(0)` therefore only
+    /// registers (an edge-triggered epoll uses it for objects already reported).
     fn poll(&self, events: u32) -> u32 {
         events & (poll::POLLIN | poll::POLLOUT)
+    }
+    /// A counter that changes whenever an event among `events` may have newly happened
+    /// (data arrived, room appeared, hang-up): edge-triggered `epoll` reports an item again
+    /// only when this moved since its last report. 0 (never changes) by default, for
+    /// objects whose readiness never changes.
+    fn poll_seq(&self, events: u32) -> u64 {
+        let _ = events;
+        0
+    }
+    /// The object as `Any`, for kernel objects with calls beyond these (a socket's `bind`,
+    /// an epoll's `ctl`): the kernel downcasts to its own type. `None` by default.
+    fn as_any(&self) -> Option<&dyn core::any::Any> {
+        None
     }
     /// `ioctl(2)` (`ENOTTY` by default).
     fn ioctl(&self, cmd: u32, arg: &mut [u8]) -> Result<i64> {
@@ -256,6 +274,23 @@ impl OpenFile {
             Target::Inode(_) | Target::Foreign { .. } => events & (poll::POLLIN | poll::POLLOUT),
             Target::Device { dev, .. } => dev.poll_ready(events),
             Target::Custom { ops, .. } => ops.poll(events),
+        }
+    }
+
+    /// [`FileOps::poll_seq`] of this description (0 for files whose readiness never changes).
+    pub fn poll_seq(&self, events: u32) -> u64 {
+        match &self.target {
+            Target::Custom { ops, .. } => ops.poll_seq(events),
+            _ => 0,
+        }
+    }
+
+    /// True for descriptions `epoll_ctl(2)` refuses with `EPERM`: regular files and
+    /// directories (Linux: files without a `poll` file operation).
+    pub fn always_ready(&self) -> bool {
+        match &self.target {
+            Target::Inode(i) | Target::Foreign { inode: i, .. } => matches!(i.file_type(), FileType::Regular | FileType::Directory),
+            _ => false,
         }
     }
 

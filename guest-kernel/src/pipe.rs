@@ -19,6 +19,10 @@ struct Shared {
     readers: usize,
     writers: usize,
     ino: u64,
+    /// Events for readers so far (writes, writer closes) and for writers (reads, reader
+    /// closes): `FileOps::poll_seq` for edge-triggered epoll.
+    in_seq: u64,
+    out_seq: u64,
 }
 
 /// A pipe: its state and who waits for it (readers and pollers for data or hang-up,
@@ -48,7 +52,7 @@ fn pipe_stat(ino: u64, size: usize) -> Stat {
 /// Creates a pipe; returns (read end, write end) descriptions with status `flags`.
 pub fn new_pair(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
     let ino = NEXT_INO.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    let sh = Arc::new(Pipe { state: Mutex::new(Shared { buf: VecDeque::new(), readers: 1, writers: 1, ino }), waiters: WaitQueue::new() });
+    let sh = Arc::new(Pipe { state: Mutex::new(Shared { buf: VecDeque::new(), readers: 1, writers: 1, ino, in_seq: 0, out_seq: 0 }), waiters: WaitQueue::new() });
     let status = flags & 0o4000; // O_NONBLOCK
     (
         OpenFile::new_custom(Arc::new(ReadEnd(sh.clone())), status),
@@ -58,14 +62,20 @@ pub fn new_pair(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
 
 impl Drop for ReadEnd {
     fn drop(&mut self) {
-        self.0.lock().readers -= 1;
+        let mut s = self.0.lock();
+        s.readers -= 1;
+        s.out_seq += 1;
+        drop(s);
         self.0.waiters.wake_all();
     }
 }
 
 impl Drop for WriteEnd {
     fn drop(&mut self) {
-        self.0.lock().writers -= 1;
+        let mut s = self.0.lock();
+        s.writers -= 1;
+        s.in_seq += 1;
+        drop(s);
         self.0.waiters.wake_all();
     }
 }
@@ -86,6 +96,7 @@ impl FileOps for ReadEnd {
         buf[..k].copy_from_slice(&a[..k]);
         buf[k..n].copy_from_slice(&b[..n - k]);
         s.buf.drain(..n);
+        s.out_seq += 1;
         drop(s);
         self.0.waiters.wake_all();
         Ok(n)
@@ -111,6 +122,9 @@ impl FileOps for ReadEnd {
         }
         r & (events | 0x18)
     }
+    fn poll_seq(&self, _events: u32) -> u64 {
+        self.0.lock().in_seq
+    }
 }
 
 impl FileOps for WriteEnd {
@@ -132,6 +146,7 @@ impl FileOps for WriteEnd {
             return Err(Errno::ENOMEM);
         }
         s.buf.extend(&buf[..n]);
+        s.in_seq += u64::from(n > 0);
         drop(s);
         if n > 0 {
             self.0.waiters.wake_all();
@@ -156,6 +171,9 @@ impl FileOps for WriteEnd {
         }
         r & (events | 0x18)
     }
+    fn poll_seq(&self, _events: u32) -> u64 {
+        self.0.lock().out_seq
+    }
 }
 
 /// The pipe behind a named pipe (`fifo(7)`): every open of the FIFO attaches a new end to
@@ -167,7 +185,7 @@ impl Default for Named {
     fn default() -> Self {
         let ino = NEXT_INO.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         Self(Arc::new(Pipe {
-            state: Mutex::new(Shared { buf: VecDeque::new(), readers: 0, writers: 0, ino }),
+            state: Mutex::new(Shared { buf: VecDeque::new(), readers: 0, writers: 0, ino, in_seq: 0, out_seq: 0 }),
             waiters: WaitQueue::new(),
         }))
     }
@@ -190,6 +208,10 @@ impl FileOps for BothEnds {
         // Both ends are here: no hang-up or error from our own side.
         (self.0.poll(events) | self.1.poll(events)) & events
     }
+    fn poll_seq(&self, events: u32) -> u64 {
+        let s = self.0.0.lock();
+        (if events & 0x1 != 0 { s.in_seq } else { 0 }) + (if events & 0x4 != 0 { s.out_seq } else { 0 })
+    }
 }
 
 impl Named {
@@ -200,6 +222,8 @@ impl Named {
         }
         s.readers += usize::from(read);
         s.writers += usize::from(write);
+        s.in_seq += 1;
+        s.out_seq += 1;
         drop(s);
         // Readers and pollers of the pipe, and openers blocked in `crate::fifo` (they wait
         // for the other side with no queue of their own).

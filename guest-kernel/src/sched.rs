@@ -210,6 +210,18 @@ fn block(t: Task, seen: u64) {
     *slot = Some(t);
 }
 
+/// Wakes `t` once when `CLOCK_MONOTONIC` reaches `deadline` (ns), besides any deadline of
+/// its own: for objects whose readiness comes with time (`crate::timerfd`), which register a
+/// waiting thread this way as well as on their wait queue. A thread woken earlier gets one
+/// spurious wake-up at `deadline`, as with [`TIMERS`] entries.
+pub fn wake_at(deadline: u64, t: &Arc<ThreadShared>) {
+    let mut tm = TIMERS.lock();
+    if !tm.iter().any(|(x, s)| *x == deadline && Arc::ptr_eq(s, t)) {
+        tm.push((deadline, t.clone()));
+    }
+    NEXT_DEADLINE.fetch_min(deadline, Ordering::SeqCst);
+}
+
 /// Pending `alarm(2)` deadlines: (deadline ns, pid). Lock order: `TIMERS` before `ALARMS`.
 static ALARMS: Mutex<Vec<(u64, i32)>> = Mutex::new(Vec::new());
 
@@ -601,6 +613,9 @@ fn interrupt_if_signalled(t: &mut Thread, n: u64) -> bool {
             | linux_raw_sys::general::__NR_ppoll
             | linux_raw_sys::general::__NR_select
             | linux_raw_sys::general::__NR_pselect6
+            | linux_raw_sys::general::__NR_epoll_wait
+            | linux_raw_sys::general::__NR_epoll_pwait
+            | linux_raw_sys::general::__NR_epoll_pwait2
     );
     if act.handler > 1 && act.flags & signal::SA_RESTART != 0 && restartable {
         // Re-execute the `syscall` instruction (2 bytes) after the handler; rax still holds n.
@@ -964,4 +979,5 @@ fn exit_process(t: Task, reason: ExitReason) {
         crate::proc::wake_all_threads(&par);
     }
     crate::oom::VICTIM_GONE.wake_all();
+    crate::pidfd::EXITS.wake_all();
 }

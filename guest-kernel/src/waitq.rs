@@ -21,6 +21,8 @@ use guest_abi::MAX_VCPUS;
 /// Threads waiting for one object.
 pub struct WaitQueue {
     waiters: Mutex<Vec<Arc<ThreadShared>>>,
+    /// Wake-ups so far ([`WaitQueue::seq`]).
+    seq: core::sync::atomic::AtomicU64,
 }
 
 impl Default for WaitQueue {
@@ -32,7 +34,7 @@ impl Default for WaitQueue {
 impl WaitQueue {
     /// An empty queue.
     pub const fn new() -> Self {
-        WaitQueue { waiters: Mutex::new(Vec::new()) }
+        WaitQueue { waiters: Mutex::new(Vec::new()), seq: core::sync::atomic::AtomicU64::new(0) }
     }
 
     /// Registers `t` (once).
@@ -52,11 +54,18 @@ impl WaitQueue {
 
     /// Wakes and unregisters every waiter; returns how many there were.
     pub fn wake_all(&self) -> usize {
+        self.seq.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
         let woken = core::mem::take(&mut *self.waiters.lock());
         for t in &woken {
             crate::sched::wake(t);
         }
         woken.len()
+    }
+
+    /// How many times the queue was woken: a change of the object's state (for
+    /// `guest_fs::FileOps::poll_seq`, which edge-triggered epoll compares).
+    pub fn seq(&self) -> u64 {
+        self.seq.load(core::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether nobody waits (a hint).

@@ -186,7 +186,7 @@ pub fn pwrite(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
     rw_write(cx, fd(a[0]), a[1], a[2] as usize, Some(a[3] as i64))
 }
 
-fn iovecs(cx: &Ctx<'_>, va: u64, cnt: u64) -> Result<Vec<(u64, usize)>, Errno> {
+pub(crate) fn iovecs(cx: &Ctx<'_>, va: u64, cnt: u64) -> Result<Vec<(u64, usize)>, Errno> {
     if cnt > 1024 {
         return Err(Errno::EINVAL);
     }
@@ -752,19 +752,29 @@ fn poll_ns(cx: &mut Ctx<'_>, fdsp: u64, nfds: u64, timeout: Option<u64>) -> KRes
     Ok(ready)
 }
 
-/// `ppoll(2)` (the signal mask argument is ignored).
+/// `ppoll(2)`: with the signal mask at `a[3]` for the wait (`super::epoll::set_wait_mask`).
 pub fn ppoll(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
-    let timeout = if a[2] == 0 {
-        None
-    } else {
-        let ts: [i64; 2] = cx.read(a[2])?;
-        Some((ts[0].max(0) as u64).saturating_mul(1_000_000_000).saturating_add(ts[1].max(0) as u64))
-    };
-    poll_ns(cx, a[0], a[1], timeout)
+    let timeout = super::epoll::read_timeout(cx, a[2])?;
+    super::epoll::set_wait_mask(cx, a[3], a[4])?;
+    let r = poll_ns(cx, a[0], a[1], timeout);
+    super::epoll::end_wait_mask(cx, r)
 }
 
-/// `select(2)` / `pselect6(2)` (`pselect` = true: the timeout is a timespec).
+/// `select(2)` / `pselect6(2)` (`pselect` = true: the timeout is a timespec and `a[5]`
+/// points to `{ const sigset_t *ss; size_t ss_len; }`, the mask for the wait).
 pub fn select(cx: &mut Ctx<'_>, a: [u64; 6], pselect: bool) -> KResult {
+    if pselect && a[5] != 0 {
+        let m: [u64; 2] = cx.read(a[5])?;
+        super::epoll::set_wait_mask(cx, m[0], m[1])?;
+    }
+    let r = select_inner(cx, a, pselect);
+    super::epoll::end_wait_mask(cx, r)
+}
+
+fn select_inner(cx: &mut Ctx<'_>, a: [u64; 6], pselect: bool) -> KResult {
+    if (a[0] as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
     let nfds = a[0].min(1024) as usize;
     let words = nfds.div_ceil(64);
     let timeout = if a[4] == 0 {

@@ -3,10 +3,13 @@
 //! goes in rax as a value or `-errno`. Unknown numbers get `ENOSYS` (logged once).
 
 pub mod clone;
+pub mod epoll;
+pub mod fdx;
 pub mod fs;
 pub mod fsx;
 pub mod mem;
 pub mod misc;
+pub mod net;
 pub mod process;
 pub mod signal;
 pub mod time;
@@ -357,11 +360,43 @@ pub fn dispatch(cx: &mut Ctx<'_>, n: u64) -> SysRet {
         | nr::__NR_delete_module | nr::__NR_kexec_load | nr::__NR_acct | nr::__NR_settimeofday
         | nr::__NR_clock_settime | nr::__NR_adjtimex | nr::__NR_iopl | nr::__NR_ioperm
         | nr::__NR_unshare | nr::__NR_setns => ret(Err(Errno::EPERM)),
-        nr::__NR_socket | nr::__NR_socketpair => ret(Err(Errno(linux_raw_sys::errno::EAFNOSUPPORT))),
-        nr::__NR_connect | nr::__NR_bind | nr::__NR_listen | nr::__NR_accept | nr::__NR_accept4
-        | nr::__NR_sendto | nr::__NR_recvfrom | nr::__NR_sendmsg | nr::__NR_recvmsg
-        | nr::__NR_shutdown | nr::__NR_getsockname | nr::__NR_getpeername | nr::__NR_setsockopt
-        | nr::__NR_getsockopt => ret(Err(Errno::ENOTSOCK)),
+        // Sockets.
+        nr::__NR_socket => ret(net::socket(cx, a)),
+        nr::__NR_socketpair => ret(net::socketpair(cx, a)),
+        nr::__NR_bind => ret(net::bind(cx, a)),
+        nr::__NR_listen => ret(net::listen(cx, a)),
+        nr::__NR_connect => ret(net::connect(cx, a)),
+        nr::__NR_accept => ret(net::accept4(cx, [a[0], a[1], a[2], 0, 0, 0])),
+        nr::__NR_accept4 => ret(net::accept4(cx, a)),
+        nr::__NR_sendto => ret(net::sendto(cx, a)),
+        nr::__NR_recvfrom => ret(net::recvfrom(cx, a)),
+        nr::__NR_sendmsg => ret(net::sendmsg(cx, a)),
+        nr::__NR_recvmsg => ret(net::recvmsg(cx, a)),
+        nr::__NR_sendmmsg => ret(net::sendmmsg(cx, a)),
+        nr::__NR_recvmmsg => ret(net::recvmmsg(cx, a)),
+        nr::__NR_shutdown => ret(net::shutdown(cx, a)),
+        nr::__NR_getsockname => ret(net::getsockname(cx, a)),
+        nr::__NR_getpeername => ret(net::getpeername(cx, a)),
+        nr::__NR_getsockopt => ret(net::getsockopt(cx, a)),
+        nr::__NR_setsockopt => ret(net::setsockopt(cx, a)),
+        // Readiness.
+        nr::__NR_epoll_create => ret(epoll::epoll_create(cx, a, true)),
+        nr::__NR_epoll_create1 => ret(epoll::epoll_create(cx, a, false)),
+        nr::__NR_epoll_ctl => ret(epoll::epoll_ctl(cx, a)),
+        nr::__NR_epoll_wait => ret(epoll::epoll_wait(cx, a)),
+        nr::__NR_epoll_pwait => ret(epoll::epoll_pwait(cx, a)),
+        nr::__NR_epoll_pwait2 => ret(epoll::epoll_pwait2(cx, a)),
+        nr::__NR_eventfd => ret(epoll::eventfd2(cx, [a[0], 0, 0, 0, 0, 0])),
+        nr::__NR_eventfd2 => ret(epoll::eventfd2(cx, a)),
+        nr::__NR_timerfd_create => ret(fdx::timerfd_create(cx, a)),
+        nr::__NR_timerfd_settime => ret(fdx::timerfd_settime(cx, a)),
+        nr::__NR_timerfd_gettime => ret(fdx::timerfd_gettime(cx, a)),
+        nr::__NR_signalfd => ret(fdx::signalfd4(cx, [a[0], a[1], a[2], 0, 0, 0])),
+        nr::__NR_signalfd4 => ret(fdx::signalfd4(cx, a)),
+        nr::__NR_pidfd_open => ret(fdx::pidfd_open(cx, a)),
+        nr::__NR_pidfd_send_signal => ret(fdx::pidfd_send_signal(cx, a)),
+        nr::__NR_close_range => ret(fdx::close_range(cx, a)),
+        nr::__NR_memfd_create => ret(fdx::memfd_create(cx, a)),
         _ => unknown(n),
     }
 }

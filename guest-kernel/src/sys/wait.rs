@@ -99,6 +99,11 @@ pub fn waitid(cx: &mut Ctx<'_>, a: [u64; 6]) -> KResult {
         0 => Select::Any,
         1 => Select::Pid(id),
         2 => Select::Group(if id == 0 { cx.t.proc.pgid.load(Ordering::Relaxed) } else { id }),
+        // P_PIDFD: the process a pidfd names (`EBADF` for other fds).
+        3 => {
+            let f = cx.t.proc.fds.lock().get(id)?;
+            Select::Pid(crate::pidfd::of_file(&f)?.pid())
+        }
         _ => return Err(Errno::EINVAL),
     };
     match find(cx.t.proc.pid, sel)? {
