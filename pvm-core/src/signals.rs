@@ -13,7 +13,8 @@ use std::io::Write as _;
 /// The signals pvm turns into an orderly stop.
 const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
 
-fn stop_set() -> libc::sigset_t {
+/// The set of [`STOP_SIGNALS`] (also what the OCI monitor blocks and forwards).
+pub(crate) fn stop_set() -> libc::sigset_t {
     // SAFETY: a zeroed sigset_t is valid storage; sigemptyset/sigaddset initialise it and
     // only write into it (the signal numbers are valid).
     unsafe {

@@ -451,30 +451,16 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> ExitCode {
     }
 }
 
-const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
-
-fn stop_set() -> libc::sigset_t {
-    // SAFETY: a zeroed sigset_t is valid storage; sigemptyset/sigaddset initialise it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in STOP_SIGNALS {
-            libc::sigaddset(&mut set, s);
-        }
-        set
-    }
-}
-
 /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (pvm's only one).
 fn block_stop_signals() {
-    let set = stop_set();
+    let set = crate::signals::stop_set();
     // SAFETY: changes this thread's signal mask only.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 }
 
 /// Passes SIGTERM, SIGINT and SIGHUP on to `pid` from a thread of their own.
 fn forward_stop_signals(pid: i32) {
-    let set = stop_set();
+    let set = crate::signals::stop_set();
     let _ = std::thread::Builder::new().name("pvm-forward".into()).spawn(move || {
         loop {
             // SAFETY: waits for one of the blocked signals in `set`.
