@@ -140,6 +140,9 @@ pub struct Process {
     pub run_ns: core::sync::atomic::AtomicU64,
     /// Time spent in the kernel on behalf of this process, ns.
     pub sys_ns: core::sync::atomic::AtomicU64,
+    /// The user time last reported for it, ns (`crate::cpustat::process_times` keeps it
+    /// monotonic).
+    pub user_reported_ns: core::sync::atomic::AtomicU64,
     /// The live threads (thread group), the first one (tid = pid) included while it lives.
     pub threads: Mutex<Vec<Arc<ThreadShared>>>,
     /// Set by `exit_group` or a fatal signal: every thread exits at its next scheduling
@@ -274,6 +277,7 @@ impl Process {
             start_ns: crate::time::uptime_ns(),
             sys_ns: core::sync::atomic::AtomicU64::new(0),
             run_ns: core::sync::atomic::AtomicU64::new(0),
+            user_reported_ns: core::sync::atomic::AtomicU64::new(0),
             threads: Mutex::new(Vec::new()),
             group_exit: Mutex::new(None),
         });

@@ -329,6 +329,7 @@ pub fn run_vcpu(vcpu: u32) -> ! {
                 }
                 arm(vcpu, d, now);
                 let halted = crate::time::monotonic_ns();
+                crate::cpustat::halt_begins(vcpu, halted);
                 crate::hcall::halt();
                 crate::cpustat::add_idle(vcpu, crate::time::monotonic_ns().saturating_sub(halted));
                 IDLE.fetch_and(!bit, Ordering::SeqCst);

@@ -97,6 +97,12 @@ fn busybox_tools() {
     assert_eq!(rest[0], "2", "nproc\n{}", out.describe());
     assert!(rest[1].contains(" up ") && rest[1].contains("load average: "), "{}", out.describe());
     assert!(rest.iter().any(|l| l.starts_with("Mem: ")) && rest.iter().any(|l| l.starts_with("CPU: ")), "{}", out.describe());
+    // top prints the difference of two /proc/stat samples: a figure that went backwards shows
+    // as a percentage in the millions.
+    let cpu = rest.iter().find(|l| l.starts_with("CPU:")).copied().unwrap_or_default();
+    for pct in cpu.split('%').filter_map(|w| w.split_whitespace().last().and_then(|n| n.trim_start_matches("CPU:").parse::<u64>().ok())) {
+        assert!(pct <= 100, "a CPU figure above 100% (a /proc/stat counter went backwards): {cpu}\n{}", out.describe());
+    }
     assert!(rest.iter().any(|l| l.starts_with("Load average: ")), "{}", out.describe());
 }
 
